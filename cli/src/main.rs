@@ -1,0 +1,242 @@
+//! The `ostree-build` command line: argument parsing and output only. Everything it does
+//! goes through `ostree_build_core`.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+use ostree_build_core::manifest::Manifest;
+use ostree_build_core::ops::build::{build, BuildOptions};
+use ostree_build_core::report::{Event, Kind, Reporter};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "ostree-build", version, about = "Build OS trees into OSTree repositories from one manifest")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum MessageFormat {
+    Human,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct ProjectArgs {
+    /// Path to ostree-build.toml (default: found in the current directory or a parent)
+    #[arg(long, value_name = "PATH")]
+    manifest_path: Option<PathBuf>,
+    /// Output for people or JSON lines for CI
+    #[arg(long, value_enum, default_value = "human")]
+    message_format: MessageFormat,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build components, compose images and publish them, redoing only what changed
+    Build {
+        #[command(flatten)]
+        project: ProjectArgs,
+        /// Print what would be rebuilt and why; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Rebuild every component and image
+        #[arg(long)]
+        force: bool,
+        /// Parallel component builds (default: number of CPUs)
+        #[arg(long, short)]
+        jobs: Option<usize>,
+    },
+    /// Show every component and image: ref, commit, version, fresh or stale
+    Status {
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+    /// List the backends that components can use
+    Backends {
+        #[arg(long, value_enum, default_value = "human")]
+        message_format: MessageFormat,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let json = match &cli.command {
+        Command::Build { project, .. } | Command::Status { project } => project.message_format == MessageFormat::Json,
+        Command::Backends { message_format } => *message_format == MessageFormat::Json,
+    };
+    if let Err(e) = run(cli) {
+        if json {
+            println!("{}", serde_json::json!({"event": "error", "message": format!("{e:#}")}));
+        }
+        eprintln!("error: {}", render_error(&e));
+        std::process::exit(1);
+    }
+}
+
+/// The error chain, outermost first; the innermost cause is what a user acts on, so it is
+/// kept whole (with its help lines).
+fn render_error(e: &anyhow::Error) -> String {
+    let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    match chain.len() {
+        0 => String::new(),
+        1 => chain[0].clone(),
+        _ => {
+            let (last, rest) = chain.split_last().unwrap_or((&chain[0], &[]));
+            let mut lines: Vec<&str> = last.lines().collect();
+            let first = lines.remove(0);
+            let mut out = format!("{}: {}", rest.join(": "), first);
+            for l in lines {
+                out.push('\n');
+                out.push_str(l);
+            }
+            out
+        }
+    }
+}
+
+fn load(project: &ProjectArgs) -> Result<Manifest> {
+    let path = match &project.manifest_path {
+        Some(p) => p.clone(),
+        None => Manifest::find(&std::env::current_dir()?)?,
+    };
+    Manifest::load(&path)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Build {
+            project,
+            dry_run,
+            force,
+            jobs,
+        } => {
+            let manifest = load(&project)?;
+            let mut rep = Printer {
+                json: project.message_format == MessageFormat::Json,
+                dry_run,
+            };
+            build(&manifest, &BuildOptions { dry_run, force, jobs }, &mut rep)?;
+        }
+        Command::Status { project } => {
+            let manifest = load(&project)?;
+            let units = ostree_build_core::ops::status::status(&manifest)?;
+            if project.message_format == MessageFormat::Json {
+                for u in &units {
+                    println!("{}", serde_json::to_string(u)?);
+                }
+            } else {
+                for u in &units {
+                    let commit = u.commit.as_deref().map(short).unwrap_or("-");
+                    let mut line = format!(
+                        "{:<9} {:<20} {:<7} {:<12} {}",
+                        u.kind, u.name, u.state, commit, u.ref_name
+                    );
+                    if let Some(v) = &u.version {
+                        line.push_str(&format!("  version {v}"));
+                    }
+                    if let Some(b) = &u.backend {
+                        line.push_str(&format!("  ({b})"));
+                    }
+                    if let Some(r) = &u.reason {
+                        line.push_str(&format!("  [{r}]"));
+                    }
+                    if u.kind == "image" {
+                        line.push_str(&format!(
+                            "  published: {}",
+                            u.published.as_deref().map(short).unwrap_or("no")
+                        ));
+                    }
+                    println!("{line}");
+                }
+            }
+        }
+        Command::Backends { message_format } => {
+            for f in ostree_build_core::backends::discover() {
+                if message_format == MessageFormat::Json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"name": f.info.name, "version": f.info.version, "source": f.source, "description": f.info.description})
+                    );
+                } else {
+                    println!("{:<12} {:<8} {:<9} {}", f.info.name, f.info.version, "built-in", f.info.description);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn short(c: &str) -> &str {
+    &c[..12.min(c.len())]
+}
+
+/// Renders core events as lines for a person or JSON lines for CI.
+struct Printer {
+    json: bool,
+    dry_run: bool,
+}
+
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Component => "component",
+        Kind::Image => "image",
+        Kind::Publish => "image",
+    }
+}
+
+impl Reporter for Printer {
+    fn event(&mut self, event: Event) {
+        if self.json {
+            if let Ok(s) = serde_json::to_string(&event) {
+                println!("{s}");
+            }
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = match event {
+            Event::Plan { kind, name, action, reason } => {
+                if self.dry_run {
+                    writeln!(out, "{:>9} {} {name}: {reason}", action, kind_name(kind))
+                } else if action == "fresh" {
+                    writeln!(out, "{:>9} {} {name}", "Fresh", kind_name(kind))
+                } else {
+                    Ok(())
+                }
+            }
+            Event::Started { kind, name } => match kind {
+                Kind::Component => writeln!(out, "{:>9} component {name}", "Building"),
+                Kind::Image => writeln!(out, "{:>9} image {name}", "Composing"),
+                Kind::Publish => writeln!(out, "{:>9} image {name}", "Publishing"),
+            },
+            Event::Finished { kind, name, commit, seconds, detail } => writeln!(
+                out,
+                "{:>9} {} {name} -> {} in {seconds:.2}s ({detail})",
+                match kind {
+                    Kind::Component => "Built",
+                    Kind::Image => "Composed",
+                    Kind::Publish => "Published",
+                },
+                kind_name(kind),
+                short(&commit)
+            ),
+            Event::Log { name, message } => writeln!(out, "{:>9} {name}: {message}", ""),
+            Event::Warning { message } => writeln!(out, "warning: {message}"),
+            Event::Waiting { message } => writeln!(out, "{:>9} {message}", "Blocking"),
+            Event::Summary { built, composed, published, fresh, seconds, phases } => {
+                let phases: Vec<String> = phases.iter().map(|(n, s)| format!("{n} {s:.2}s")).collect();
+                if built + composed + published == 0 {
+                    writeln!(out, "{:>9} nothing to do: everything is up to date ({seconds:.2}s)", "Finished")
+                } else {
+                    writeln!(
+                        out,
+                        "{:>9} {built} component(s) built, {composed} image(s) composed, {published} published, {fresh} fresh in {seconds:.2}s ({})",
+                        "Finished",
+                        phases.join(", ")
+                    )
+                }
+            }
+        };
+    }
+}

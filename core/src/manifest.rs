@@ -1,0 +1,526 @@
+//! The manifest, `ostree-build.toml`: strict parsing into typed sections.
+//!
+//! Every error names the file, line, column and key, with a did-you-mean where one fits.
+//! Backend options are kept as spanned TOML values here and checked against the backend's
+//! declared options by the build (see `ops::build`), with the same error format.
+
+use anyhow::{anyhow, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+pub const MANIFEST_NAME: &str = "ostree-build.toml";
+
+/// A parsed manifest plus what is needed to point at its lines.
+#[derive(Debug)]
+pub struct Manifest {
+    pub path: PathBuf,
+    pub dir: PathBuf,
+    source: String,
+    pub os: OsSection,
+    pub repos: ReposSection,
+    pub components: BTreeMap<String, ComponentSection>,
+    pub images: BTreeMap<String, ImageSection>,
+    pub publish: PublishSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    os: OsSection,
+    #[serde(default)]
+    repos: ReposSection,
+    #[serde(default)]
+    component: BTreeMap<String, BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
+    #[serde(default)]
+    image: BTreeMap<String, ImageSection>,
+    #[serde(default)]
+    publish: PublishSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct OsSection {
+    /// The OS name, first part of every ref (`exampleos`).
+    pub name: String,
+    /// Target architecture; defaults to the host's.
+    #[serde(default = "host_arch")]
+    pub arch: String,
+    /// Prefix of every ref; defaults to `{name}/{arch}`.
+    #[serde(default)]
+    pub ref_prefix: Option<String>,
+}
+
+fn host_arch() -> String {
+    std::env::consts::ARCH.to_string()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ReposSection {
+    /// The `bare-user` build repository (a cache; fsync off).
+    #[serde(default = "default_build_repo")]
+    pub build: PathBuf,
+    /// The `archive` repository clients pull from.
+    #[serde(default = "default_export_repo")]
+    pub export: PathBuf,
+}
+
+fn default_build_repo() -> PathBuf {
+    PathBuf::from("build/cache-repo")
+}
+fn default_export_repo() -> PathBuf {
+    PathBuf::from("build/repo")
+}
+
+impl Default for ReposSection {
+    fn default() -> Self {
+        ReposSection {
+            build: default_build_repo(),
+            export: default_export_repo(),
+        }
+    }
+}
+
+/// A component: which backend produces it and that backend's options.
+#[derive(Debug, Clone)]
+pub struct ComponentSection {
+    pub backend: String,
+    /// Where `backend = ...` is written, for errors.
+    pub backend_span: std::ops::Range<usize>,
+    /// Every other key of the table, passed to the backend.
+    pub options: BTreeMap<String, Spanned<toml::Value>>,
+    /// Where each option key is written, for errors.
+    pub option_key_spans: BTreeMap<String, std::ops::Range<usize>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConflictPolicy {
+    /// A path two components provide differently is an error.
+    #[default]
+    Error,
+    /// The component listed later wins.
+    LastWins,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Trigger {
+    /// A short name shown in output.
+    pub name: String,
+    /// A shell command run with `$OSTREE_BUILD_ROOT` set to the composed tree.
+    pub run: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ImageSection {
+    /// Components in union order.
+    pub components: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub conflicts: ConflictPolicy,
+    /// Version prefix; each new commit gets `version`, then `version.1`, `version.2`, ...
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Extra commit metadata (string, integer or boolean values).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, Spanned<toml::Value>>,
+    #[serde(default)]
+    pub triggers: Vec<Trigger>,
+    /// Override of the image's ref (default `{ref-prefix}/{image}`).
+    #[serde(default, rename = "ref")]
+    pub ref_name: Option<String>,
+    /// Whether `build` publishes this image to the export repository.
+    #[serde(default = "yes")]
+    pub publish: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PublishSection {
+    /// Generate a static delta from the previously published commit.
+    #[serde(default = "yes")]
+    pub deltas: bool,
+    /// Regenerate the summary file after publishing.
+    #[serde(default = "yes")]
+    pub summary: bool,
+    /// zlib level (1-9) of the archive repository; unset keeps libostree's default (6).
+    #[serde(default)]
+    pub zlib_level: Option<Spanned<u8>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for PublishSection {
+    fn default() -> Self {
+        PublishSection {
+            deltas: true,
+            summary: true,
+            zlib_level: None,
+        }
+    }
+}
+
+impl Manifest {
+    /// Find `ostree-build.toml` in `start` or its parents, like cargo does.
+    pub fn find(start: &Path) -> Result<PathBuf> {
+        let mut dir = Some(start);
+        while let Some(d) = dir {
+            let candidate = d.join(MANIFEST_NAME);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+            dir = d.parent();
+        }
+        Err(anyhow!(
+            "could not find `{}` in `{}` or any parent directory\n  help: create one with `ostree-build new`, or pass --manifest-path",
+            MANIFEST_NAME,
+            start.display()
+        ))
+    }
+
+    pub fn load(path: &Path) -> Result<Manifest> {
+        let source = std::fs::read_to_string(path).map_err(|e| {
+            anyhow!(
+                "{}: cannot read the manifest: {}\n  help: pass --manifest-path to point at an ostree-build.toml",
+                path.display(),
+                e
+            )
+        })?;
+        Self::parse(path, source)
+    }
+
+    pub fn parse(path: &Path, source: String) -> Result<Manifest> {
+        let raw: RawManifest = toml::from_str(&source).map_err(|e| {
+            let (msg, hint) = explain_toml_error(e.message());
+            let loc = e
+                .span()
+                .map(|s| location(&source, s.start))
+                .unwrap_or((1, 1));
+            located(path, loc, &msg, hint.as_deref())
+        })?;
+        let dir = path
+            .parent()
+            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let dir = dir.canonicalize().unwrap_or(dir);
+        let mut m = Manifest {
+            path: path.to_path_buf(),
+            dir,
+            source,
+            os: raw.os,
+            repos: raw.repos,
+            components: BTreeMap::new(),
+            images: raw.image,
+            publish: raw.publish,
+        };
+        for (name, table) in raw.component {
+            let section = m.component_section(&name, table)?;
+            m.components.insert(name, section);
+        }
+        m.validate()?;
+        Ok(m)
+    }
+
+    fn component_section(
+        &self,
+        name: &str,
+        table: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    ) -> Result<ComponentSection> {
+        let mut backend = None;
+        let mut options = BTreeMap::new();
+        let mut option_key_spans = BTreeMap::new();
+        for (key, value) in table {
+            if key.get_ref() == "backend" {
+                match value.get_ref() {
+                    toml::Value::String(s) => backend = Some((s.clone(), value.span())),
+                    _ => {
+                        return Err(self.error_at(
+                            value.span().start,
+                            &format!("component.{name}.backend must be a string"),
+                            Some("e.g. backend = \"dir\""),
+                        ))
+                    }
+                }
+            } else {
+                option_key_spans.insert(key.get_ref().clone(), key.span());
+                options.insert(key.into_inner(), value);
+            }
+        }
+        let (backend, backend_span) = backend.ok_or_else(|| {
+            let at = self.table_header(&format!("component.{name}"));
+            self.error_at(
+                at,
+                &format!("component '{name}' has no `backend` key"),
+                Some("add e.g. backend = \"dir\" (see `ostree-build backends`)"),
+            )
+        })?;
+        Ok(ComponentSection {
+            backend,
+            backend_span,
+            options,
+            option_key_spans,
+        })
+    }
+
+    fn validate(&self) -> Result<()> {
+        check_ref_part(&self.os.name).map_err(|e| {
+            self.error_at(self.find_text("name"), &format!("os.name: {e}"), None)
+        })?;
+        if let Some(level) = &self.publish.zlib_level {
+            if !(1..=9).contains(level.get_ref()) {
+                return Err(self.error_at(
+                    level.span().start,
+                    "publish.zlib-level must be between 1 and 9",
+                    Some("1 is fastest, 6 is libostree's default, 9 is smallest"),
+                ));
+            }
+        }
+        for (image, section) in &self.images {
+            check_ref_part(image).map_err(|e| {
+                self.error_at(
+                    self.table_header(&format!("image.{image}")),
+                    &format!("image name '{image}': {e}"),
+                    None,
+                )
+            })?;
+            if section.components.is_empty() {
+                return Err(self.error_at(
+                    self.table_header(&format!("image.{image}")),
+                    &format!("image '{image}' lists no components"),
+                    Some("add components = [\"...\"]"),
+                ));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for c in &section.components {
+                if !self.components.contains_key(c.get_ref()) {
+                    let hint = did_you_mean(c.get_ref(), self.components.keys().map(|s| s.as_str()))
+                        .map(|s| format!("did you mean `{s}`?"))
+                        .unwrap_or_else(|| "declare it as [component.NAME]".into());
+                    return Err(self.error_at(
+                        c.span().start,
+                        &format!(
+                            "image '{image}' names component '{}', which is not declared",
+                            c.get_ref()
+                        ),
+                        Some(&hint),
+                    ));
+                }
+                if !seen.insert(c.get_ref().clone()) {
+                    return Err(self.error_at(
+                        c.span().start,
+                        &format!("image '{image}' lists component '{}' twice", c.get_ref()),
+                        None,
+                    ));
+                }
+            }
+            for (key, value) in &section.metadata {
+                if matches!(
+                    value.get_ref(),
+                    toml::Value::Array(_) | toml::Value::Table(_) | toml::Value::Datetime(_)
+                ) {
+                    return Err(self.error_at(
+                        value.span().start,
+                        &format!("image.{image}.metadata.{key}: values must be strings, integers, floats or booleans"),
+                        None,
+                    ));
+                }
+            }
+            for t in &section.triggers {
+                if t.run.trim().is_empty() {
+                    return Err(self.error_at(
+                        self.find_text(&t.name),
+                        &format!("image '{image}': trigger '{}' has an empty `run`", t.name),
+                        None,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The prefix of every ref this project writes.
+    pub fn ref_prefix(&self) -> String {
+        self.os
+            .ref_prefix
+            .clone()
+            .unwrap_or_else(|| format!("{}/{}", self.os.name, self.os.arch))
+    }
+
+    pub fn component_ref(&self, component: &str) -> String {
+        format!("{}/components/{}", self.ref_prefix(), escape_ref_part(component))
+    }
+
+    pub fn image_ref(&self, image: &str) -> String {
+        self.images
+            .get(image)
+            .and_then(|i| i.ref_name.clone())
+            .unwrap_or_else(|| format!("{}/{}", self.ref_prefix(), image))
+    }
+
+    pub fn build_repo_path(&self) -> PathBuf {
+        self.dir.join(&self.repos.build)
+    }
+
+    pub fn export_repo_path(&self) -> PathBuf {
+        self.dir.join(&self.repos.export)
+    }
+
+    /// The project's state directory (lock, scratch space), beside the build repository.
+    pub fn state_dir(&self) -> PathBuf {
+        let build = self.build_repo_path();
+        build
+            .parent()
+            .map(|p| p.join(".ostree-build"))
+            .unwrap_or_else(|| self.dir.join(".ostree-build"))
+    }
+
+    /// An error located at a byte offset of the manifest.
+    pub fn error_at(&self, offset: usize, msg: &str, hint: Option<&str>) -> anyhow::Error {
+        located(&self.path, location(&self.source, offset), msg, hint)
+    }
+
+    fn table_header(&self, dotted: &str) -> usize {
+        self.source.find(&format!("[{dotted}]")).unwrap_or(0)
+    }
+
+    fn find_text(&self, needle: &str) -> usize {
+        self.source.find(needle).unwrap_or(0)
+    }
+}
+
+fn located(path: &Path, (line, col): (usize, usize), msg: &str, hint: Option<&str>) -> anyhow::Error {
+    match hint {
+        Some(h) => anyhow!("{}:{}:{}: {}\n  help: {}", path.display(), line, col, msg, h),
+        None => anyhow!("{}:{}:{}: {}", path.display(), line, col, msg),
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn location(source: &str, offset: usize) -> (usize, usize) {
+    let before = &source[..offset.min(source.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
+    (line, col)
+}
+
+/// Turn serde's "unknown field `x`, expected one of `a`, `b`" into a one-line message and a
+/// did-you-mean hint.
+fn explain_toml_error(message: &str) -> (String, Option<String>) {
+    let message = message.trim().to_string();
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        if let Some((field, tail)) = rest.split_once('`') {
+            let expected: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
+            let hint = match did_you_mean(field, expected.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`? valid keys: {}", expected.join(", ")),
+                None => format!("valid keys: {}", expected.join(", ")),
+            };
+            return (format!("unknown key `{field}`"), Some(hint));
+        }
+    }
+    if message.starts_with("missing field `") {
+        let field = message.split('`').nth(1).unwrap_or("");
+        return (
+            format!("missing key `{field}`"),
+            Some(format!("add `{field} = ...` to this table")),
+        );
+    }
+    (message.replace('\n', " "), None)
+}
+
+/// The closest candidate to `word`, if one is close enough to be a likely typo.
+pub fn did_you_mean<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Characters libostree accepts in a ref part.
+fn check_ref_part(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
+    {
+        return Err(format!(
+            "'{c}' is not allowed in a ref (use letters, digits, '.', '-', '_')"
+        ));
+    }
+    Ok(())
+}
+
+/// Escape a component name into a valid ref part: every character outside
+/// `[A-Za-z0-9.-]` (and `_` itself) becomes `_XX` (hex), so `libstdc++6` is `libstdc_2B_2B6`.
+pub fn escape_ref_part(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'.' || b == b'-' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("_{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Manifest> {
+        Manifest::parse(Path::new("ostree-build.toml"), s.to_string())
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_suggests() {
+        let err = parse("[os]\nname = \"x\"\n[image.a]\ncompnents = [\"b\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("ostree-build.toml:4:1: unknown key `compnents`"), "{err}");
+        assert!(err.contains("did you mean `components`?"), "{err}");
+    }
+
+    #[test]
+    fn image_with_unknown_component_is_located() {
+        let err = parse(
+            "[os]\nname = \"x\"\n[component.base]\nbackend = \"dir\"\npath = \"r\"\n[image.a]\ncomponents = [\"bsae\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("ostree-build.toml:7:15:"), "{err}");
+        assert!(err.contains("did you mean `base`?"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_located() {
+        let err = parse("[os]\nname = 3\n").unwrap_err().to_string();
+        assert!(err.starts_with("ostree-build.toml:2:8:"), "{err}");
+    }
+
+    #[test]
+    fn escapes_component_names() {
+        assert_eq!(escape_ref_part("libstdc++6"), "libstdc_2B_2B6");
+        assert_eq!(escape_ref_part("a_b"), "a_5Fb");
+        assert_eq!(escape_ref_part("bash-5.2"), "bash-5.2");
+    }
+
+    #[test]
+    fn components_keep_backend_options() {
+        let m = parse("[os]\nname = \"x\"\narch = \"aarch64\"\n[component.base]\nbackend = \"dir\"\npath = \"r\"\n")
+            .unwrap();
+        assert_eq!(m.components["base"].backend, "dir");
+        assert!(m.components["base"].options.contains_key("path"));
+        assert_eq!(m.component_ref("base"), "x/aarch64/components/base");
+    }
+}

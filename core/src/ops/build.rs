@@ -1,0 +1,506 @@
+//! `ostree-build build`: components -> images -> publish, doing only what changed.
+//!
+//! Order of effects, for atomicity: component and image commits are written as objects
+//! first; the build repository's refs move together in one transaction only once every
+//! component and image succeeded; then each image is copied to the export repository,
+//! its delta generated, and only then its export ref moved and the summary regenerated.
+
+use super::plan::*;
+use crate::lock::ProjectLock;
+use crate::manifest::{ImageSection, Manifest};
+use crate::repo::{MetaValue, NewCommit, Repo, RepoKind, WriteStats};
+use crate::report::{Event, Kind, Reporter};
+use crate::triggers;
+use anyhow::{anyhow, Context, Result};
+use ostree_build_sdk::{EventSink, Output};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::time::Instant;
+
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Say what would be done, do nothing.
+    pub dry_run: bool,
+    /// Rebuild everything regardless of input hashes.
+    pub force: bool,
+    /// Parallel component builds; default: available cores.
+    pub jobs: Option<usize>,
+}
+
+/// What a build did.
+#[derive(Debug, Clone, Default)]
+pub struct BuildSummary {
+    pub built: Vec<String>,
+    pub composed: Vec<String>,
+    pub published: Vec<String>,
+    pub fresh: usize,
+}
+
+pub fn build(manifest: &Manifest, options: &BuildOptions, rep: &mut dyn Reporter) -> Result<BuildSummary> {
+    let start = Instant::now();
+    let mut phases = Vec::new();
+    let lock = if options.dry_run {
+        None
+    } else {
+        Some(ProjectLock::acquire(&manifest.state_dir(), || {
+            rep.event(Event::Waiting {
+                message: "waiting for another ostree-build run on this project to finish".into(),
+            })
+        })?)
+    };
+    let build_path = manifest.build_repo_path();
+    let repo = if options.dry_run {
+        Repo::open_existing(&build_path)?
+    } else {
+        Some(Repo::open_or_create(&build_path, RepoKind::Build)?)
+    };
+    let scratch_root = manifest.state_dir().join("work").join("components");
+    let plan = plan(manifest, repo.as_ref(), options.force, &scratch_root)?;
+    report_plan(&plan, rep);
+    let mut summary = BuildSummary::default();
+    let (Some(repo), Some(lock)) = (repo, lock) else {
+        return Ok(summary);
+    };
+
+    // Components, in parallel, each in its own transaction; no ref moves yet.
+    let t = Instant::now();
+    let mut commits: BTreeMap<String, String> = BTreeMap::new();
+    let mut new_refs: Vec<(String, String)> = Vec::new();
+    for p in &plan.components {
+        if let (None, Some(c)) = (&p.reason, &p.current) {
+            commits.insert(p.name.clone(), c.checksum.clone());
+            summary.fresh += 1;
+        }
+    }
+    let todo: Vec<&ComponentPlan> = plan.components.iter().filter(|p| p.reason.is_some()).collect();
+    if !todo.is_empty() {
+        lock.scratch("components")?;
+        for (p, commit) in build_components(manifest, &todo, options.jobs, rep)? {
+            commits.insert(p.name.clone(), commit.clone());
+            new_refs.push((p.ref_name.clone(), commit));
+            summary.built.push(p.name.clone());
+        }
+    }
+    phases.push(("components".to_string(), t.elapsed().as_secs_f64()));
+
+    // Images: union in memory, triggers on a hardlinked checkout, commit with the devino cache.
+    let t = Instant::now();
+    let mut image_commits: BTreeMap<String, String> = BTreeMap::new();
+    for ip in &plan.images {
+        let section = &manifest.images[&ip.name];
+        let inputs: Vec<(String, String)> = section
+            .components
+            .iter()
+            .map(|c| (c.get_ref().clone(), commits[c.get_ref()].clone()))
+            .collect();
+        let input_hash = image_input_hash(&repo, &ip.name, section, &inputs)?;
+        if let Some(cur) = &ip.current {
+            if !options.force && cur.metadata.get(META_INPUT_HASH) == Some(&input_hash) {
+                image_commits.insert(ip.name.clone(), cur.checksum.clone());
+                summary.fresh += 1;
+                continue;
+            }
+        }
+        let reason = ip.reason.clone().unwrap_or_else(|| "definition changed".into());
+        rep.event(Event::Started {
+            kind: Kind::Image,
+            name: ip.name.clone(),
+        });
+        let ts = Instant::now();
+        let (commit, detail) = compose_image(manifest, &repo, &lock, ip, section, &inputs, &input_hash)
+            .with_context(|| format!("image '{}' was not composed; no ref was changed", ip.name))?;
+        rep.event(Event::Finished {
+            kind: Kind::Image,
+            name: ip.name.clone(),
+            commit: commit.clone(),
+            seconds: ts.elapsed().as_secs_f64(),
+            detail: format!("{reason}; {detail}"),
+        });
+        new_refs.push((ip.ref_name.clone(), commit.clone()));
+        image_commits.insert(ip.name.clone(), commit);
+        summary.composed.push(ip.name.clone());
+    }
+    repo.set_refs(&new_refs)?;
+    phases.push(("compose".to_string(), t.elapsed().as_secs_f64()));
+
+    // Publish.
+    let t = Instant::now();
+    summary.published = publish(manifest, &build_path, &image_commits, rep)?;
+    phases.push(("publish".to_string(), t.elapsed().as_secs_f64()));
+
+    rep.event(Event::Summary {
+        built: summary.built.len(),
+        composed: summary.composed.len(),
+        published: summary.published.len(),
+        fresh: summary.fresh,
+        seconds: start.elapsed().as_secs_f64(),
+        phases,
+    });
+    Ok(summary)
+}
+
+fn report_plan(plan: &BuildPlan, rep: &mut dyn Reporter) {
+    for p in &plan.components {
+        rep.event(Event::Plan {
+            kind: Kind::Component,
+            name: p.name.clone(),
+            action: if p.reason.is_some() { "build" } else { "fresh" }.into(),
+            reason: p.reason.clone().unwrap_or_else(|| "input hash unchanged".into()),
+        });
+    }
+    for p in &plan.images {
+        rep.event(Event::Plan {
+            kind: Kind::Image,
+            name: p.name.clone(),
+            action: if p.reason.is_some() { "compose" } else { "check" }.into(),
+            reason: p
+                .reason
+                .clone()
+                .unwrap_or_else(|| "components fresh; recomposed only if its definition changed".into()),
+        });
+    }
+}
+
+fn now() -> u64 {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        })
+}
+
+/// Forwards backend events from a worker thread to the reporter on the main thread.
+struct ChannelSink {
+    name: String,
+    tx: mpsc::Sender<Event>,
+}
+
+impl EventSink for ChannelSink {
+    fn event(&mut self, event: ostree_build_sdk::Event) {
+        let message = match event {
+            ostree_build_sdk::Event::Log { message, .. } => message,
+            ostree_build_sdk::Event::Progress { done, total, unit } => match total {
+                Some(t) => format!("{done}/{t} {unit}"),
+                None => format!("{done} {unit}"),
+            },
+        };
+        let _ = self.tx.send(Event::Log {
+            name: self.name.clone(),
+            message,
+        });
+    }
+}
+
+/// Build `todo` with up to `jobs` threads, each with its own repository handle and
+/// transaction. Returns the new commit of each component, or the first error.
+fn build_components<'a>(
+    manifest: &Manifest,
+    todo: &[&'a ComponentPlan],
+    jobs: Option<usize>,
+    rep: &mut dyn Reporter,
+) -> Result<Vec<(&'a ComponentPlan, String)>> {
+    let jobs = jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .clamp(1, todo.len());
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<String>>>> = Mutex::new((0..todo.len()).map(|_| None).collect());
+    let build_path = manifest.build_repo_path();
+    let (tx, rx) = mpsc::channel::<Event>();
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            let tx = tx.clone();
+            let (next, results, build_path) = (&next, &results, &build_path);
+            s.spawn(move || {
+                let repo = Repo::open_or_create(build_path, RepoKind::Build);
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(p) = todo.get(i) else { break };
+                    let _ = tx.send(Event::Started {
+                        kind: Kind::Component,
+                        name: p.name.clone(),
+                    });
+                    let t = Instant::now();
+                    let res = match &repo {
+                        Ok(repo) => build_component(repo, p, &tx),
+                        Err(e) => Err(anyhow!("{e:#}")),
+                    };
+                    let res = res.with_context(|| format!("component '{}' was not built; no ref was changed", p.name));
+                    if let Ok((commit, stats)) = &res {
+                        let _ = tx.send(Event::Finished {
+                            kind: Kind::Component,
+                            name: p.name.clone(),
+                            commit: commit.clone(),
+                            seconds: t.elapsed().as_secs_f64(),
+                            detail: format!(
+                                "{}; {} objects written, {}",
+                                p.reason.as_deref().unwrap_or(""),
+                                stats.content_objects_written,
+                                human_bytes(stats.content_bytes_written)
+                            ),
+                        });
+                    }
+                    if let Ok(mut r) = results.lock() {
+                        r[i] = Some(res.map(|(c, _)| c));
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for event in rx {
+            rep.event(event);
+        }
+    });
+    let results = results.into_inner().map_err(|_| anyhow!("a component build thread panicked"))?;
+    let mut out = Vec::new();
+    for (p, r) in todo.iter().zip(results) {
+        out.push((*p, r.ok_or_else(|| anyhow!("component '{}' was not built", p.name))??));
+    }
+    Ok(out)
+}
+
+fn build_component(repo: &Repo, p: &ComponentPlan, tx: &mpsc::Sender<Event>) -> Result<(String, WriteStats)> {
+    let mut sink = ChannelSink {
+        name: p.name.clone(),
+        tx: tx.clone(),
+    };
+    crate::lock::remove_tree(&p.request.root)?;
+    std::fs::create_dir_all(&p.request.root)?;
+    let output = p
+        .backend
+        .backend
+        .run(&p.request, &mut sink)
+        .with_context(|| format!("backend '{}' failed", p.backend.info.name))?;
+    let mut metadata = vec![
+        (META_COMPONENT.to_string(), MetaValue::Str(p.name.clone())),
+        (META_BACKEND.to_string(), MetaValue::Str(p.backend.info.name.clone())),
+        (META_BACKEND_VERSION.to_string(), MetaValue::Str(p.backend.info.version.clone())),
+        (META_INPUT_HASH.to_string(), MetaValue::Str(p.input_hash.clone())),
+        (META_INPUTS_HASH.to_string(), MetaValue::Str(p.inputs_hash.clone())),
+        (META_OPTIONS_HASH.to_string(), MetaValue::Str(p.options_hash.clone())),
+    ];
+    if !output.packages().is_empty() {
+        metadata.push((META_PACKAGES.to_string(), MetaValue::StrList(output.packages().to_vec())));
+    }
+    let subject = format!("component {} ({} {})", p.name, p.backend.info.name, p.backend.info.version);
+    let commit = NewCommit {
+        parent: p.current.as_ref().map(|c| c.checksum.as_str()),
+        subject: &subject,
+        metadata: &metadata,
+        timestamp: now(),
+    };
+    let result = match &output {
+        Output::Tree { root, .. } => repo.import_dir(root, &commit),
+        Output::Archive { path, .. } => repo.import_archive(path, &commit),
+    };
+    let _ = crate::lock::remove_tree(&p.request.root);
+    result
+}
+
+fn image_input_hash(repo: &Repo, name: &str, section: &ImageSection, inputs: &[(String, String)]) -> Result<String> {
+    let mut h = crate::inputs::Hasher::new("image v1");
+    h.str(env!("CARGO_PKG_VERSION")).str(name);
+    h.str(&serde_json::to_string(&section.conflicts)?)
+        .str(&serde_json::to_string(&section.triggers)?)
+        .str(section.version.as_deref().unwrap_or(""))
+        .str(section.subject.as_deref().unwrap_or(""));
+    for (k, v) in &section.metadata {
+        h.str(k).str(&v.get_ref().to_string());
+    }
+    for (component, commit) in inputs {
+        // The component's tree, not its commit: a rebuild with identical output changes nothing.
+        h.str(component).str(&repo.commit_info(commit)?.tree);
+    }
+    Ok(h.finish())
+}
+
+/// `version`, then `version.1`, `version.2`, ... while the prefix stays the same.
+fn next_version(prefix: &str, previous: Option<&str>) -> String {
+    match previous {
+        Some(p) if p == prefix => format!("{prefix}.1"),
+        Some(p) => match p.strip_prefix(prefix).and_then(|r| r.strip_prefix('.')).and_then(|n| n.parse::<u64>().ok()) {
+            Some(n) => format!("{prefix}.{}", n + 1),
+            None => prefix.to_string(),
+        },
+        None => prefix.to_string(),
+    }
+}
+
+fn compose_image(
+    manifest: &Manifest,
+    repo: &Repo,
+    lock: &ProjectLock,
+    ip: &ImagePlan,
+    section: &ImageSection,
+    inputs: &[(String, String)],
+    input_hash: &str,
+) -> Result<(String, String)> {
+    let prefix = section.version.clone().unwrap_or_else(|| "0".into());
+    let version = next_version(&prefix, ip.current.as_ref().and_then(|c| c.metadata.get(META_VERSION)).map(String::as_str));
+    let mut metadata = vec![
+        (META_VERSION.to_string(), MetaValue::Str(version.clone())),
+        (META_IMAGE.to_string(), MetaValue::Str(ip.name.clone())),
+        (META_INPUT_HASH.to_string(), MetaValue::Str(input_hash.to_string())),
+        (
+            META_COMPONENTS.to_string(),
+            MetaValue::StrList(inputs.iter().map(|(n, c)| format!("{n}={c}")).collect()),
+        ),
+    ];
+    for (k, v) in &section.metadata {
+        metadata.push((
+            k.clone(),
+            match v.get_ref() {
+                toml::Value::String(s) => MetaValue::Str(s.clone()),
+                toml::Value::Integer(i) => MetaValue::Int(*i),
+                toml::Value::Float(f) => MetaValue::Float(*f),
+                toml::Value::Boolean(b) => MetaValue::Bool(*b),
+                other => MetaValue::Str(other.to_string()),
+            },
+        ));
+    }
+    let subject = section
+        .subject
+        .clone()
+        .unwrap_or_else(|| format!("{} {} {}", manifest.os.name, ip.name, version));
+    let commit = NewCommit {
+        parent: ip.current.as_ref().map(|c| c.checksum.as_str()),
+        subject: &subject,
+        metadata: &metadata,
+        timestamp: now(),
+    };
+    let last_wins = section.conflicts == crate::manifest::ConflictPolicy::LastWins;
+    let conflict_hint = |e: anyhow::Error| -> anyhow::Error {
+        if e.downcast_ref::<crate::repo::ComposeConflict>().is_some() {
+            manifest.error_at(
+                section.components.first().map(|c| c.span().start).unwrap_or(0),
+                &format!("image '{}': components conflict:\n  {e}", ip.name),
+                Some(&format!(
+                    "make the components agree, or set conflicts = \"last-wins\" in [image.{}]",
+                    ip.name
+                )),
+            )
+        } else {
+            e
+        }
+    };
+    if section.triggers.is_empty() {
+        let (c, _) = repo.union_commit(inputs, last_wins, &commit).map_err(conflict_hint)?;
+        return Ok((c, format!("version {version}, {} components", inputs.len())));
+    }
+    // Triggers need a real tree: union in memory, check out by hardlink, run them behind
+    // rofiles-fuse, prove the object store is untouched, commit back with the devino cache.
+    let union_commit = NewCommit {
+        parent: None,
+        subject: "ostree-build union (before triggers)",
+        metadata: &[],
+        timestamp: commit.timestamp,
+    };
+    let (union, _) = repo.union_commit(inputs, last_wins, &union_commit).map_err(conflict_hint)?;
+    let scratch = lock.scratch(&format!("image-{}", ip.name))?;
+    let tree = scratch.join("tree");
+    let cache = crate::repo::DevInoCache::new();
+    repo.checkout_hardlinked(&union, &tree, &cache)?;
+    let runs = triggers::run_triggers(&ip.name, &tree, &scratch.join("mnt"), &section.triggers)?;
+    triggers::check_objects_untouched(repo, &tree, &union)?;
+    let (c, stats) = repo.commit_checkout(&tree, &union, &cache, &commit)?;
+    let _ = crate::lock::remove_tree(&scratch);
+    Ok((
+        c,
+        format!(
+            "version {version}, {} components, triggers: {}, {} devino hits, {} objects written",
+            inputs.len(),
+            runs.iter().map(|r| format!("{} {:.2}s", r.name, r.seconds)).collect::<Vec<_>>().join(", "),
+            stats.devino_cache_hits,
+            stats.content_objects_written
+        ),
+    ))
+}
+
+/// Copy images into the export repository, generate deltas from the previously published
+/// commit, then move the refs and regenerate the summary. Returns the images published.
+fn publish(
+    manifest: &Manifest,
+    build_path: &std::path::Path,
+    image_commits: &BTreeMap<String, String>,
+    rep: &mut dyn Reporter,
+) -> Result<Vec<String>> {
+    let wanted: Vec<(&String, &String)> = image_commits
+        .iter()
+        .filter(|(name, _)| manifest.images[*name].publish)
+        .collect();
+    if wanted.is_empty() {
+        return Ok(vec![]);
+    }
+    let export = Repo::open_or_create(&manifest.export_repo_path(), RepoKind::Export)?;
+    export.ensure_zlib_level(manifest.publish.zlib_level.as_ref().map(|l| *l.get_ref()))?;
+    let mut published = Vec::new();
+    for (name, commit) in wanted {
+        let ref_name = manifest.image_ref(name);
+        let previous = export.resolve(&ref_name)?;
+        if previous.as_deref() == Some(commit.as_str()) {
+            continue;
+        }
+        rep.event(Event::Started {
+            kind: Kind::Publish,
+            name: name.clone(),
+        });
+        let t = Instant::now();
+        export
+            .pull_commit_from(build_path, commit)
+            .with_context(|| format!("image '{name}' was not published; the export ref was not changed"))?;
+        let mut detail = String::from("copied");
+        if let Some(prev) = previous.as_deref().filter(|_| manifest.publish.deltas) {
+            if export.has_commit(prev)? {
+                export.generate_delta(prev, commit).with_context(|| {
+                    format!("image '{name}' was not published; the export ref was not changed")
+                })?;
+                detail.push_str(&format!(", static delta from {}", &prev[..12.min(prev.len())]));
+            }
+        }
+        export.set_refs(&[(ref_name.clone(), commit.clone())])?;
+        rep.event(Event::Finished {
+            kind: Kind::Publish,
+            name: name.clone(),
+            commit: commit.clone(),
+            seconds: t.elapsed().as_secs_f64(),
+            detail: format!("{detail} -> {ref_name}"),
+        });
+        published.push(name.clone());
+    }
+    if !published.is_empty() && manifest.publish.summary {
+        export.regenerate_summary()?;
+    }
+    Ok(published)
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_version;
+
+    #[test]
+    fn versions_increment_under_one_prefix() {
+        assert_eq!(next_version("1.0", None), "1.0");
+        assert_eq!(next_version("1.0", Some("1.0")), "1.0.1");
+        assert_eq!(next_version("1.0", Some("1.0.7")), "1.0.8");
+        assert_eq!(next_version("2.0", Some("1.0.7")), "2.0");
+    }
+}

@@ -1,0 +1,231 @@
+//! Planning: for every component and image, decide whether it is fresh or must be
+//! (re)built, and say why. `build`, `build --dry-run` and `status` all start here.
+
+use crate::backends::{self, Found};
+use crate::inputs::{stamp_inputs, Hasher};
+use crate::manifest::{ComponentSection, Manifest};
+use crate::repo::{CommitInfo, Repo};
+use anyhow::Result;
+use ostree_build_sdk::{Request, PROTOCOL_VERSION};
+use std::path::Path;
+
+pub const META_COMPONENT: &str = "ostree-build.component";
+pub const META_IMAGE: &str = "ostree-build.image";
+pub const META_BACKEND: &str = "ostree-build.backend";
+pub const META_BACKEND_VERSION: &str = "ostree-build.backend-version";
+pub const META_INPUT_HASH: &str = "ostree-build.input-hash";
+pub const META_INPUTS_HASH: &str = "ostree-build.inputs-hash";
+pub const META_OPTIONS_HASH: &str = "ostree-build.options-hash";
+pub const META_PACKAGES: &str = "ostree-build.packages";
+pub const META_COMPONENTS: &str = "ostree-build.components";
+pub const META_VERSION: &str = "version";
+
+/// One component's plan.
+pub struct ComponentPlan {
+    pub name: String,
+    pub ref_name: String,
+    pub backend: Found,
+    pub request: Request,
+    pub input_hash: String,
+    pub inputs_hash: String,
+    pub options_hash: String,
+    /// The commit the ref points at now, if any.
+    pub current: Option<CommitInfo>,
+    /// Why it must be built; `None` when it is fresh.
+    pub reason: Option<String>,
+}
+
+/// One image's plan, as far as it can be known before components are built.
+pub struct ImagePlan {
+    pub name: String,
+    pub ref_name: String,
+    pub current: Option<CommitInfo>,
+    /// Why it must be composed, if that is already known (new, forced, a component rebuilds).
+    pub reason: Option<String>,
+}
+
+pub struct BuildPlan {
+    pub components: Vec<ComponentPlan>,
+    pub images: Vec<ImagePlan>,
+}
+
+/// Work out what a build would do. `repo` is the build repository if it exists.
+pub fn plan(manifest: &Manifest, repo: Option<&Repo>, force: bool, scratch_root: &Path) -> Result<BuildPlan> {
+    let mut components = Vec::new();
+    for (name, section) in &manifest.components {
+        components.push(plan_component(manifest, name, section, repo, force, scratch_root)?);
+    }
+    let mut images = Vec::new();
+    for (name, section) in &manifest.images {
+        let ref_name = manifest.image_ref(name);
+        let current = current_commit(repo, &ref_name)?;
+        let reason = if force {
+            Some("forced".to_string())
+        } else if current.is_none() {
+            Some("new".to_string())
+        } else {
+            section
+                .components
+                .iter()
+                .find(|c| components.iter().any(|p: &ComponentPlan| &p.name == c.get_ref() && p.reason.is_some()))
+                .map(|c| format!("component '{}' is rebuilt", c.get_ref()))
+        };
+        images.push(ImagePlan {
+            name: name.clone(),
+            ref_name,
+            current,
+            reason,
+        });
+    }
+    Ok(BuildPlan { components, images })
+}
+
+fn current_commit(repo: Option<&Repo>, ref_name: &str) -> Result<Option<CommitInfo>> {
+    let Some(repo) = repo else { return Ok(None) };
+    match repo.resolve(ref_name)? {
+        Some(c) => Ok(Some(repo.commit_info(&c)?)),
+        None => Ok(None),
+    }
+}
+
+fn plan_component(
+    manifest: &Manifest,
+    name: &str,
+    section: &ComponentSection,
+    repo: Option<&Repo>,
+    force: bool,
+    scratch_root: &Path,
+) -> Result<ComponentPlan> {
+    let backend = backends::resolve(&section.backend).map_err(|e| {
+        manifest.error_at(section.backend_span.start, &format!("component '{name}': {e}"), None)
+    })?;
+    let options = check_options(manifest, name, section, &backend)?;
+    let request = Request {
+        protocol: PROTOCOL_VERSION,
+        component: name.to_string(),
+        arch: manifest.os.arch.clone(),
+        project_dir: manifest.dir.clone(),
+        root: scratch_root.join(crate::manifest::escape_ref_part(name)),
+        options,
+    };
+    let backend_plan = backend.backend.plan(&request).map_err(|e| {
+        let at = section
+            .option_key_spans
+            .values()
+            .next()
+            .map(|s| s.start)
+            .unwrap_or(section.backend_span.start);
+        manifest.error_at(at, &e.to_string(), Some("fix the component's options in the manifest"))
+    })?;
+    let inputs_hash = {
+        let mut h = Hasher::new("inputs");
+        h.str(&stamp_inputs(&backend_plan.inputs)?).str(&backend_plan.fingerprint);
+        h.finish()
+    };
+    let options_hash = {
+        let mut h = Hasher::new("options");
+        h.str(&serde_json::to_string(&request.options)?).str(&request.arch);
+        h.finish()
+    };
+    let input_hash = {
+        let mut h = Hasher::new("component v1");
+        h.str(&backend.info.name)
+            .str(&backend.info.version)
+            .str(&options_hash)
+            .str(&inputs_hash);
+        h.finish()
+    };
+    let ref_name = manifest.component_ref(name);
+    let current = current_commit(repo, &ref_name)?;
+    let reason = match &current {
+        _ if force => Some("forced".to_string()),
+        None => Some("new".to_string()),
+        Some(c) if c.metadata.get(META_INPUT_HASH) == Some(&input_hash) => None,
+        Some(c) => Some(
+            if c.metadata.get(META_BACKEND).map(String::as_str) != Some(&backend.info.name) {
+                format!(
+                    "backend changed ({} -> {})",
+                    c.metadata.get(META_BACKEND).map(String::as_str).unwrap_or("?"),
+                    backend.info.name
+                )
+            } else if c.metadata.get(META_BACKEND_VERSION) != Some(&backend.info.version) {
+                format!(
+                    "backend version changed ({} -> {})",
+                    c.metadata.get(META_BACKEND_VERSION).map(String::as_str).unwrap_or("?"),
+                    backend.info.version
+                )
+            } else if c.metadata.get(META_OPTIONS_HASH) != Some(&options_hash) {
+                "options changed".to_string()
+            } else {
+                let names: Vec<String> = backend_plan
+                    .inputs
+                    .iter()
+                    .map(|p| p.strip_prefix(&manifest.dir).unwrap_or(p).display().to_string())
+                    .collect();
+                format!("input changed ({})", names.join(", "))
+            },
+        ),
+    };
+    Ok(ComponentPlan {
+        name: name.to_string(),
+        ref_name,
+        backend,
+        request,
+        input_hash,
+        inputs_hash,
+        options_hash,
+        current,
+        reason,
+    })
+}
+
+/// Check a component's options against what its backend declares, and turn them into JSON.
+fn check_options(
+    manifest: &Manifest,
+    name: &str,
+    section: &ComponentSection,
+    backend: &Found,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let specs = &backend.info.options;
+    let mut out = serde_json::Map::new();
+    for (key, value) in &section.options {
+        let span = section.option_key_spans.get(key).map(|s| s.start).unwrap_or(0);
+        let Some(spec) = specs.iter().find(|s| &s.name == key) else {
+            let valid: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+            let hint = match crate::manifest::did_you_mean(key, valid.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`? options of '{}': {}", backend.info.name, valid.join(", ")),
+                None => format!("options of '{}': backend, {}", backend.info.name, valid.join(", ")),
+            };
+            return Err(manifest.error_at(
+                span,
+                &format!("component '{name}': unknown key `{key}` for backend '{}'", backend.info.name),
+                Some(&hint),
+            ));
+        };
+        let ok = match (spec.kind.as_str(), value.get_ref()) {
+            ("string" | "path", toml::Value::String(_)) => true,
+            ("bool", toml::Value::Boolean(_)) => true,
+            ("integer", toml::Value::Integer(_)) => true,
+            ("list", toml::Value::Array(a)) => a.iter().all(|v| v.is_str()),
+            _ => false,
+        };
+        if !ok {
+            return Err(manifest.error_at(
+                value.span().start,
+                &format!("component '{name}': `{key}` must be a {}", spec.kind),
+                (!spec.help.is_empty()).then_some(spec.help.as_str()),
+            ));
+        }
+        out.insert(key.clone(), serde_json::to_value(value.get_ref())?);
+    }
+    for spec in specs.iter().filter(|s| s.required) {
+        if !section.options.contains_key(&spec.name) {
+            return Err(manifest.error_at(
+                section.backend_span.start,
+                &format!("component '{name}': backend '{}' needs `{}`", backend.info.name, spec.name),
+                Some(&format!("add {} = ... ({})", spec.name, spec.help)),
+            ));
+        }
+    }
+    Ok(out)
+}

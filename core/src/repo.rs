@@ -1,0 +1,866 @@
+//! The repository layer: every libostree call of the project lives here.
+//!
+//! `Repo` wraps one opened repository (the `bare-user` build cache or the `archive` export
+//! repository) and offers the operations the pipeline needs: importing a directory or a
+//! tarball as a commit, reading commit metadata, the in-memory union of component trees,
+//! hardlink checkouts that fill a devino cache, committing a checked-out tree back with that
+//! cache, pulling between repositories, static deltas, refs and the summary.
+
+use anyhow::{anyhow, bail, Context, Result};
+use gio::prelude::*;
+use ostree::{
+    MutableTree, ObjectType, RepoCheckoutAtOptions, RepoCheckoutMode, RepoCheckoutOverwriteMode,
+    RepoCommitFilterResult, RepoCommitModifier, RepoCommitModifierFlags, RepoDevInoCache,
+    RepoFile, RepoMode,
+};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+const NO_CANCEL: Option<&gio::Cancellable> = gio::Cancellable::NONE;
+
+/// Which kind of repository to create when it does not exist yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepoKind {
+    /// The build cache: `bare-user`, fsync off (it can always be rebuilt).
+    Build,
+    /// What clients pull: `archive`, fsync on.
+    Export,
+}
+
+/// One opened repository.
+pub struct Repo {
+    repo: ostree::Repo,
+    path: PathBuf,
+}
+
+/// Commit facts the pipeline needs.
+#[derive(Debug, Clone, Default)]
+pub struct CommitInfo {
+    pub checksum: String,
+    pub parent: Option<String>,
+    pub timestamp: u64,
+    /// The root tree (contents and metadata checksums): equal trees, equal content.
+    pub tree: String,
+    /// String-valued metadata (other types are rendered as text).
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// What one write transaction did.
+#[derive(Debug, Clone, Default)]
+pub struct WriteStats {
+    pub content_objects_written: usize,
+    pub content_bytes_written: u64,
+    pub devino_cache_hits: usize,
+}
+
+/// Metadata for a new commit: string values, or a typed variant for TOML scalars.
+#[derive(Debug, Clone)]
+pub enum MetaValue {
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    StrList(Vec<String>),
+}
+
+impl MetaValue {
+    fn to_variant(&self) -> glib::Variant {
+        match self {
+            MetaValue::Str(s) => s.to_variant(),
+            MetaValue::Int(i) => i.to_variant(),
+            MetaValue::Float(f) => f.to_variant(),
+            MetaValue::Bool(b) => b.to_variant(),
+            MetaValue::StrList(v) => v.to_variant(),
+        }
+    }
+}
+
+/// A new commit's subject and metadata.
+pub struct NewCommit<'a> {
+    pub parent: Option<&'a str>,
+    pub subject: &'a str,
+    pub metadata: &'a [(String, MetaValue)],
+    pub timestamp: u64,
+}
+
+/// Problems found in input while importing (device nodes, escaping links); the import
+/// fails listing them instead of committing them.
+#[derive(Default, Clone)]
+pub struct InputProblems(Arc<Mutex<Vec<String>>>);
+
+impl InputProblems {
+    fn push(&self, p: String) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(p);
+        }
+    }
+    fn take(&self) -> Vec<String> {
+        self.0.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
+    }
+}
+
+fn gerr(e: glib::Error) -> anyhow::Error {
+    anyhow!("{}", e.message())
+}
+
+impl Repo {
+    /// Open the repository at `path`, creating it with the mode `kind` asks for if absent.
+    pub fn open_or_create(path: &Path, kind: RepoKind) -> Result<Repo> {
+        let exists = path.join("config").is_file();
+        if !exists {
+            std::fs::create_dir_all(path)
+                .with_context(|| format!("cannot create repository directory {}", path.display()))?;
+        }
+        let repo = ostree::Repo::new_for_path(path);
+        if exists {
+            repo.open(NO_CANCEL)
+                .map_err(gerr)
+                .with_context(|| format!("cannot open OSTree repository {}", path.display()))?;
+        } else {
+            let mode = match kind {
+                RepoKind::Build => RepoMode::BareUser,
+                RepoKind::Export => RepoMode::Archive,
+            };
+            repo.create(mode, NO_CANCEL)
+                .map_err(gerr)
+                .with_context(|| format!("cannot create OSTree repository {}", path.display()))?;
+            if kind == RepoKind::Build {
+                let config = repo.copy_config();
+                config.set_boolean("core", "fsync", false);
+                repo.write_config(&config).map_err(gerr)?;
+                repo.reload_config(NO_CANCEL).map_err(gerr)?;
+            }
+        }
+        let expected = match kind {
+            RepoKind::Build => RepoMode::BareUser,
+            RepoKind::Export => RepoMode::Archive,
+        };
+        if repo.mode() != expected {
+            bail!(
+                "{} is a {:?} repository, but the {} repository must be {:?}\n  help: point repos.{} at another directory",
+                path.display(),
+                repo.mode(),
+                if kind == RepoKind::Build { "build" } else { "export" },
+                expected,
+                if kind == RepoKind::Build { "build" } else { "export" },
+            );
+        }
+        if kind == RepoKind::Build {
+            repo.set_disable_fsync(true);
+        }
+        Ok(Repo {
+            repo,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Open an existing repository, if there is one.
+    pub fn open_existing(path: &Path) -> Result<Option<Repo>> {
+        if !path.join("config").is_file() {
+            return Ok(None);
+        }
+        let repo = ostree::Repo::new_for_path(path);
+        repo.open(NO_CANCEL)
+            .map_err(gerr)
+            .with_context(|| format!("cannot open OSTree repository {}", path.display()))?;
+        Ok(Some(Repo {
+            repo,
+            path: path.to_path_buf(),
+        }))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Set `archive.zlib-level` when it differs from what the config says.
+    pub fn ensure_zlib_level(&self, level: Option<u8>) -> Result<()> {
+        let config = self.repo.copy_config();
+        let current = config.integer("archive", "zlib-level").ok();
+        let wanted = level.map(i32::from);
+        if current == wanted {
+            return Ok(());
+        }
+        match wanted {
+            Some(l) => config.set_integer("archive", "zlib-level", l),
+            None => {
+                let _ = config.remove_key("archive", "zlib-level");
+            }
+        }
+        self.repo.write_config(&config).map_err(gerr)?;
+        self.repo.reload_config(NO_CANCEL).map_err(gerr)
+    }
+
+    /// The commit a ref points at, if the ref exists.
+    pub fn resolve(&self, refspec: &str) -> Result<Option<String>> {
+        Ok(self
+            .repo
+            .resolve_rev(refspec, true)
+            .map_err(gerr)
+            .with_context(|| format!("cannot resolve ref {refspec}"))?
+            .map(|s| s.to_string()))
+    }
+
+    pub fn has_commit(&self, checksum: &str) -> Result<bool> {
+        self.repo
+            .has_object(ObjectType::Commit, checksum, NO_CANCEL)
+            .map_err(gerr)
+    }
+
+    /// Every ref of the repository with its commit.
+    pub fn refs(&self) -> Result<BTreeMap<String, String>> {
+        let refs = self.repo.list_refs(None, NO_CANCEL).map_err(gerr)?;
+        Ok(refs
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect())
+    }
+
+    pub fn commit_info(&self, checksum: &str) -> Result<CommitInfo> {
+        let (commit, _) = self
+            .repo
+            .load_commit(checksum)
+            .map_err(gerr)
+            .with_context(|| format!("cannot load commit {checksum}"))?;
+        let mut metadata = BTreeMap::new();
+        for entry in commit.child_value(0).iter() {
+            let key: String = entry.child_value(0).get().unwrap_or_default();
+            let value = entry.child_value(1).as_variant().unwrap_or(entry.child_value(1));
+            let text = value
+                .str()
+                .map(str::to_string)
+                .unwrap_or_else(|| value.print(false).to_string());
+            metadata.insert(key, text);
+        }
+        Ok(CommitInfo {
+            checksum: checksum.to_string(),
+            parent: ostree::commit_get_parent(&commit).map(|s| s.to_string()),
+            timestamp: ostree::commit_get_timestamp(&commit),
+            tree: format!(
+                "{}:{}",
+                ostree::checksum_from_bytes_v(&commit.child_value(6)),
+                ostree::checksum_from_bytes_v(&commit.child_value(7))
+            ),
+            metadata,
+        })
+    }
+
+    /// Import a tar archive (any compression libarchive knows) as a commit, streaming it
+    /// into objects without extracting it.
+    pub fn import_archive(&self, archive: &Path, commit: &NewCommit) -> Result<(String, WriteStats)> {
+        let file = std::fs::File::open(archive)
+            .with_context(|| format!("cannot open {}", archive.display()))?;
+        let problems = InputProblems::default();
+        let modifier = input_checking_modifier(&problems);
+        self.in_transaction(|repo| {
+            let mtree = MutableTree::new();
+            let res = repo.write_archive_to_mtree_from_fd(
+                file.as_raw_fd(),
+                &mtree,
+                Some(&modifier),
+                true,
+                NO_CANCEL,
+            );
+            check_problems(&problems, archive)?;
+            res.map_err(|e| explain_archive_error(e, archive))?;
+            write_commit_from_mtree(repo, &mtree, commit)
+        })
+    }
+
+    /// Commit an existing directory tree as it is on disk.
+    pub fn import_dir(&self, dir: &Path, commit: &NewCommit) -> Result<(String, WriteStats)> {
+        let problems = InputProblems::default();
+        let modifier = input_checking_modifier(&problems);
+        self.in_transaction(|repo| {
+            let mtree = MutableTree::new();
+            let res = repo.write_dfd_to_mtree(
+                libc::AT_FDCWD,
+                &dir.to_string_lossy(),
+                &mtree,
+                Some(&modifier),
+                NO_CANCEL,
+            );
+            check_problems(&problems, dir)?;
+            res.map_err(gerr)
+                .with_context(|| format!("cannot commit directory {}", dir.display()))?;
+            write_commit_from_mtree(repo, &mtree, commit)
+        })
+    }
+
+    /// Union the root trees of `commits` (in order) in memory, without a checkout, and
+    /// write the result as a commit. Directories only one component has are linked lazily,
+    /// so the cost is proportional to where components overlap, not to the tree.
+    pub fn union_commit(
+        &self,
+        commits: &[(String, String)],
+        last_wins: bool,
+        commit: &NewCommit,
+    ) -> Result<(String, WriteStats)> {
+        self.in_transaction(|repo| {
+            let root = MutableTree::new();
+            let mut union = Union {
+                repo,
+                owners: HashMap::new(),
+                linked: HashMap::new(),
+                conflicts: Vec::new(),
+                last_wins,
+            };
+            for (index, (_, checksum)) in commits.iter().enumerate() {
+                let (c, _) = repo.load_commit(checksum).map_err(gerr)?;
+                let contents = ostree::checksum_from_bytes_v(&c.child_value(6));
+                let meta = ostree::checksum_from_bytes_v(&c.child_value(7));
+                if index == 0 {
+                    root.fill_empty_from_dirtree(repo, &contents, &meta);
+                    union.owners.insert(String::new(), 0);
+                    union.linked.insert(String::new(), contents.to_string());
+                } else if union.linked.get("") != Some(&contents.to_string()) {
+                    union.linked.remove("");
+                    union.merge(&root, &contents, "", index)?;
+                }
+            }
+            if !union.conflicts.is_empty() {
+                let names: Vec<&str> = commits.iter().map(|(n, _)| n.as_str()).collect();
+                let mut lines: Vec<String> = union
+                    .conflicts
+                    .iter()
+                    .take(5)
+                    .map(|(path, a, b)| {
+                        format!("{path} is provided differently by '{}' and '{}'", names[*a], names[*b])
+                    })
+                    .collect();
+                if union.conflicts.len() > 5 {
+                    lines.push(format!("... and {} more", union.conflicts.len() - 5));
+                }
+                return Err(ComposeConflict(lines).into());
+            }
+            write_commit_from_mtree(repo, &root, commit)
+        })
+    }
+
+    /// Check out `commit` as hardlinks into `dest` (which must not exist), recording every
+    /// checked-out inode in `cache` so the commit back can reuse checksums.
+    pub fn checkout_hardlinked(&self, commit: &str, dest: &Path, cache: &DevInoCache) -> Result<()> {
+        let options = RepoCheckoutAtOptions {
+            mode: RepoCheckoutMode::User,
+            overwrite_mode: RepoCheckoutOverwriteMode::None,
+            no_copy_fallback: true,
+            devino_to_csum_cache: Some(cache.0.clone()),
+            ..Default::default()
+        };
+        self.repo
+            .checkout_at(Some(&options), libc::AT_FDCWD, dest, commit, NO_CANCEL)
+            .map_err(gerr)
+            .with_context(|| format!("cannot check out {commit} into {}", dest.display()))
+    }
+
+    /// Commit a tree checked out by [`Repo::checkout_hardlinked`] (and changed by triggers).
+    /// Unchanged files are found through the devino cache without being read; everything
+    /// else keeps the ownership, mode and xattrs it had in `original` where the entry is
+    /// unchanged, so the result equals a plain commit of the same files.
+    pub fn commit_checkout(
+        &self,
+        dir: &Path,
+        original: &str,
+        cache: &DevInoCache,
+        commit: &NewCommit,
+    ) -> Result<(String, WriteStats)> {
+        let lookup = Rc::new(OriginalTree::new(&self.repo, original)?);
+        let filter_lookup = lookup.clone();
+        let modifier = RepoCommitModifier::new(
+            RepoCommitModifierFlags::DEVINO_CANONICAL,
+            Some(Box::new(move |_repo, path, info| {
+                filter_lookup.restore(path, info);
+                RepoCommitFilterResult::Allow
+            })),
+        );
+        modifier.set_devino_cache(&cache.0);
+        let xattr_lookup = lookup.clone();
+        modifier.set_xattr_callback(move |_repo, path, info| xattr_lookup.xattrs(path, info));
+        self.in_transaction(|repo| {
+            let mtree = MutableTree::new();
+            repo.write_dfd_to_mtree(
+                libc::AT_FDCWD,
+                &dir.to_string_lossy(),
+                &mtree,
+                Some(&modifier),
+                NO_CANCEL,
+            )
+            .map_err(gerr)
+            .with_context(|| format!("cannot commit composed tree {}", dir.display()))?;
+            write_commit_from_mtree(repo, &mtree, commit)
+        })
+    }
+
+    /// The checksum of the file object at `path` of `commit`, if it is a regular file or symlink.
+    pub fn file_checksum_at(&self, commit: &str, path: &str) -> Result<Option<String>> {
+        let tree = OriginalTree::new(&self.repo, commit)?;
+        Ok(match tree.lookup(path) {
+            Some(Entry::File(c)) => Some(c),
+            _ => None,
+        })
+    }
+
+    /// Path of a content object in a bare repository.
+    pub fn object_path(&self, checksum: &str) -> PathBuf {
+        self.path
+            .join("objects")
+            .join(&checksum[..2])
+            .join(format!("{}.file", &checksum[2..]))
+    }
+
+    /// Copy `commit` (and the objects it needs) from `source`, like `ostree pull-local`,
+    /// without touching any ref.
+    pub fn pull_commit_from(&self, source: &Path, commit: &str) -> Result<()> {
+        let source = source
+            .canonicalize()
+            .with_context(|| format!("cannot find repository {}", source.display()))?;
+        let url = format!("file://{}", source.display());
+        let options = glib::VariantDict::new(None);
+        options.insert_value("refs", &vec![commit.to_string()].to_variant());
+        options.insert_value("depth", &0i32.to_variant());
+        self.repo
+            .pull_with_options(&url, &options.end(), None, NO_CANCEL)
+            .map_err(gerr)
+            .with_context(|| format!("cannot copy commit {commit} from {}", source.display()))
+    }
+
+    /// Generate a static delta `from` -> `to`.
+    pub fn generate_delta(&self, from: &str, to: &str) -> Result<()> {
+        let params = glib::VariantDict::new(None);
+        self.repo
+            .static_delta_generate(
+                ostree::StaticDeltaGenerateOpt::Major,
+                Some(from),
+                to,
+                None,
+                Some(&params.end()),
+                NO_CANCEL,
+            )
+            .map_err(gerr)
+            .with_context(|| format!("cannot generate static delta {from} -> {to}"))
+    }
+
+    /// Static deltas present, as `from-to` names.
+    pub fn delta_names(&self) -> Result<Vec<String>> {
+        Ok(self
+            .repo
+            .list_static_delta_names(NO_CANCEL)
+            .map_err(gerr)?
+            .into_iter()
+            .map(|s| s.to_string())
+            .collect())
+    }
+
+    /// Move several refs in one transaction: all move or none does.
+    pub fn set_refs(&self, refs: &[(String, String)]) -> Result<()> {
+        if refs.is_empty() {
+            return Ok(());
+        }
+        self.in_transaction(|repo| {
+            for (name, checksum) in refs {
+                repo.transaction_set_ref(None, name, Some(checksum));
+            }
+            Ok(((), WriteStats::default()))
+        })
+        .map(|_| ())
+    }
+
+    pub fn regenerate_summary(&self) -> Result<()> {
+        self.repo
+            .regenerate_summary(None, NO_CANCEL)
+            .map_err(gerr)
+            .context("cannot regenerate the summary")
+    }
+
+    fn in_transaction<T>(
+        &self,
+        body: impl FnOnce(&ostree::Repo) -> Result<(T, WriteStats)>,
+    ) -> Result<(T, WriteStats)> {
+        self.repo
+            .prepare_transaction(NO_CANCEL)
+            .map_err(gerr)
+            .with_context(|| format!("cannot start a transaction in {}", self.path.display()))?;
+        match body(&self.repo) {
+            Ok((value, _)) => {
+                let stats = self.repo.commit_transaction(NO_CANCEL).map_err(gerr)?;
+                Ok((
+                    value,
+                    WriteStats {
+                        content_objects_written: stats.get_content_objects_written(),
+                        content_bytes_written: stats.get_content_bytes_written(),
+                        devino_cache_hits: stats.get_devino_cache_hits(),
+                    },
+                ))
+            }
+            Err(e) => {
+                let _ = self.repo.abort_transaction(NO_CANCEL);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A (device, inode) -> checksum cache filled by checkouts and read by commits.
+#[derive(Clone)]
+pub struct DevInoCache(RepoDevInoCache);
+
+impl DevInoCache {
+    pub fn new() -> Self {
+        DevInoCache(RepoDevInoCache::new())
+    }
+}
+
+impl Default for DevInoCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Conflicting paths between components of one image.
+#[derive(Debug)]
+pub struct ComposeConflict(pub Vec<String>);
+
+impl std::fmt::Display for ComposeConflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.join("\n  "))
+    }
+}
+
+impl std::error::Error for ComposeConflict {}
+
+fn write_commit_from_mtree(
+    repo: &ostree::Repo,
+    mtree: &MutableTree,
+    commit: &NewCommit,
+) -> Result<(String, WriteStats)> {
+    let root = repo.write_mtree(mtree, NO_CANCEL).map_err(gerr)?;
+    let root = root
+        .downcast::<RepoFile>()
+        .map_err(|_| anyhow!("libostree returned a root that is not a repository file"))?;
+    let dict = glib::VariantDict::new(None);
+    for (key, value) in commit.metadata {
+        dict.insert_value(key, &value.to_variant());
+    }
+    let checksum = repo
+        .write_commit_with_time(
+            commit.parent,
+            Some(commit.subject),
+            None,
+            Some(&dict.end()),
+            &root,
+            commit.timestamp,
+            NO_CANCEL,
+        )
+        .map_err(gerr)?;
+    Ok((checksum.to_string(), WriteStats::default()))
+}
+
+/// A commit modifier that records device nodes and symlinks escaping the root instead of
+/// committing them.
+fn input_checking_modifier(problems: &InputProblems) -> RepoCommitModifier {
+    let problems = problems.clone();
+    RepoCommitModifier::new(
+        RepoCommitModifierFlags::NONE,
+        Some(Box::new(move |_repo, path, info| {
+            match info.file_type() {
+                gio::FileType::Special => {
+                    problems.push(format!("{path}: device node, fifo or socket"));
+                    return RepoCommitFilterResult::Skip;
+                }
+                gio::FileType::SymbolicLink => {
+                    if let Some(target) = info.symlink_target() {
+                        let target = target.to_string_lossy();
+                        if escapes_root(path, &target) {
+                            problems.push(format!("{path}: symlink to '{target}' points outside the root"));
+                            return RepoCommitFilterResult::Skip;
+                        }
+                    }
+                }
+                _ => {}
+            }
+            RepoCommitFilterResult::Allow
+        })),
+    )
+}
+
+fn check_problems(problems: &InputProblems, input: &Path) -> Result<()> {
+    let found = problems.take();
+    if found.is_empty() {
+        return Ok(());
+    }
+    let mut msg = format!(
+        "{}: refusing {} unsafe entr{}: {}",
+        input.display(),
+        found.len(),
+        if found.len() == 1 { "y" } else { "ies" },
+        found.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+    );
+    if found.len() > 3 {
+        msg.push_str(&format!("; ... and {} more", found.len() - 3));
+    }
+    msg.push_str("\n  help: device nodes belong in devtmpfs at boot, not in the tree; make links relative within the root or absolute");
+    Err(anyhow!(msg))
+}
+
+fn explain_archive_error(e: glib::Error, archive: &Path) -> anyhow::Error {
+    let m = e.message().to_string();
+    let hint = if m.contains("Unsupported file type") {
+        "device nodes and other special files cannot be committed; drop them from the image (they are created at boot)"
+    } else if m.contains("uplink") || m.contains("..") {
+        "the archive contains '..' path components; rebuild it with paths inside the root"
+    } else if m.to_lowercase().contains("truncated") || m.contains("Damaged") || m.contains("Unrecognized") {
+        "the archive is truncated or corrupt; rebuild or re-download it"
+    } else {
+        "check that the file is a tar archive (optionally gz, bz2, xz or zst compressed)"
+    };
+    anyhow!("{}: {}\n  help: {}", archive.display(), m, hint)
+}
+
+/// Whether a relative symlink at `path` (absolute within the root) climbs above the root.
+/// Absolute targets resolve inside the deployed root, so they are fine.
+pub fn escapes_root(path: &str, target: &str) -> bool {
+    if target.starts_with('/') {
+        return false;
+    }
+    let mut depth: i64 = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).count() as i64 - 1;
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return true;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    false
+}
+
+/// The state of the in-memory union of component trees.
+struct Union<'a> {
+    repo: &'a ostree::Repo,
+    /// Which component provided a path (files, and directories linked lazily).
+    owners: HashMap<String, usize>,
+    /// Directories linked lazily from one component's tree, with that tree's checksum.
+    linked: HashMap<String, String>,
+    conflicts: Vec<(String, usize, usize)>,
+    last_wins: bool,
+}
+
+impl Union<'_> {
+    fn owner_of(&self, path: &str) -> usize {
+        let mut p = path;
+        loop {
+            if let Some(o) = self.owners.get(p) {
+                return *o;
+            }
+            match p.rfind('/') {
+                Some(i) => p = &p[..i],
+                None => return self.owners.get("").copied().unwrap_or(0),
+            }
+        }
+    }
+
+    fn conflict(&mut self, path: &str, index: usize) -> bool {
+        if self.last_wins {
+            self.owners.insert(path.to_string(), index);
+            true
+        } else {
+            let owner = self.owner_of(path);
+            self.conflicts.push((if path.is_empty() { "/".into() } else { path.to_string() }, owner, index));
+            false
+        }
+    }
+
+    fn merge(&mut self, dst: &MutableTree, contents: &str, path: &str, index: usize) -> Result<()> {
+        let tree = self
+            .repo
+            .load_variant(ObjectType::DirTree, contents)
+            .map_err(gerr)?;
+        for file in tree.child_value(0).iter() {
+            let name: String = file.child_value(0).get().unwrap_or_default();
+            let csum = ostree::checksum_from_bytes_v(&file.child_value(1));
+            let child = format!("{path}/{name}");
+            match lookup_entry(dst, &name)? {
+                (None, None) => {
+                    dst.replace_file(&name, &csum).map_err(gerr)?;
+                    self.owners.insert(child, index);
+                }
+                (Some(existing), _) if existing.as_str() == csum.as_str() => {}
+                (Some(_), _) => {
+                    if self.conflict(&child, index) {
+                        dst.replace_file(&name, &csum).map_err(gerr)?;
+                    }
+                }
+                (None, Some(_)) => {
+                    if self.conflict(&child, index) {
+                        dst.remove(&name, false).map_err(gerr)?;
+                        dst.replace_file(&name, &csum).map_err(gerr)?;
+                    }
+                }
+            }
+        }
+        for dir in tree.child_value(1).iter() {
+            let name: String = dir.child_value(0).get().unwrap_or_default();
+            let sub_contents = ostree::checksum_from_bytes_v(&dir.child_value(1));
+            let sub_meta = ostree::checksum_from_bytes_v(&dir.child_value(2));
+            let child = format!("{path}/{name}");
+            match lookup_entry(dst, &name)? {
+                (None, None) => {
+                    let sub = dst.ensure_dir(&name).map_err(gerr)?;
+                    sub.fill_empty_from_dirtree(self.repo, &sub_contents, &sub_meta);
+                    self.linked.insert(child.clone(), sub_contents.to_string());
+                    self.owners.insert(child, index);
+                }
+                (None, Some(sub)) => {
+                    // Identical subtrees need no walk; directory metadata: first one wins.
+                    if self.linked.get(&child) != Some(&sub_contents.to_string()) {
+                        self.linked.remove(&child);
+                        self.merge(&sub, &sub_contents, &child, index)?;
+                    }
+                }
+                (Some(_), _) => {
+                    if self.conflict(&child, index) {
+                        dst.remove(&name, false).map_err(gerr)?;
+                        let sub = dst.ensure_dir(&name).map_err(gerr)?;
+                        sub.fill_empty_from_dirtree(self.repo, &sub_contents, &sub_meta);
+                        self.linked.insert(child, sub_contents.to_string());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A mutable tree's entry `name`: (file checksum, subdirectory), both `None` if absent.
+fn lookup_entry(tree: &MutableTree, name: &str) -> Result<(Option<glib::GString>, Option<MutableTree>)> {
+    match tree.lookup(name) {
+        Ok(found) => Ok(found),
+        Err(e) if e.matches(gio::IOErrorEnum::NotFound) => Ok((None, None)),
+        Err(e) => Err(gerr(e)),
+    }
+}
+
+/// An entry of a committed tree.
+enum Entry {
+    File(String),
+    Dir(String),
+}
+
+/// Read access to a committed tree by path, used to give entries that the devino cache
+/// cannot vouch for (directories, zero-size copies, symlinks) their original metadata.
+struct OriginalTree {
+    repo: ostree::Repo,
+    root_contents: String,
+    root_meta: String,
+    dirs: RefCell<HashMap<String, glib::Variant>>,
+}
+
+impl OriginalTree {
+    fn new(repo: &ostree::Repo, commit: &str) -> Result<Self> {
+        let (c, _) = repo.load_commit(commit).map_err(gerr)?;
+        Ok(OriginalTree {
+            repo: repo.clone(),
+            root_contents: ostree::checksum_from_bytes_v(&c.child_value(6)).to_string(),
+            root_meta: ostree::checksum_from_bytes_v(&c.child_value(7)).to_string(),
+            dirs: RefCell::new(HashMap::new()),
+        })
+    }
+
+    fn dirtree(&self, contents: &str) -> Option<glib::Variant> {
+        if let Some(v) = self.dirs.borrow().get(contents) {
+            return Some(v.clone());
+        }
+        let v = self.repo.load_variant(ObjectType::DirTree, contents).ok()?;
+        self.dirs.borrow_mut().insert(contents.to_string(), v.clone());
+        Some(v)
+    }
+
+    /// Find `path` ("/usr/bin/sh") in the tree: a file checksum or a dirmeta checksum.
+    fn lookup(&self, path: &str) -> Option<Entry> {
+        let mut contents = self.root_contents.clone();
+        let mut meta = self.root_meta.clone();
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        for (i, part) in parts.iter().enumerate() {
+            let tree = self.dirtree(&contents)?;
+            let last = i + 1 == parts.len();
+            if last {
+                for f in tree.child_value(0).iter() {
+                    if f.child_value(0).str() == Some(part) {
+                        return Some(Entry::File(ostree::checksum_from_bytes_v(&f.child_value(1)).to_string()));
+                    }
+                }
+            }
+            let mut found = false;
+            for d in tree.child_value(1).iter() {
+                if d.child_value(0).str() == Some(part) {
+                    contents = ostree::checksum_from_bytes_v(&d.child_value(1)).to_string();
+                    meta = ostree::checksum_from_bytes_v(&d.child_value(2)).to_string();
+                    found = true;
+                    break;
+                }
+            }
+            if !found {
+                return None;
+            }
+        }
+        Some(Entry::Dir(meta))
+    }
+
+    /// Original (uid, gid, mode, xattrs) of `path` if it exists with the same type and, for
+    /// non-directories, the same content shape (size or link target) as on disk now.
+    fn original(&self, path: &str, info: &gio::FileInfo) -> Option<(u32, u32, u32, glib::Variant)> {
+        match (self.lookup(path)?, info.file_type()) {
+            (Entry::Dir(meta), gio::FileType::Directory) => {
+                let v = self.repo.load_variant(ObjectType::DirMeta, &meta).ok()?;
+                let uid = u32::from_be(v.child_value(0).get::<u32>()?);
+                let gid = u32::from_be(v.child_value(1).get::<u32>()?);
+                let mode = u32::from_be(v.child_value(2).get::<u32>()?);
+                Some((uid, gid, mode, v.child_value(3)))
+            }
+            (Entry::File(csum), t @ (gio::FileType::Regular | gio::FileType::SymbolicLink)) => {
+                let (oinfo, xattrs) = self.repo.query_file(&csum, NO_CANCEL).ok()?;
+                let same = oinfo.file_type() == t
+                    && match t {
+                        gio::FileType::SymbolicLink => oinfo.symlink_target() == info.symlink_target(),
+                        _ => oinfo.size() == info.size() && info.size() == 0,
+                    };
+                same.then(|| {
+                    (
+                        oinfo.attribute_uint32("unix::uid"),
+                        oinfo.attribute_uint32("unix::gid"),
+                        oinfo.attribute_uint32("unix::mode"),
+                        xattrs,
+                    )
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn restore(&self, path: &str, info: &gio::FileInfo) {
+        if let Some((uid, gid, mode, _)) = self.original(path, info) {
+            info.set_attribute_uint32("unix::uid", uid);
+            info.set_attribute_uint32("unix::gid", gid);
+            info.set_attribute_uint32("unix::mode", mode);
+        }
+    }
+
+    fn xattrs(&self, path: &str, info: &gio::FileInfo) -> glib::Variant {
+        self.original(path, info)
+            .map(|(_, _, _, x)| x)
+            .unwrap_or_else(|| {
+                glib::Variant::array_from_iter_with_type(
+                    glib::VariantTy::new("(ayay)").expect("valid variant type"),
+                    std::iter::empty::<glib::Variant>(),
+                )
+            })
+    }
+}

@@ -1,0 +1,63 @@
+//! Events the pipeline reports while it works. The CLI renders them as lines for a
+//! person or as JSON lines for CI; the core never prints.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Component,
+    Image,
+    Publish,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    /// What will happen to one unit and why.
+    Plan {
+        kind: Kind,
+        name: String,
+        /// "build", "compose", "publish" or "fresh".
+        action: String,
+        reason: String,
+    },
+    /// A unit started.
+    Started { kind: Kind, name: String },
+    /// A unit finished.
+    Finished {
+        kind: Kind,
+        name: String,
+        commit: String,
+        seconds: f64,
+        detail: String,
+    },
+    /// A message from a backend or a step.
+    Log { name: String, message: String },
+    Warning { message: String },
+    /// Waiting for another run's lock.
+    Waiting { message: String },
+    /// The end of a run.
+    Summary {
+        built: usize,
+        composed: usize,
+        published: usize,
+        fresh: usize,
+        seconds: f64,
+        phases: Vec<(String, f64)>,
+    },
+}
+
+pub trait Reporter {
+    fn event(&mut self, event: Event);
+}
+
+/// A reporter that keeps events (for tests and library users).
+#[derive(Default)]
+pub struct Collect(pub Vec<Event>);
+
+impl Reporter for Collect {
+    fn event(&mut self, event: Event) {
+        self.0.push(event);
+    }
+}

@@ -1,0 +1,141 @@
+//! Triggers: commands run against a composed tree (the seed's `ldconfig -r`), behind a
+//! rofiles-fuse mount so that no hardlinked object of the build repository can be changed
+//! in place, followed by a check that proves it was not.
+
+use crate::lock::unmount;
+use crate::manifest::Trigger;
+use crate::repo::Repo;
+use anyhow::{anyhow, bail, Context, Result};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// A rofiles-fuse mount of a checked-out tree; unmounted on drop.
+struct RofilesMount {
+    point: PathBuf,
+    mounted: bool,
+}
+
+impl RofilesMount {
+    fn new(tree: &Path, point: &Path) -> Result<RofilesMount> {
+        std::fs::create_dir_all(point)?;
+        let out = Command::new("rofiles-fuse")
+            .arg(tree)
+            .arg(point)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| {
+                anyhow!("cannot run rofiles-fuse: {e}\n  help: triggers need rofiles-fuse and FUSE to protect the object store: apt-get install ostree fuse3")
+            })?;
+        if !out.status.success() {
+            bail!(
+                "rofiles-fuse could not mount {}: {}\n  help: triggers need FUSE (/dev/fuse and fusermount3 from fuse3)",
+                point.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(RofilesMount {
+            point: point.to_path_buf(),
+            mounted: true,
+        })
+    }
+
+    fn unmount(&mut self) -> Result<()> {
+        if self.mounted {
+            self.mounted = false;
+            if !unmount(&self.point, false) && !unmount(&self.point, true) {
+                bail!("cannot unmount {}", self.point.display());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RofilesMount {
+    fn drop(&mut self) {
+        let _ = self.unmount();
+    }
+}
+
+/// What one trigger run printed and how long it took.
+pub struct TriggerRun {
+    pub name: String,
+    pub seconds: f64,
+}
+
+/// Run `triggers` in order against `tree`, each seeing the tree through rofiles-fuse at
+/// `mount_point` as `$OSTREE_BUILD_ROOT` (also its working directory).
+pub fn run_triggers(image: &str, tree: &Path, mount_point: &Path, triggers: &[Trigger]) -> Result<Vec<TriggerRun>> {
+    let mut mount = RofilesMount::new(tree, mount_point)?;
+    let mut runs = Vec::new();
+    for t in triggers {
+        let start = std::time::Instant::now();
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&t.run)
+            .current_dir(mount_point)
+            .env("OSTREE_BUILD_ROOT", mount_point)
+            .env("OSTREE_BUILD_IMAGE", image)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("image '{image}': cannot start trigger '{}'", t.name))?;
+        if !out.status.success() {
+            let mut tail: Vec<String> = String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .chain(String::from_utf8_lossy(&out.stdout).lines())
+                .map(str::to_string)
+                .collect();
+            tail.truncate(10);
+            bail!(
+                "image '{image}': trigger '{}' failed ({}): {}\n  help: the command was: {}{}",
+                t.name,
+                out.status,
+                tail.first().cloned().unwrap_or_default(),
+                t.run,
+                if tail.len() > 1 { format!("\n  output:\n    {}", tail.join("\n    ")) } else { String::new() }
+            );
+        }
+        runs.push(TriggerRun {
+            name: t.name.clone(),
+            seconds: start.elapsed().as_secs_f64(),
+        });
+    }
+    mount.unmount()?;
+    Ok(runs)
+}
+
+/// Prove that nothing in `tree` that is hardlinked to an object of `repo` was modified:
+/// objects carry mtime 0, so a hardlinked file with another mtime whose inode is the
+/// object's own was written in place.
+pub fn check_objects_untouched(repo: &Repo, tree: &Path, composed: &str) -> Result<()> {
+    let mut suspects = Vec::new();
+    walk(tree, tree, &mut suspects)?;
+    for (rel, ino, dev) in suspects {
+        if let Some(csum) = repo.file_checksum_at(composed, &rel)? {
+            if let Ok(md) = std::fs::symlink_metadata(repo.object_path(&csum)) {
+                if md.ino() == ino && md.dev() == dev {
+                    bail!(
+                        "a trigger modified {rel} in place, which is hardlinked to object {csum} of the build repository\n  help: the build repository {} is damaged; run `ostree fsck --delete --repo={}` and rebuild",
+                        repo.path().display(),
+                        repo.path().display()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, u64, u64)>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let entry = entry?;
+        let md = entry.metadata()?;
+        if md.is_dir() {
+            walk(root, &entry.path(), out)?;
+        } else if md.is_file() && md.nlink() > 1 && md.mtime() != 0 {
+            let rel = entry.path().strip_prefix(root).unwrap_or(&entry.path()).to_string_lossy().to_string();
+            out.push((format!("/{rel}"), md.ino(), md.dev()));
+        }
+    }
+    Ok(())
+}
