@@ -1,0 +1,169 @@
+//! Helpers for the integration tests: fixture projects in temporary directories, running
+//! the built `ostree-build` binary, and independent checks with the `ostree` CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `ostree-build` binary next to the test executable (target/<profile>/ostree-build).
+pub fn binary() -> PathBuf {
+    if let Ok(p) = std::env::var("OSTREE_BUILD_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target directory");
+    let bin = dir.join("ostree-build");
+    assert!(
+        bin.is_file(),
+        "{} not found: run `cargo build --workspace` before `cargo test`",
+        bin.display()
+    );
+    bin
+}
+
+/// A project directory with an `ostree-build.toml`, removed when dropped.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+/// What one run printed.
+pub struct Run {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            status: o.status,
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    pub fn ok(self) -> Run {
+        assert!(self.status.success(), "command failed: {}\nstdout:\n{}\nstderr:\n{}", self.status, self.stdout, self.stderr);
+        self
+    }
+
+    pub fn fails(self) -> Run {
+        assert!(!self.status.success(), "command unexpectedly succeeded\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+impl Project {
+    pub fn new(manifest: &str) -> Project {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("ostree-build.toml"), manifest).expect("write manifest");
+        Project { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn p(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Write a file (creating parents) with the given mode.
+    pub fn file(&self, rel: &str, content: &str, mode: u32) -> &Self {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.p(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        self
+    }
+
+    pub fn symlink(&self, rel: &str, target: &str) -> &Self {
+        let p = self.p(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, &p).unwrap();
+        self
+    }
+
+    pub fn write_manifest(&self, manifest: &str) {
+        std::fs::write(self.p("ostree-build.toml"), manifest).unwrap();
+    }
+
+    /// Run `ostree-build ARGS` in the project directory.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(
+            Command::new(binary())
+                .args(args)
+                .current_dir(self.path())
+                .output()
+                .expect("run ostree-build"),
+        )
+    }
+
+    pub fn build_repo(&self) -> PathBuf {
+        self.p("build/cache-repo")
+    }
+
+    pub fn export_repo(&self) -> PathBuf {
+        self.p("build/repo")
+    }
+}
+
+/// Run the `ostree` CLI against `repo`; panics on failure.
+pub fn ostree(repo: &Path, args: &[&str]) -> String {
+    let out = Command::new("ostree")
+        .arg(format!("--repo={}", repo.display()))
+        .args(args)
+        .output()
+        .expect("run ostree");
+    assert!(
+        out.status.success(),
+        "ostree {:?} failed: {}",
+        args,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every ref of a repository with its commit (empty if the repository does not exist).
+pub fn refs(repo: &Path) -> Vec<(String, String)> {
+    if !repo.join("config").exists() {
+        return vec![];
+    }
+    let list = ostree(repo, &["refs"]);
+    let mut out: Vec<(String, String)> = list
+        .lines()
+        .map(|r| (r.to_string(), ostree(repo, &["rev-parse", r]).trim().to_string()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// `ostree fsck` must pass.
+pub fn fsck(repo: &Path) {
+    ostree(repo, &["fsck"]);
+}
+
+/// `ostree ls` of one path: (mode string, uid, gid, size, target-or-empty).
+pub fn ls(repo: &Path, rev: &str, path: &str) -> String {
+    ostree(repo, &["ls", rev, path]).trim().to_string()
+}
+
+/// `ostree cat`.
+pub fn cat(repo: &Path, rev: &str, path: &str) -> String {
+    ostree(repo, &["cat", rev, path])
+}
+
+/// Write a tar archive with Python's tarfile (each entry: path, kind, data/target, mode),
+/// used to craft good and bad archives.
+pub fn python_tar(dest: &Path, script_body: &str) {
+    let script = format!(
+        "import tarfile, io, sys\nout = sys.argv[1]\nmode = 'w:gz' if out.endswith('.gz') else 'w'\nt = tarfile.open(out, mode)\ndef reg(p, data=b'x', m=0o644, uid=0, gid=0):\n    ti = tarfile.TarInfo(p); ti.size = len(data); ti.mode = m; ti.uid = uid; ti.gid = gid\n    t.addfile(ti, io.BytesIO(data))\ndef sym(p, target):\n    ti = tarfile.TarInfo(p); ti.type = tarfile.SYMTYPE; ti.linkname = target; ti.mode = 0o777\n    t.addfile(ti)\ndef hard(p, target):\n    ti = tarfile.TarInfo(p); ti.type = tarfile.LNKTYPE; ti.linkname = target\n    t.addfile(ti)\ndef dir(p, m=0o755):\n    ti = tarfile.TarInfo(p); ti.type = tarfile.DIRTYPE; ti.mode = m\n    t.addfile(ti)\ndef dev(p):\n    ti = tarfile.TarInfo(p); ti.type = tarfile.CHRTYPE; ti.devmajor = 1; ti.devminor = 3\n    t.addfile(ti)\n{script_body}\nt.close()\n"
+    );
+    let status = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(dest)
+        .status()
+        .expect("python3");
+    assert!(status.success(), "python tar script failed");
+}
