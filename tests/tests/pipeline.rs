@@ -1,0 +1,252 @@
+//! The pipeline end to end: components from a directory and a tarball, unioned with a
+//! trigger, published, pulled by a client over HTTP; checked with the `ostree` CLI.
+
+use ostree_build_tests::*;
+use std::process::{Command, Stdio};
+
+const IMAGE: &str = "exampleos/x86_64/standard";
+
+const MANIFEST: &str = r#"
+[os]
+name = "exampleos"
+arch = "x86_64"
+
+[component.base]
+backend = "dir"
+path = "rootfs"
+
+[component.app]
+backend = "dir"
+path = "app"
+
+[component.oe]
+backend = "tarball"
+path = "oe.tar.gz"
+
+[image.standard]
+components = ["base", "app", "oe"]
+version = "1.0"
+metadata = { "exampleos.channel" = "stable" }
+triggers = [{ name = "stamp", run = "mkdir -p usr/share/stamp && ls usr/bin > usr/share/stamp/bins" }]
+"#;
+
+fn project() -> Project {
+    let p = Project::new(MANIFEST);
+    p.file("rootfs/usr/bin/hello", "#!/bin/sh\necho hello\n", 0o755)
+        .file("rootfs/etc/hostname", "exampleos\n", 0o644)
+        .file("rootfs/usr/bin/passwd", "setuid\n", 0o4755)
+        .file("rootfs/usr/share/empty", "", 0o600)
+        .symlink("rootfs/usr/bin/hi", "hello")
+        .file("app/usr/lib/libapp.so.1", "app library\n", 0o644)
+        .file("app/usr/bin/app", "#!/bin/sh\necho app\n", 0o750);
+    std::os::unix::fs::chown(p.p("app/usr/bin/app"), Some(1000), Some(1000)).unwrap();
+    python_tar(
+        &p.p("oe.tar.gz"),
+        "dir('usr'); dir('usr/sbin')\nreg('usr/sbin/oe-su', b'oe setuid\\n', 0o4755)\nhard('usr/sbin/oe-su-alias', 'usr/sbin/oe-su')\nsym('usr/sbin/oe-link', 'oe-su')\nreg('usr/sbin/owned', b'owned\\n', 0o640, 1000, 1000)",
+    );
+    p
+}
+
+#[test]
+fn builds_composes_and_publishes_every_component() {
+    let p = project();
+    let out = p.run(&["build"]).ok();
+    assert!(out.stdout.contains("Built component base"), "{}", out.stdout);
+    let export = p.export_repo();
+    // A file from every component, with content, mode, ownership and symlink targets.
+    assert_eq!(cat(&export, IMAGE, "/usr/bin/hello"), "#!/bin/sh\necho hello\n");
+    assert!(ls(&export, IMAGE, "/usr/bin/hello").starts_with("-00755 0 0"));
+    assert!(ls(&export, IMAGE, "/usr/bin/passwd").starts_with("-04755 0 0"));
+    assert!(ls(&export, IMAGE, "/usr/bin/hi").ends_with("/usr/bin/hi -> hello"));
+    assert!(ls(&export, IMAGE, "/usr/share/empty").starts_with("-00600 0 0      0"));
+    assert_eq!(cat(&export, IMAGE, "/usr/lib/libapp.so.1"), "app library\n");
+    assert!(ls(&export, IMAGE, "/usr/bin/app").starts_with("-00750 1000 1000"));
+    assert_eq!(cat(&export, IMAGE, "/usr/sbin/oe-su"), "oe setuid\n");
+    assert!(ls(&export, IMAGE, "/usr/sbin/oe-su").starts_with("-04755 0 0"));
+    assert!(ls(&export, IMAGE, "/usr/sbin/oe-su-alias").starts_with("-04755 0 0"));
+    assert!(ls(&export, IMAGE, "/usr/sbin/oe-link").ends_with("-> oe-su"));
+    assert!(ls(&export, IMAGE, "/usr/sbin/owned").starts_with("-00640 1000 1000"));
+    // The trigger saw the whole union and its output is in the image.
+    let bins = cat(&export, IMAGE, "/usr/share/stamp/bins");
+    for b in ["app", "hello", "hi", "passwd"] {
+        assert!(bins.lines().any(|l| l == b), "trigger output lacks {b}: {bins}");
+    }
+    // Metadata: version and user metadata.
+    assert_eq!(ostree(&export, &["show", "--print-metadata-key=version", IMAGE]).trim(), "'1.0'");
+    assert_eq!(
+        ostree(&export, &["show", "--print-metadata-key=exampleos.channel", IMAGE]).trim(),
+        "'stable'"
+    );
+    // Each component on its own branch of the build repo, with its backend recorded.
+    let build = p.build_repo();
+    assert_eq!(
+        ostree(&build, &["show", "--print-metadata-key=ostree-build.backend", "exampleos/x86_64/components/oe"]).trim(),
+        "'tarball'"
+    );
+    fsck(&build);
+    fsck(&export);
+    // The export repository has a summary listing the image.
+    assert!(ostree(&export, &["summary", "--view"]).contains(IMAGE));
+}
+
+#[test]
+fn second_build_is_a_no_op_and_writes_nothing() {
+    let p = project();
+    p.run(&["build"]).ok();
+    let before = (refs(&p.build_repo()), refs(&p.export_repo()));
+    let objects_before = count_files(&p.build_repo().join("objects")) + count_files(&p.export_repo().join("objects"));
+    let summary = std::fs::metadata(p.export_repo().join("summary")).unwrap().modified().unwrap();
+    let out = p.run(&["build"]).ok();
+    assert!(out.stdout.contains("nothing to do"), "{}", out.stdout);
+    assert!(!out.stdout.contains("Built"), "{}", out.stdout);
+    assert_eq!(before, (refs(&p.build_repo()), refs(&p.export_repo())));
+    assert_eq!(
+        objects_before,
+        count_files(&p.build_repo().join("objects")) + count_files(&p.export_repo().join("objects"))
+    );
+    assert_eq!(summary, std::fs::metadata(p.export_repo().join("summary")).unwrap().modified().unwrap());
+}
+
+#[test]
+fn composed_tree_equals_a_plain_commit_of_the_same_files() {
+    let p = project();
+    p.run(&["build"]).ok();
+    // Check the image out as root (keeping ownership and modes) and commit it plainly.
+    let tree = p.p("checkout");
+    ostree(&p.export_repo(), &["checkout", IMAGE, tree.to_str().unwrap()]);
+    let plain = p.p("plain-repo");
+    ostree(&plain, &["init", "--mode=bare"]);
+    ostree(&plain, &["commit", "-b", "plain", &format!("--tree=dir={}", tree.display())]);
+    let composed = content_checksum(&p.build_repo(), IMAGE);
+    assert_eq!(
+        composed,
+        content_checksum(&plain, "plain"),
+        "composed tree differs from a plain commit:\ncomposed:\n{}\nplain:\n{}",
+        ostree(&p.build_repo(), &["ls", "-R", "-X", IMAGE]),
+        ostree(&plain, &["ls", "-R", "-X", "plain"])
+    );
+    // No libostree-internal xattr leaked into the image.
+    assert!(!ostree(&p.build_repo(), &["ls", "-R", "-X", IMAGE]).contains("ostreemeta"));
+}
+
+#[test]
+fn changing_one_component_rebuilds_only_it_and_the_image() {
+    let p = project();
+    p.run(&["build"]).ok();
+    let first = ostree(&p.export_repo(), &["rev-parse", IMAGE]).trim().to_string();
+    let base_before = ostree(&p.build_repo(), &["rev-parse", "exampleos/x86_64/components/base"]);
+    let oe_before = ostree(&p.build_repo(), &["rev-parse", "exampleos/x86_64/components/oe"]);
+
+    p.file("app/usr/lib/libapp.so.1", "app library v2\n", 0o644);
+    let dry = p.run(&["build", "--dry-run"]).ok();
+    assert!(dry.stdout.contains("build component app: input changed"), "{}", dry.stdout);
+    assert!(dry.stdout.contains("fresh component base"), "{}", dry.stdout);
+
+    let out = p.run(&["build"]).ok();
+    assert!(out.stdout.contains("Built component app"), "{}", out.stdout);
+    assert!(!out.stdout.contains("Built component base"), "{}", out.stdout);
+    assert!(!out.stdout.contains("Built component oe"), "{}", out.stdout);
+    assert_eq!(base_before, ostree(&p.build_repo(), &["rev-parse", "exampleos/x86_64/components/base"]));
+    assert_eq!(oe_before, ostree(&p.build_repo(), &["rev-parse", "exampleos/x86_64/components/oe"]));
+
+    let export = p.export_repo();
+    let second = ostree(&export, &["rev-parse", IMAGE]).trim().to_string();
+    assert_ne!(first, second);
+    assert_eq!(cat(&export, IMAGE, "/usr/lib/libapp.so.1"), "app library v2\n");
+    // History: the new commit's parent is the previous one, the version moved on.
+    assert_eq!(ostree(&export, &["rev-parse", &format!("{IMAGE}^")]).trim(), first);
+    assert_eq!(ostree(&export, &["show", "--print-metadata-key=version", IMAGE]).trim(), "'1.0.1'");
+    // A static delta from the previous commit was generated.
+    let deltas = ostree(&export, &["static-delta", "list"]);
+    assert!(deltas.contains(&format!("{first}-{second}")), "{deltas}");
+    fsck(&p.build_repo());
+    fsck(&export);
+}
+
+#[test]
+fn client_pulls_the_published_branch_over_http_using_the_delta() {
+    let p = project();
+    p.run(&["build"]).ok();
+    let server = HttpServer::start(&p.export_repo());
+    let client = p.p("client");
+    // A device repository (bare-user): libostree applies static deltas only to bare modes.
+    ostree(&client, &["init", "--mode=bare-user"]);
+    ostree(&client, &["remote", "add", "--no-gpg-verify", "origin", &server.url]);
+    ostree(&client, &["pull", "origin", IMAGE]);
+
+    p.file("rootfs/usr/bin/hello", "#!/bin/sh\necho hello v2\n", 0o755);
+    p.run(&["build"]).ok();
+    ostree(&client, &["pull", "origin", IMAGE]);
+    let log = server.log();
+    assert!(log.contains("/deltas/"), "the client did not use a static delta:\n{log}");
+    assert_eq!(
+        ostree(&client, &["rev-parse", &format!("origin:{IMAGE}")]),
+        ostree(&p.export_repo(), &["rev-parse", IMAGE])
+    );
+    let tree = p.p("client-tree");
+    ostree(&client, &["checkout", "-U", &format!("origin:{IMAGE}"), tree.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(tree.join("usr/bin/hello")).unwrap(), "#!/bin/sh\necho hello v2\n");
+    assert_eq!(std::fs::read_to_string(tree.join("usr/lib/libapp.so.1")).unwrap(), "app library\n");
+    fsck(&client);
+}
+
+fn content_checksum(repo: &std::path::Path, rev: &str) -> String {
+    ostree(repo, &["show", rev])
+        .lines()
+        .find_map(|l| l.strip_prefix("ContentChecksum:").map(|s| s.trim().to_string()))
+        .expect("ContentChecksum line")
+}
+
+fn count_files(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            n += if p.is_dir() { count_files(&p) } else { 1 };
+        }
+    }
+    n
+}
+
+/// A static HTTP server on 127.0.0.1 (Python's http.server) that logs requests.
+struct HttpServer {
+    child: std::process::Child,
+    url: String,
+    log: std::path::PathBuf,
+}
+
+impl HttpServer {
+    fn start(dir: &std::path::Path) -> HttpServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = dir.parent().unwrap().join(format!("http-{port}.log"));
+        let child = Command::new("python3")
+            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("python3 http.server");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        HttpServer {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
