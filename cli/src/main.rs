@@ -10,7 +10,11 @@ use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "ostree-build", version, about = "Build OS trees into OSTree repositories from one manifest")]
+#[command(
+    name = "ostree-build",
+    version,
+    about = "Build OS trees into OSTree repositories from one manifest"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -63,12 +67,17 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let json = match &cli.command {
-        Command::Build { project, .. } | Command::Status { project } => project.message_format == MessageFormat::Json,
+        Command::Build { project, .. } | Command::Status { project } => {
+            project.message_format == MessageFormat::Json
+        }
         Command::Backends { message_format } => *message_format == MessageFormat::Json,
     };
     if let Err(e) = run(cli) {
         if json {
-            println!("{}", serde_json::json!({"event": "error", "message": format!("{e:#}")}));
+            println!(
+                "{}",
+                serde_json::json!({"event": "error", "message": format!("{e:#}")})
+            );
         }
         eprintln!("error: {}", render_error(&e));
         std::process::exit(1);
@@ -117,7 +126,15 @@ fn run(cli: Cli) -> Result<()> {
                 json: project.message_format == MessageFormat::Json,
                 dry_run,
             };
-            build(&manifest, &BuildOptions { dry_run, force, jobs }, &mut rep)?;
+            build(
+                &manifest,
+                &BuildOptions {
+                    dry_run,
+                    force,
+                    jobs,
+                },
+                &mut rep,
+            )?;
         }
         Command::Status { project } => {
             let manifest = load(&project)?;
@@ -160,7 +177,10 @@ fn run(cli: Cli) -> Result<()> {
                         serde_json::json!({"name": f.info.name, "version": f.info.version, "source": f.source, "description": f.info.description})
                     );
                 } else {
-                    println!("{:<12} {:<8} {:<9} {}", f.info.name, f.info.version, "built-in", f.info.description);
+                    println!(
+                        "{:<12} {:<8} {:<9} {}",
+                        f.info.name, f.info.version, "built-in", f.info.description
+                    );
                 }
             }
         }
@@ -196,7 +216,12 @@ impl Reporter for Printer {
         }
         let mut out = std::io::stdout().lock();
         let _ = match event {
-            Event::Plan { kind, name, action, reason } => {
+            Event::Plan {
+                kind,
+                name,
+                action,
+                reason,
+            } => {
                 if self.dry_run {
                     writeln!(out, "{:>9} {} {name}: {reason}", action, kind_name(kind))
                 } else if action == "fresh" {
@@ -210,7 +235,13 @@ impl Reporter for Printer {
                 Kind::Image => writeln!(out, "{:>9} image {name}", "Composing"),
                 Kind::Publish => writeln!(out, "{:>9} image {name}", "Publishing"),
             },
-            Event::Finished { kind, name, commit, seconds, detail } => writeln!(
+            Event::Finished {
+                kind,
+                name,
+                commit,
+                seconds,
+                detail,
+            } => writeln!(
                 out,
                 "{:>9} {} {name} -> {} in {seconds:.2}s ({detail})",
                 match kind {
@@ -224,10 +255,22 @@ impl Reporter for Printer {
             Event::Log { name, message } => writeln!(out, "{:>9} {name}: {message}", ""),
             Event::Warning { message } => writeln!(out, "warning: {message}"),
             Event::Waiting { message } => writeln!(out, "{:>9} {message}", "Blocking"),
-            Event::Summary { built, composed, published, fresh, seconds, phases } => {
-                let phases: Vec<String> = phases.iter().map(|(n, s)| format!("{n} {s:.2}s")).collect();
+            Event::Summary {
+                built,
+                composed,
+                published,
+                fresh,
+                seconds,
+                phases,
+            } => {
+                let phases: Vec<String> =
+                    phases.iter().map(|(n, s)| format!("{n} {s:.2}s")).collect();
                 if built + composed + published == 0 {
-                    writeln!(out, "{:>9} nothing to do: everything is up to date ({seconds:.2}s)", "Finished")
+                    writeln!(
+                        out,
+                        "{:>9} nothing to do: everything is up to date ({seconds:.2}s)",
+                        "Finished"
+                    )
                 } else {
                     writeln!(
                         out,

@@ -46,7 +46,9 @@ pub fn resolve(name: &str) -> Result<Found> {
     }
     let mut msg = format!("no such backend: '{name}'");
     if let Some(s) = did_you_mean(name, all.iter().map(|f| f.info.name.as_str())) {
-        msg.push_str(&format!("\n  help: a backend with a similar name exists: '{s}'"));
+        msg.push_str(&format!(
+            "\n  help: a backend with a similar name exists: '{s}'"
+        ));
     }
     msg.push_str("\n  help: list the available backends with `ostree-build backends`");
     Err(anyhow!(msg))

@@ -46,7 +46,8 @@ impl ProjectLock {
     pub fn scratch(&self, name: &str) -> Result<PathBuf> {
         let dir = self.state_dir.join("work").join(name);
         remove_tree(&dir)?;
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(dir)
     }
 
@@ -73,7 +74,10 @@ fn make_writable(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(md) = std::fs::symlink_metadata(dir) {
         if md.is_dir() {
-            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(md.mode_bits() | 0o700));
+            let _ = std::fs::set_permissions(
+                dir,
+                std::fs::Permissions::from_mode(md.mode_bits() | 0o700),
+            );
             if let Ok(entries) = std::fs::read_dir(dir) {
                 for e in entries.flatten() {
                     make_writable(&e.path());
@@ -95,7 +99,9 @@ impl ModeBits for std::fs::Metadata {
 /// Lazily unmount every mount point at or below `dir` (left by a killed run).
 pub fn unmount_below(dir: &Path) {
     let Ok(dir) = dir.canonicalize() else { return };
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
     let mut points: Vec<PathBuf> = info
         .lines()
         .filter_map(|l| l.split(' ').nth(4))

@@ -207,7 +207,13 @@ impl Manifest {
         })?;
         let dir = path
             .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
             .unwrap_or(Path::new("."))
             .to_path_buf();
         let dir = dir.canonicalize().unwrap_or(dir);
@@ -271,9 +277,8 @@ impl Manifest {
     }
 
     fn validate(&self) -> Result<()> {
-        check_ref_part(&self.os.name).map_err(|e| {
-            self.error_at(self.find_text("name"), &format!("os.name: {e}"), None)
-        })?;
+        check_ref_part(&self.os.name)
+            .map_err(|e| self.error_at(self.find_text("name"), &format!("os.name: {e}"), None))?;
         if let Some(level) = &self.publish.zlib_level {
             if !(1..=9).contains(level.get_ref()) {
                 return Err(self.error_at(
@@ -301,9 +306,10 @@ impl Manifest {
             let mut seen = std::collections::BTreeSet::new();
             for c in &section.components {
                 if !self.components.contains_key(c.get_ref()) {
-                    let hint = did_you_mean(c.get_ref(), self.components.keys().map(|s| s.as_str()))
-                        .map(|s| format!("did you mean `{s}`?"))
-                        .unwrap_or_else(|| "declare it as [component.NAME]".into());
+                    let hint =
+                        did_you_mean(c.get_ref(), self.components.keys().map(|s| s.as_str()))
+                            .map(|s| format!("did you mean `{s}`?"))
+                            .unwrap_or_else(|| "declare it as [component.NAME]".into());
                     return Err(self.error_at(
                         c.span().start,
                         &format!(
@@ -355,7 +361,11 @@ impl Manifest {
     }
 
     pub fn component_ref(&self, component: &str) -> String {
-        format!("{}/components/{}", self.ref_prefix(), escape_ref_part(component))
+        format!(
+            "{}/components/{}",
+            self.ref_prefix(),
+            escape_ref_part(component)
+        )
     }
 
     pub fn image_ref(&self, image: &str) -> String {
@@ -396,9 +406,21 @@ impl Manifest {
     }
 }
 
-fn located(path: &Path, (line, col): (usize, usize), msg: &str, hint: Option<&str>) -> anyhow::Error {
+fn located(
+    path: &Path,
+    (line, col): (usize, usize),
+    msg: &str,
+    hint: Option<&str>,
+) -> anyhow::Error {
     match hint {
-        Some(h) => anyhow!("{}:{}:{}: {}\n  help: {}", path.display(), line, col, msg, h),
+        Some(h) => anyhow!(
+            "{}:{}:{}: {}\n  help: {}",
+            path.display(),
+            line,
+            col,
+            msg,
+            h
+        ),
         None => anyhow!("{}:{}:{}: {}", path.display(), line, col, msg),
     }
 }
@@ -487,7 +509,10 @@ mod tests {
         let err = parse("[os]\nname = \"x\"\n[image.a]\ncompnents = [\"b\"]\n")
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("ostree-build.toml:4:1: unknown key `compnents`"), "{err}");
+        assert!(
+            err.starts_with("ostree-build.toml:4:1: unknown key `compnents`"),
+            "{err}"
+        );
         assert!(err.contains("did you mean `components`?"), "{err}");
     }
 

@@ -10,8 +10,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use gio::prelude::*;
 use ostree::{
     MutableTree, ObjectType, RepoCheckoutAtOptions, RepoCheckoutMode, RepoCheckoutOverwriteMode,
-    RepoCommitFilterResult, RepoCommitModifier, RepoCommitModifierFlags, RepoDevInoCache,
-    RepoFile, RepoMode,
+    RepoCommitFilterResult, RepoCommitModifier, RepoCommitModifierFlags, RepoDevInoCache, RepoFile,
+    RepoMode,
 };
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -99,7 +99,10 @@ impl InputProblems {
         }
     }
     fn take(&self) -> Vec<String> {
-        self.0.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
+        self.0
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
     }
 }
 
@@ -112,8 +115,9 @@ impl Repo {
     pub fn open_or_create(path: &Path, kind: RepoKind) -> Result<Repo> {
         let exists = path.join("config").is_file();
         if !exists {
-            std::fs::create_dir_all(path)
-                .with_context(|| format!("cannot create repository directory {}", path.display()))?;
+            std::fs::create_dir_all(path).with_context(|| {
+                format!("cannot create repository directory {}", path.display())
+            })?;
         }
         let repo = ostree::Repo::new_for_path(path);
         if exists {
@@ -229,7 +233,10 @@ impl Repo {
         let mut metadata = BTreeMap::new();
         for entry in commit.child_value(0).iter() {
             let key: String = entry.child_value(0).get().unwrap_or_default();
-            let value = entry.child_value(1).as_variant().unwrap_or(entry.child_value(1));
+            let value = entry
+                .child_value(1)
+                .as_variant()
+                .unwrap_or(entry.child_value(1));
             let text = value
                 .str()
                 .map(str::to_string)
@@ -251,7 +258,11 @@ impl Repo {
 
     /// Import a tar archive (any compression libarchive knows) as a commit, streaming it
     /// into objects without extracting it.
-    pub fn import_archive(&self, archive: &Path, commit: &NewCommit) -> Result<(String, WriteStats)> {
+    pub fn import_archive(
+        &self,
+        archive: &Path,
+        commit: &NewCommit,
+    ) -> Result<(String, WriteStats)> {
         let file = std::fs::File::open(archive)
             .with_context(|| format!("cannot open {}", archive.display()))?;
         let problems = InputProblems::default();
@@ -329,7 +340,10 @@ impl Repo {
                     .iter()
                     .take(5)
                     .map(|(path, a, b)| {
-                        format!("{path} is provided differently by '{}' and '{}'", names[*a], names[*b])
+                        format!(
+                            "{path} is provided differently by '{}' and '{}'",
+                            names[*a], names[*b]
+                        )
                     })
                     .collect();
                 if union.conflicts.len() > 5 {
@@ -343,7 +357,12 @@ impl Repo {
 
     /// Check out `commit` as hardlinks into `dest` (which must not exist), recording every
     /// checked-out inode in `cache` so the commit back can reuse checksums.
-    pub fn checkout_hardlinked(&self, commit: &str, dest: &Path, cache: &DevInoCache) -> Result<()> {
+    pub fn checkout_hardlinked(
+        &self,
+        commit: &str,
+        dest: &Path,
+        cache: &DevInoCache,
+    ) -> Result<()> {
         let options = RepoCheckoutAtOptions {
             mode: RepoCheckoutMode::User,
             overwrite_mode: RepoCheckoutOverwriteMode::None,
@@ -575,7 +594,9 @@ fn input_checking_modifier(problems: &InputProblems) -> RepoCommitModifier {
                     if let Some(target) = info.symlink_target() {
                         let target = target.to_string_lossy();
                         if escapes_root(path, &target) {
-                            problems.push(format!("{path}: symlink to '{target}' points outside the root"));
+                            problems.push(format!(
+                                "{path}: symlink to '{target}' points outside the root"
+                            ));
                             return RepoCommitFilterResult::Skip;
                         }
                     }
@@ -612,7 +633,10 @@ fn explain_archive_error(e: glib::Error, archive: &Path) -> anyhow::Error {
         "device nodes and other special files cannot be committed; drop them from the image (they are created at boot)"
     } else if m.contains("uplink") || m.contains("..") {
         "the archive contains '..' path components; rebuild it with paths inside the root"
-    } else if m.to_lowercase().contains("truncated") || m.contains("Damaged") || m.contains("Unrecognized") {
+    } else if m.to_lowercase().contains("truncated")
+        || m.contains("Damaged")
+        || m.contains("Unrecognized")
+    {
         "the archive is truncated or corrupt; rebuild or re-download it"
     } else {
         "check that the file is a tar archive (optionally gz, bz2, xz or zst compressed)"
@@ -626,7 +650,12 @@ pub fn escapes_root(path: &str, target: &str) -> bool {
     if target.starts_with('/') {
         return false;
     }
-    let mut depth: i64 = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).count() as i64 - 1;
+    let mut depth: i64 = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .count() as i64
+        - 1;
     for part in target.split('/') {
         match part {
             "" | "." => {}
@@ -673,7 +702,15 @@ impl Union<'_> {
             true
         } else {
             let owner = self.owner_of(path);
-            self.conflicts.push((if path.is_empty() { "/".into() } else { path.to_string() }, owner, index));
+            self.conflicts.push((
+                if path.is_empty() {
+                    "/".into()
+                } else {
+                    path.to_string()
+                },
+                owner,
+                index,
+            ));
             false
         }
     }
@@ -740,7 +777,10 @@ impl Union<'_> {
 }
 
 /// A mutable tree's entry `name`: (file checksum, subdirectory), both `None` if absent.
-fn lookup_entry(tree: &MutableTree, name: &str) -> Result<(Option<glib::GString>, Option<MutableTree>)> {
+fn lookup_entry(
+    tree: &MutableTree,
+    name: &str,
+) -> Result<(Option<glib::GString>, Option<MutableTree>)> {
     match tree.lookup(name) {
         Ok(found) => Ok(found),
         Err(e) if e.matches(gio::IOErrorEnum::NotFound) => Ok((None, None)),
@@ -779,7 +819,9 @@ impl OriginalTree {
             return Some(v.clone());
         }
         let v = self.repo.load_variant(ObjectType::DirTree, contents).ok()?;
-        self.dirs.borrow_mut().insert(contents.to_string(), v.clone());
+        self.dirs
+            .borrow_mut()
+            .insert(contents.to_string(), v.clone());
         Some(v)
     }
 
@@ -794,7 +836,9 @@ impl OriginalTree {
             if last {
                 for f in tree.child_value(0).iter() {
                     if f.child_value(0).str() == Some(part) {
-                        return Some(Entry::File(ostree::checksum_from_bytes_v(&f.child_value(1)).to_string()));
+                        return Some(Entry::File(
+                            ostree::checksum_from_bytes_v(&f.child_value(1)).to_string(),
+                        ));
                     }
                 }
             }
@@ -829,7 +873,9 @@ impl OriginalTree {
                 let (oinfo, xattrs) = self.repo.query_file(&csum, NO_CANCEL).ok()?;
                 let same = oinfo.file_type() == t
                     && match t {
-                        gio::FileType::SymbolicLink => oinfo.symlink_target() == info.symlink_target(),
+                        gio::FileType::SymbolicLink => {
+                            oinfo.symlink_target() == info.symlink_target()
+                        }
                         _ => oinfo.size() == info.size() && info.size() == 0,
                     };
                 same.then(|| {

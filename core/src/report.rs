@@ -23,7 +23,10 @@ pub enum Event {
         reason: String,
     },
     /// A unit started.
-    Started { kind: Kind, name: String },
+    Started {
+        kind: Kind,
+        name: String,
+    },
     /// A unit finished.
     Finished {
         kind: Kind,
@@ -33,10 +36,17 @@ pub enum Event {
         detail: String,
     },
     /// A message from a backend or a step.
-    Log { name: String, message: String },
-    Warning { message: String },
+    Log {
+        name: String,
+        message: String,
+    },
+    Warning {
+        message: String,
+    },
     /// Waiting for another run's lock.
-    Waiting { message: String },
+    Waiting {
+        message: String,
+    },
     /// The end of a run.
     Summary {
         built: usize,

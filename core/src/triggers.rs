@@ -65,7 +65,12 @@ pub struct TriggerRun {
 
 /// Run `triggers` in order against `tree`, each seeing the tree through rofiles-fuse at
 /// `mount_point` as `$OSTREE_BUILD_ROOT` (also its working directory).
-pub fn run_triggers(image: &str, tree: &Path, mount_point: &Path, triggers: &[Trigger]) -> Result<Vec<TriggerRun>> {
+pub fn run_triggers(
+    image: &str,
+    tree: &Path,
+    mount_point: &Path,
+    triggers: &[Trigger],
+) -> Result<Vec<TriggerRun>> {
     let mut mount = RofilesMount::new(tree, mount_point)?;
     let mut runs = Vec::new();
     for t in triggers {
@@ -92,7 +97,11 @@ pub fn run_triggers(image: &str, tree: &Path, mount_point: &Path, triggers: &[Tr
                 out.status,
                 tail.first().cloned().unwrap_or_default(),
                 t.run,
-                if tail.len() > 1 { format!("\n  output:\n    {}", tail.join("\n    ")) } else { String::new() }
+                if tail.len() > 1 {
+                    format!("\n  output:\n    {}", tail.join("\n    "))
+                } else {
+                    String::new()
+                }
             );
         }
         runs.push(TriggerRun {
@@ -133,7 +142,12 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, u64, u64)>) -> Result<()
         if md.is_dir() {
             walk(root, &entry.path(), out)?;
         } else if md.is_file() && md.nlink() > 1 && md.mtime() != 0 {
-            let rel = entry.path().strip_prefix(root).unwrap_or(&entry.path()).to_string_lossy().to_string();
+            let rel = entry
+                .path()
+                .strip_prefix(root)
+                .unwrap_or(&entry.path())
+                .to_string_lossy()
+                .to_string();
             out.push((format!("/{rel}"), md.ino(), md.dev()));
         }
     }

@@ -13,7 +13,12 @@ fn in_place_write_to_a_hardlinked_object_is_detected() {
     std::fs::write(src.join("tool"), "original\n").unwrap();
     std::fs::write(src.join("other"), "other\n").unwrap();
     let repo = Repo::open_or_create(&dir.path().join("repo"), RepoKind::Build).unwrap();
-    let commit = NewCommit { parent: None, subject: "t", metadata: &[], timestamp: 0 };
+    let commit = NewCommit {
+        parent: None,
+        subject: "t",
+        metadata: &[],
+        timestamp: 0,
+    };
     let (c, _) = repo.import_dir(&dir.path().join("src"), &commit).unwrap();
 
     let tree = dir.path().join("tree");
@@ -25,10 +30,15 @@ fn in_place_write_to_a_hardlinked_object_is_detected() {
     check_objects_untouched(&repo, &tree, &c).expect("replacing a file is fine");
 
     // Writing through the hardlink is caught and named.
-    let mut f = std::fs::OpenOptions::new().append(true).open(tree.join("usr/bin/tool")).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(tree.join("usr/bin/tool"))
+        .unwrap();
     f.write_all(b"evil\n").unwrap();
     drop(f);
-    let err = check_objects_untouched(&repo, &tree, &c).unwrap_err().to_string();
+    let err = check_objects_untouched(&repo, &tree, &c)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("/usr/bin/tool"), "{err}");
     assert!(err.contains("in place"), "{err}");
 }

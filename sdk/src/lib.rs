@@ -93,11 +93,7 @@ impl Request {
     /// A path option that must be present.
     pub fn required_path(&self, key: &str) -> anyhow::Result<PathBuf> {
         self.path_option(key)?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "component '{}': missing option '{}'",
-                self.component,
-                key
-            )
+            anyhow::anyhow!("component '{}': missing option '{}'", self.component, key)
         })
     }
 }
@@ -155,8 +151,15 @@ pub enum Level {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Event {
-    Log { level: Level, message: String },
-    Progress { done: u64, total: Option<u64>, unit: String },
+    Log {
+        level: Level,
+        message: String,
+    },
+    Progress {
+        done: u64,
+        total: Option<u64>,
+        unit: String,
+    },
 }
 
 /// Where a backend sends its events.

@@ -10,7 +10,10 @@ pub fn binary() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target directory");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target directory");
     let bin = dir.join("ostree-build");
     assert!(
         bin.is_file(),
@@ -42,12 +45,23 @@ impl Run {
     }
 
     pub fn ok(self) -> Run {
-        assert!(self.status.success(), "command failed: {}\nstdout:\n{}\nstderr:\n{}", self.status, self.stdout, self.stderr);
+        assert!(
+            self.status.success(),
+            "command failed: {}\nstdout:\n{}\nstderr:\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
         self
     }
 
     pub fn fails(self) -> Run {
-        assert!(!self.status.success(), "command unexpectedly succeeded\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert!(
+            !self.status.success(),
+            "command unexpectedly succeeded\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
 }
@@ -132,7 +146,12 @@ pub fn refs(repo: &Path) -> Vec<(String, String)> {
     let list = ostree(repo, &["refs"]);
     let mut out: Vec<(String, String)> = list
         .lines()
-        .map(|r| (r.to_string(), ostree(repo, &["rev-parse", r]).trim().to_string()))
+        .map(|r| {
+            (
+                r.to_string(),
+                ostree(repo, &["rev-parse", r]).trim().to_string(),
+            )
+        })
         .collect();
     out.sort();
     out

@@ -51,10 +51,17 @@ fn project() -> Project {
 fn builds_composes_and_publishes_every_component() {
     let p = project();
     let out = p.run(&["build"]).ok();
-    assert!(out.stdout.contains("Built component base"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("Built component base"),
+        "{}",
+        out.stdout
+    );
     let export = p.export_repo();
     // A file from every component, with content, mode, ownership and symlink targets.
-    assert_eq!(cat(&export, IMAGE, "/usr/bin/hello"), "#!/bin/sh\necho hello\n");
+    assert_eq!(
+        cat(&export, IMAGE, "/usr/bin/hello"),
+        "#!/bin/sh\necho hello\n"
+    );
     assert!(ls(&export, IMAGE, "/usr/bin/hello").starts_with("-00755 0 0"));
     assert!(ls(&export, IMAGE, "/usr/bin/passwd").starts_with("-04755 0 0"));
     assert!(ls(&export, IMAGE, "/usr/bin/hi").ends_with("/usr/bin/hi -> hello"));
@@ -69,18 +76,36 @@ fn builds_composes_and_publishes_every_component() {
     // The trigger saw the whole union and its output is in the image.
     let bins = cat(&export, IMAGE, "/usr/share/stamp/bins");
     for b in ["app", "hello", "hi", "passwd"] {
-        assert!(bins.lines().any(|l| l == b), "trigger output lacks {b}: {bins}");
+        assert!(
+            bins.lines().any(|l| l == b),
+            "trigger output lacks {b}: {bins}"
+        );
     }
     // Metadata: version and user metadata.
-    assert_eq!(ostree(&export, &["show", "--print-metadata-key=version", IMAGE]).trim(), "'1.0'");
     assert_eq!(
-        ostree(&export, &["show", "--print-metadata-key=exampleos.channel", IMAGE]).trim(),
+        ostree(&export, &["show", "--print-metadata-key=version", IMAGE]).trim(),
+        "'1.0'"
+    );
+    assert_eq!(
+        ostree(
+            &export,
+            &["show", "--print-metadata-key=exampleos.channel", IMAGE]
+        )
+        .trim(),
         "'stable'"
     );
     // Each component on its own branch of the build repo, with its backend recorded.
     let build = p.build_repo();
     assert_eq!(
-        ostree(&build, &["show", "--print-metadata-key=ostree-build.backend", "exampleos/x86_64/components/oe"]).trim(),
+        ostree(
+            &build,
+            &[
+                "show",
+                "--print-metadata-key=ostree-build.backend",
+                "exampleos/x86_64/components/oe"
+            ]
+        )
+        .trim(),
         "'tarball'"
     );
     fsck(&build);
@@ -94,17 +119,28 @@ fn second_build_is_a_no_op_and_writes_nothing() {
     let p = project();
     p.run(&["build"]).ok();
     let before = (refs(&p.build_repo()), refs(&p.export_repo()));
-    let objects_before = count_files(&p.build_repo().join("objects")) + count_files(&p.export_repo().join("objects"));
-    let summary = std::fs::metadata(p.export_repo().join("summary")).unwrap().modified().unwrap();
+    let objects_before = count_files(&p.build_repo().join("objects"))
+        + count_files(&p.export_repo().join("objects"));
+    let summary = std::fs::metadata(p.export_repo().join("summary"))
+        .unwrap()
+        .modified()
+        .unwrap();
     let out = p.run(&["build"]).ok();
     assert!(out.stdout.contains("nothing to do"), "{}", out.stdout);
     assert!(!out.stdout.contains("Built"), "{}", out.stdout);
     assert_eq!(before, (refs(&p.build_repo()), refs(&p.export_repo())));
     assert_eq!(
         objects_before,
-        count_files(&p.build_repo().join("objects")) + count_files(&p.export_repo().join("objects"))
+        count_files(&p.build_repo().join("objects"))
+            + count_files(&p.export_repo().join("objects"))
     );
-    assert_eq!(summary, std::fs::metadata(p.export_repo().join("summary")).unwrap().modified().unwrap());
+    assert_eq!(
+        summary,
+        std::fs::metadata(p.export_repo().join("summary"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    );
 }
 
 #[test]
@@ -113,10 +149,21 @@ fn composed_tree_equals_a_plain_commit_of_the_same_files() {
     p.run(&["build"]).ok();
     // Check the image out as root (keeping ownership and modes) and commit it plainly.
     let tree = p.p("checkout");
-    ostree(&p.export_repo(), &["checkout", IMAGE, tree.to_str().unwrap()]);
+    ostree(
+        &p.export_repo(),
+        &["checkout", IMAGE, tree.to_str().unwrap()],
+    );
     let plain = p.p("plain-repo");
     ostree(&plain, &["init", "--mode=bare"]);
-    ostree(&plain, &["commit", "-b", "plain", &format!("--tree=dir={}", tree.display())]);
+    ostree(
+        &plain,
+        &[
+            "commit",
+            "-b",
+            "plain",
+            &format!("--tree=dir={}", tree.display()),
+        ],
+    );
     let composed = content_checksum(&p.build_repo(), IMAGE);
     assert_eq!(
         composed,
@@ -133,29 +180,70 @@ fn composed_tree_equals_a_plain_commit_of_the_same_files() {
 fn changing_one_component_rebuilds_only_it_and_the_image() {
     let p = project();
     p.run(&["build"]).ok();
-    let first = ostree(&p.export_repo(), &["rev-parse", IMAGE]).trim().to_string();
-    let base_before = ostree(&p.build_repo(), &["rev-parse", "exampleos/x86_64/components/base"]);
-    let oe_before = ostree(&p.build_repo(), &["rev-parse", "exampleos/x86_64/components/oe"]);
+    let first = ostree(&p.export_repo(), &["rev-parse", IMAGE])
+        .trim()
+        .to_string();
+    let base_before = ostree(
+        &p.build_repo(),
+        &["rev-parse", "exampleos/x86_64/components/base"],
+    );
+    let oe_before = ostree(
+        &p.build_repo(),
+        &["rev-parse", "exampleos/x86_64/components/oe"],
+    );
 
     p.file("app/usr/lib/libapp.so.1", "app library v2\n", 0o644);
     let dry = p.run(&["build", "--dry-run"]).ok();
-    assert!(dry.stdout.contains("build component app: input changed"), "{}", dry.stdout);
-    assert!(dry.stdout.contains("fresh component base"), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains("build component app: input changed"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout.contains("fresh component base"),
+        "{}",
+        dry.stdout
+    );
 
     let out = p.run(&["build"]).ok();
     assert!(out.stdout.contains("Built component app"), "{}", out.stdout);
-    assert!(!out.stdout.contains("Built component base"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("Built component base"),
+        "{}",
+        out.stdout
+    );
     assert!(!out.stdout.contains("Built component oe"), "{}", out.stdout);
-    assert_eq!(base_before, ostree(&p.build_repo(), &["rev-parse", "exampleos/x86_64/components/base"]));
-    assert_eq!(oe_before, ostree(&p.build_repo(), &["rev-parse", "exampleos/x86_64/components/oe"]));
+    assert_eq!(
+        base_before,
+        ostree(
+            &p.build_repo(),
+            &["rev-parse", "exampleos/x86_64/components/base"]
+        )
+    );
+    assert_eq!(
+        oe_before,
+        ostree(
+            &p.build_repo(),
+            &["rev-parse", "exampleos/x86_64/components/oe"]
+        )
+    );
 
     let export = p.export_repo();
     let second = ostree(&export, &["rev-parse", IMAGE]).trim().to_string();
     assert_ne!(first, second);
-    assert_eq!(cat(&export, IMAGE, "/usr/lib/libapp.so.1"), "app library v2\n");
+    assert_eq!(
+        cat(&export, IMAGE, "/usr/lib/libapp.so.1"),
+        "app library v2\n"
+    );
     // History: the new commit's parent is the previous one, the version moved on.
-    assert_eq!(ostree(&export, &["rev-parse", &format!("{IMAGE}^")]).trim(), first);
-    assert_eq!(ostree(&export, &["show", "--print-metadata-key=version", IMAGE]).trim(), "'1.0.1'");
+    assert_eq!(
+        ostree(&export, &["rev-parse", &format!("{IMAGE}^")]).trim(),
+        first
+    );
+    assert_eq!(
+        ostree(&export, &["show", "--print-metadata-key=version", IMAGE]).trim(),
+        "'1.0.1'"
+    );
     // A static delta from the previous commit was generated.
     let deltas = ostree(&export, &["static-delta", "list"]);
     assert!(deltas.contains(&format!("{first}-{second}")), "{deltas}");
@@ -171,29 +259,52 @@ fn client_pulls_the_published_branch_over_http_using_the_delta() {
     let client = p.p("client");
     // A device repository (bare-user): libostree applies static deltas only to bare modes.
     ostree(&client, &["init", "--mode=bare-user"]);
-    ostree(&client, &["remote", "add", "--no-gpg-verify", "origin", &server.url]);
+    ostree(
+        &client,
+        &["remote", "add", "--no-gpg-verify", "origin", &server.url],
+    );
     ostree(&client, &["pull", "origin", IMAGE]);
 
     p.file("rootfs/usr/bin/hello", "#!/bin/sh\necho hello v2\n", 0o755);
     p.run(&["build"]).ok();
     ostree(&client, &["pull", "origin", IMAGE]);
     let log = server.log();
-    assert!(log.contains("/deltas/"), "the client did not use a static delta:\n{log}");
+    assert!(
+        log.contains("/deltas/"),
+        "the client did not use a static delta:\n{log}"
+    );
     assert_eq!(
         ostree(&client, &["rev-parse", &format!("origin:{IMAGE}")]),
         ostree(&p.export_repo(), &["rev-parse", IMAGE])
     );
     let tree = p.p("client-tree");
-    ostree(&client, &["checkout", "-U", &format!("origin:{IMAGE}"), tree.to_str().unwrap()]);
-    assert_eq!(std::fs::read_to_string(tree.join("usr/bin/hello")).unwrap(), "#!/bin/sh\necho hello v2\n");
-    assert_eq!(std::fs::read_to_string(tree.join("usr/lib/libapp.so.1")).unwrap(), "app library\n");
+    ostree(
+        &client,
+        &[
+            "checkout",
+            "-U",
+            &format!("origin:{IMAGE}"),
+            tree.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(tree.join("usr/bin/hello")).unwrap(),
+        "#!/bin/sh\necho hello v2\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(tree.join("usr/lib/libapp.so.1")).unwrap(),
+        "app library\n"
+    );
     fsck(&client);
 }
 
 fn content_checksum(repo: &std::path::Path, rev: &str) -> String {
     ostree(repo, &["show", rev])
         .lines()
-        .find_map(|l| l.strip_prefix("ContentChecksum:").map(|s| s.trim().to_string()))
+        .find_map(|l| {
+            l.strip_prefix("ContentChecksum:")
+                .map(|s| s.trim().to_string())
+        })
         .expect("ContentChecksum line")
 }
 
@@ -217,10 +328,21 @@ struct HttpServer {
 
 impl HttpServer {
     fn start(dir: &std::path::Path) -> HttpServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let log = dir.parent().unwrap().join(format!("http-{port}.log"));
         let child = Command::new("python3")
-            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
             .arg(dir)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

@@ -37,7 +37,11 @@ pub struct BuildSummary {
     pub fresh: usize,
 }
 
-pub fn build(manifest: &Manifest, options: &BuildOptions, rep: &mut dyn Reporter) -> Result<BuildSummary> {
+pub fn build(
+    manifest: &Manifest,
+    options: &BuildOptions,
+    rep: &mut dyn Reporter,
+) -> Result<BuildSummary> {
     let start = Instant::now();
     let mut phases = Vec::new();
     let lock = if options.dry_run {
@@ -73,7 +77,11 @@ pub fn build(manifest: &Manifest, options: &BuildOptions, rep: &mut dyn Reporter
             summary.fresh += 1;
         }
     }
-    let todo: Vec<&ComponentPlan> = plan.components.iter().filter(|p| p.reason.is_some()).collect();
+    let todo: Vec<&ComponentPlan> = plan
+        .components
+        .iter()
+        .filter(|p| p.reason.is_some())
+        .collect();
     if !todo.is_empty() {
         lock.scratch("components")?;
         for (p, commit) in build_components(manifest, &todo, options.jobs, rep)? {
@@ -102,14 +110,19 @@ pub fn build(manifest: &Manifest, options: &BuildOptions, rep: &mut dyn Reporter
                 continue;
             }
         }
-        let reason = ip.reason.clone().unwrap_or_else(|| "definition changed".into());
+        let reason = ip
+            .reason
+            .clone()
+            .unwrap_or_else(|| "definition changed".into());
         rep.event(Event::Started {
             kind: Kind::Image,
             name: ip.name.clone(),
         });
         let ts = Instant::now();
-        let (commit, detail) = compose_image(manifest, &repo, &lock, ip, section, &inputs, &input_hash)
-            .with_context(|| format!("image '{}' was not composed; no ref was changed", ip.name))?;
+        let (commit, detail) =
+            compose_image(manifest, &repo, &lock, ip, section, &inputs, &input_hash).with_context(
+                || format!("image '{}' was not composed; no ref was changed", ip.name),
+            )?;
         rep.event(Event::Finished {
             kind: Kind::Image,
             name: ip.name.clone(),
@@ -146,18 +159,25 @@ fn report_plan(plan: &BuildPlan, rep: &mut dyn Reporter) {
             kind: Kind::Component,
             name: p.name.clone(),
             action: if p.reason.is_some() { "build" } else { "fresh" }.into(),
-            reason: p.reason.clone().unwrap_or_else(|| "input hash unchanged".into()),
+            reason: p
+                .reason
+                .clone()
+                .unwrap_or_else(|| "input hash unchanged".into()),
         });
     }
     for p in &plan.images {
         rep.event(Event::Plan {
             kind: Kind::Image,
             name: p.name.clone(),
-            action: if p.reason.is_some() { "compose" } else { "check" }.into(),
-            reason: p
-                .reason
-                .clone()
-                .unwrap_or_else(|| "components fresh; recomposed only if its definition changed".into()),
+            action: if p.reason.is_some() {
+                "compose"
+            } else {
+                "check"
+            }
+            .into(),
+            reason: p.reason.clone().unwrap_or_else(|| {
+                "components fresh; recomposed only if its definition changed".into()
+            }),
         });
     }
 }
@@ -205,10 +225,15 @@ fn build_components<'a>(
     rep: &mut dyn Reporter,
 ) -> Result<Vec<(&'a ComponentPlan, String)>> {
     let jobs = jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
         .clamp(1, todo.len());
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<String>>>> = Mutex::new((0..todo.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Option<Result<String>>>> =
+        Mutex::new((0..todo.len()).map(|_| None).collect());
     let build_path = manifest.build_repo_path();
     let (tx, rx) = mpsc::channel::<Event>();
     std::thread::scope(|s| {
@@ -229,7 +254,9 @@ fn build_components<'a>(
                         Ok(repo) => build_component(repo, p, &tx),
                         Err(e) => Err(anyhow!("{e:#}")),
                     };
-                    let res = res.with_context(|| format!("component '{}' was not built; no ref was changed", p.name));
+                    let res = res.with_context(|| {
+                        format!("component '{}' was not built; no ref was changed", p.name)
+                    });
                     if let Ok((commit, stats)) = &res {
                         let _ = tx.send(Event::Finished {
                             kind: Kind::Component,
@@ -255,15 +282,24 @@ fn build_components<'a>(
             rep.event(event);
         }
     });
-    let results = results.into_inner().map_err(|_| anyhow!("a component build thread panicked"))?;
+    let results = results
+        .into_inner()
+        .map_err(|_| anyhow!("a component build thread panicked"))?;
     let mut out = Vec::new();
     for (p, r) in todo.iter().zip(results) {
-        out.push((*p, r.ok_or_else(|| anyhow!("component '{}' was not built", p.name))??));
+        out.push((
+            *p,
+            r.ok_or_else(|| anyhow!("component '{}' was not built", p.name))??,
+        ));
     }
     Ok(out)
 }
 
-fn build_component(repo: &Repo, p: &ComponentPlan, tx: &mpsc::Sender<Event>) -> Result<(String, WriteStats)> {
+fn build_component(
+    repo: &Repo,
+    p: &ComponentPlan,
+    tx: &mpsc::Sender<Event>,
+) -> Result<(String, WriteStats)> {
     let mut sink = ChannelSink {
         name: p.name.clone(),
         tx: tx.clone(),
@@ -277,16 +313,37 @@ fn build_component(repo: &Repo, p: &ComponentPlan, tx: &mpsc::Sender<Event>) -> 
         .with_context(|| format!("backend '{}' failed", p.backend.info.name))?;
     let mut metadata = vec![
         (META_COMPONENT.to_string(), MetaValue::Str(p.name.clone())),
-        (META_BACKEND.to_string(), MetaValue::Str(p.backend.info.name.clone())),
-        (META_BACKEND_VERSION.to_string(), MetaValue::Str(p.backend.info.version.clone())),
-        (META_INPUT_HASH.to_string(), MetaValue::Str(p.input_hash.clone())),
-        (META_INPUTS_HASH.to_string(), MetaValue::Str(p.inputs_hash.clone())),
-        (META_OPTIONS_HASH.to_string(), MetaValue::Str(p.options_hash.clone())),
+        (
+            META_BACKEND.to_string(),
+            MetaValue::Str(p.backend.info.name.clone()),
+        ),
+        (
+            META_BACKEND_VERSION.to_string(),
+            MetaValue::Str(p.backend.info.version.clone()),
+        ),
+        (
+            META_INPUT_HASH.to_string(),
+            MetaValue::Str(p.input_hash.clone()),
+        ),
+        (
+            META_INPUTS_HASH.to_string(),
+            MetaValue::Str(p.inputs_hash.clone()),
+        ),
+        (
+            META_OPTIONS_HASH.to_string(),
+            MetaValue::Str(p.options_hash.clone()),
+        ),
     ];
     if !output.packages().is_empty() {
-        metadata.push((META_PACKAGES.to_string(), MetaValue::StrList(output.packages().to_vec())));
+        metadata.push((
+            META_PACKAGES.to_string(),
+            MetaValue::StrList(output.packages().to_vec()),
+        ));
     }
-    let subject = format!("component {} ({} {})", p.name, p.backend.info.name, p.backend.info.version);
+    let subject = format!(
+        "component {} ({} {})",
+        p.name, p.backend.info.name, p.backend.info.version
+    );
     let commit = NewCommit {
         parent: p.current.as_ref().map(|c| c.checksum.as_str()),
         subject: &subject,
@@ -301,7 +358,12 @@ fn build_component(repo: &Repo, p: &ComponentPlan, tx: &mpsc::Sender<Event>) -> 
     result
 }
 
-fn image_input_hash(repo: &Repo, name: &str, section: &ImageSection, inputs: &[(String, String)]) -> Result<String> {
+fn image_input_hash(
+    repo: &Repo,
+    name: &str,
+    section: &ImageSection,
+    inputs: &[(String, String)],
+) -> Result<String> {
     let mut h = crate::inputs::Hasher::new("image v1");
     h.str(env!("CARGO_PKG_VERSION")).str(name);
     h.str(&serde_json::to_string(&section.conflicts)?)
@@ -322,7 +384,11 @@ fn image_input_hash(repo: &Repo, name: &str, section: &ImageSection, inputs: &[(
 fn next_version(prefix: &str, previous: Option<&str>) -> String {
     match previous {
         Some(p) if p == prefix => format!("{prefix}.1"),
-        Some(p) => match p.strip_prefix(prefix).and_then(|r| r.strip_prefix('.')).and_then(|n| n.parse::<u64>().ok()) {
+        Some(p) => match p
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix('.'))
+            .and_then(|n| n.parse::<u64>().ok())
+        {
             Some(n) => format!("{prefix}.{}", n + 1),
             None => prefix.to_string(),
         },
@@ -340,11 +406,20 @@ fn compose_image(
     input_hash: &str,
 ) -> Result<(String, String)> {
     let prefix = section.version.clone().unwrap_or_else(|| "0".into());
-    let version = next_version(&prefix, ip.current.as_ref().and_then(|c| c.metadata.get(META_VERSION)).map(String::as_str));
+    let version = next_version(
+        &prefix,
+        ip.current
+            .as_ref()
+            .and_then(|c| c.metadata.get(META_VERSION))
+            .map(String::as_str),
+    );
     let mut metadata = vec![
         (META_VERSION.to_string(), MetaValue::Str(version.clone())),
         (META_IMAGE.to_string(), MetaValue::Str(ip.name.clone())),
-        (META_INPUT_HASH.to_string(), MetaValue::Str(input_hash.to_string())),
+        (
+            META_INPUT_HASH.to_string(),
+            MetaValue::Str(input_hash.to_string()),
+        ),
         (
             META_COMPONENTS.to_string(),
             MetaValue::StrList(inputs.iter().map(|(n, c)| format!("{n}={c}")).collect()),
@@ -376,7 +451,11 @@ fn compose_image(
     let conflict_hint = |e: anyhow::Error| -> anyhow::Error {
         if e.downcast_ref::<crate::repo::ComposeConflict>().is_some() {
             manifest.error_at(
-                section.components.first().map(|c| c.span().start).unwrap_or(0),
+                section
+                    .components
+                    .first()
+                    .map(|c| c.span().start)
+                    .unwrap_or(0),
                 &format!("image '{}': components conflict:\n  {e}", ip.name),
                 Some(&format!(
                     "make the components agree, or set conflicts = \"last-wins\" in [image.{}]",
@@ -388,7 +467,9 @@ fn compose_image(
         }
     };
     if section.triggers.is_empty() {
-        let (c, _) = repo.union_commit(inputs, last_wins, &commit).map_err(conflict_hint)?;
+        let (c, _) = repo
+            .union_commit(inputs, last_wins, &commit)
+            .map_err(conflict_hint)?;
         return Ok((c, format!("version {version}, {} components", inputs.len())));
     }
     // Triggers need a real tree: union in memory, check out by hardlink, run them behind
@@ -399,7 +480,9 @@ fn compose_image(
         metadata: &[],
         timestamp: commit.timestamp,
     };
-    let (union, _) = repo.union_commit(inputs, last_wins, &union_commit).map_err(conflict_hint)?;
+    let (union, _) = repo
+        .union_commit(inputs, last_wins, &union_commit)
+        .map_err(conflict_hint)?;
     let scratch = lock.scratch(&format!("image-{}", ip.name))?;
     let tree = scratch.join("tree");
     let cache = crate::repo::DevInoCache::new();
@@ -413,7 +496,10 @@ fn compose_image(
         format!(
             "version {version}, {} components, triggers: {}, {} devino hits, {} objects written",
             inputs.len(),
-            runs.iter().map(|r| format!("{} {:.2}s", r.name, r.seconds)).collect::<Vec<_>>().join(", "),
+            runs.iter()
+                .map(|r| format!("{} {:.2}s", r.name, r.seconds))
+                .collect::<Vec<_>>()
+                .join(", "),
             stats.devino_cache_hits,
             stats.content_objects_written
         ),
@@ -451,14 +537,19 @@ fn publish(
         let t = Instant::now();
         export
             .pull_commit_from(build_path, commit)
-            .with_context(|| format!("image '{name}' was not published; the export ref was not changed"))?;
+            .with_context(|| {
+                format!("image '{name}' was not published; the export ref was not changed")
+            })?;
         let mut detail = String::from("copied");
         if let Some(prev) = previous.as_deref().filter(|_| manifest.publish.deltas) {
             if export.has_commit(prev)? {
                 export.generate_delta(prev, commit).with_context(|| {
                     format!("image '{name}' was not published; the export ref was not changed")
                 })?;
-                detail.push_str(&format!(", static delta from {}", &prev[..12.min(prev.len())]));
+                detail.push_str(&format!(
+                    ", static delta from {}",
+                    &prev[..12.min(prev.len())]
+                ));
             }
         }
         export.set_refs(&[(ref_name.clone(), commit.clone())])?;

@@ -50,10 +50,22 @@ pub struct BuildPlan {
 }
 
 /// Work out what a build would do. `repo` is the build repository if it exists.
-pub fn plan(manifest: &Manifest, repo: Option<&Repo>, force: bool, scratch_root: &Path) -> Result<BuildPlan> {
+pub fn plan(
+    manifest: &Manifest,
+    repo: Option<&Repo>,
+    force: bool,
+    scratch_root: &Path,
+) -> Result<BuildPlan> {
     let mut components = Vec::new();
     for (name, section) in &manifest.components {
-        components.push(plan_component(manifest, name, section, repo, force, scratch_root)?);
+        components.push(plan_component(
+            manifest,
+            name,
+            section,
+            repo,
+            force,
+            scratch_root,
+        )?);
     }
     let mut images = Vec::new();
     for (name, section) in &manifest.images {
@@ -67,7 +79,11 @@ pub fn plan(manifest: &Manifest, repo: Option<&Repo>, force: bool, scratch_root:
             section
                 .components
                 .iter()
-                .find(|c| components.iter().any(|p: &ComponentPlan| &p.name == c.get_ref() && p.reason.is_some()))
+                .find(|c| {
+                    components
+                        .iter()
+                        .any(|p: &ComponentPlan| &p.name == c.get_ref() && p.reason.is_some())
+                })
                 .map(|c| format!("component '{}' is rebuilt", c.get_ref()))
         };
         images.push(ImagePlan {
@@ -97,7 +113,11 @@ fn plan_component(
     scratch_root: &Path,
 ) -> Result<ComponentPlan> {
     let backend = backends::resolve(&section.backend).map_err(|e| {
-        manifest.error_at(section.backend_span.start, &format!("component '{name}': {e}"), None)
+        manifest.error_at(
+            section.backend_span.start,
+            &format!("component '{name}': {e}"),
+            None,
+        )
     })?;
     let options = check_options(manifest, name, section, &backend)?;
     let request = Request {
@@ -115,16 +135,22 @@ fn plan_component(
             .next()
             .map(|s| s.start)
             .unwrap_or(section.backend_span.start);
-        manifest.error_at(at, &e.to_string(), Some("fix the component's options in the manifest"))
+        manifest.error_at(
+            at,
+            &e.to_string(),
+            Some("fix the component's options in the manifest"),
+        )
     })?;
     let inputs_hash = {
         let mut h = Hasher::new("inputs");
-        h.str(&stamp_inputs(&backend_plan.inputs)?).str(&backend_plan.fingerprint);
+        h.str(&stamp_inputs(&backend_plan.inputs)?)
+            .str(&backend_plan.fingerprint);
         h.finish()
     };
     let options_hash = {
         let mut h = Hasher::new("options");
-        h.str(&serde_json::to_string(&request.options)?).str(&request.arch);
+        h.str(&serde_json::to_string(&request.options)?)
+            .str(&request.arch);
         h.finish()
     };
     let input_hash = {
@@ -145,13 +171,19 @@ fn plan_component(
             if c.metadata.get(META_BACKEND).map(String::as_str) != Some(&backend.info.name) {
                 format!(
                     "backend changed ({} -> {})",
-                    c.metadata.get(META_BACKEND).map(String::as_str).unwrap_or("?"),
+                    c.metadata
+                        .get(META_BACKEND)
+                        .map(String::as_str)
+                        .unwrap_or("?"),
                     backend.info.name
                 )
             } else if c.metadata.get(META_BACKEND_VERSION) != Some(&backend.info.version) {
                 format!(
                     "backend version changed ({} -> {})",
-                    c.metadata.get(META_BACKEND_VERSION).map(String::as_str).unwrap_or("?"),
+                    c.metadata
+                        .get(META_BACKEND_VERSION)
+                        .map(String::as_str)
+                        .unwrap_or("?"),
                     backend.info.version
                 )
             } else if c.metadata.get(META_OPTIONS_HASH) != Some(&options_hash) {
@@ -160,7 +192,12 @@ fn plan_component(
                 let names: Vec<String> = backend_plan
                     .inputs
                     .iter()
-                    .map(|p| p.strip_prefix(&manifest.dir).unwrap_or(p).display().to_string())
+                    .map(|p| {
+                        p.strip_prefix(&manifest.dir)
+                            .unwrap_or(p)
+                            .display()
+                            .to_string()
+                    })
                     .collect();
                 format!("input changed ({})", names.join(", "))
             },
@@ -189,16 +226,31 @@ fn check_options(
     let specs = &backend.info.options;
     let mut out = serde_json::Map::new();
     for (key, value) in &section.options {
-        let span = section.option_key_spans.get(key).map(|s| s.start).unwrap_or(0);
+        let span = section
+            .option_key_spans
+            .get(key)
+            .map(|s| s.start)
+            .unwrap_or(0);
         let Some(spec) = specs.iter().find(|s| &s.name == key) else {
             let valid: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
             let hint = match crate::manifest::did_you_mean(key, valid.iter().copied()) {
-                Some(s) => format!("did you mean `{s}`? options of '{}': {}", backend.info.name, valid.join(", ")),
-                None => format!("options of '{}': backend, {}", backend.info.name, valid.join(", ")),
+                Some(s) => format!(
+                    "did you mean `{s}`? options of '{}': {}",
+                    backend.info.name,
+                    valid.join(", ")
+                ),
+                None => format!(
+                    "options of '{}': backend, {}",
+                    backend.info.name,
+                    valid.join(", ")
+                ),
             };
             return Err(manifest.error_at(
                 span,
-                &format!("component '{name}': unknown key `{key}` for backend '{}'", backend.info.name),
+                &format!(
+                    "component '{name}': unknown key `{key}` for backend '{}'",
+                    backend.info.name
+                ),
                 Some(&hint),
             ));
         };
@@ -222,7 +274,10 @@ fn check_options(
         if !section.options.contains_key(&spec.name) {
             return Err(manifest.error_at(
                 section.backend_span.start,
-                &format!("component '{name}': backend '{}' needs `{}`", backend.info.name, spec.name),
+                &format!(
+                    "component '{name}': backend '{}' needs `{}`",
+                    backend.info.name, spec.name
+                ),
                 Some(&format!("add {} = ... ({})", spec.name, spec.help)),
             ));
         }

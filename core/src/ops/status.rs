@@ -35,7 +35,10 @@ pub fn status(manifest: &Manifest) -> Result<Vec<UnitStatus>> {
             name: c.name,
             ref_name: c.ref_name,
             commit: c.current.as_ref().map(|i| i.checksum.clone()),
-            backend: c.current.as_ref().and_then(|i| i.metadata.get(META_BACKEND).cloned()),
+            backend: c
+                .current
+                .as_ref()
+                .and_then(|i| i.metadata.get(META_BACKEND).cloned()),
             version: None,
             state: state(c.current.is_some(), c.reason.is_some()),
             reason: c.reason,
@@ -49,7 +52,11 @@ pub fn status(manifest: &Manifest) -> Result<Vec<UnitStatus>> {
         };
         let commit = i.current.as_ref().map(|c| c.checksum.clone());
         let mut reason = i.reason.clone();
-        if reason.is_none() && commit.is_some() && published != commit && manifest.images[&i.name].publish {
+        if reason.is_none()
+            && commit.is_some()
+            && published != commit
+            && manifest.images[&i.name].publish
+        {
             reason = Some("not published yet".into());
         }
         out.push(UnitStatus {
@@ -57,7 +64,10 @@ pub fn status(manifest: &Manifest) -> Result<Vec<UnitStatus>> {
             state: state(commit.is_some(), reason.is_some()),
             name: i.name,
             ref_name: i.ref_name,
-            version: i.current.as_ref().and_then(|c| c.metadata.get(META_VERSION).cloned()),
+            version: i
+                .current
+                .as_ref()
+                .and_then(|c| c.metadata.get(META_VERSION).cloned()),
             commit,
             backend: None,
             reason,

@@ -15,7 +15,8 @@ impl Backend for DirBackend {
         BackendInfo {
             name: "dir".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "a plain directory tree (make install DESTDIR=..., a staged rootfs)".into(),
+            description: "a plain directory tree (make install DESTDIR=..., a staged rootfs)"
+                .into(),
             protocols: vec![PROTOCOL_VERSION],
             capabilities: vec!["tree-in-place".into()],
             options: vec![OptionSpec::new(
