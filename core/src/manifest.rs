@@ -179,7 +179,7 @@ impl Manifest {
             dir = d.parent();
         }
         Err(anyhow!(
-            "could not find `{}` in `{}` or any parent directory\n  help: create one with `ostree-build new`, or pass --manifest-path",
+            "could not find `{}` in `{}` or any parent directory\n  help: run this inside a project (see templates/demo/ostree-build.toml for an example), or pass --manifest-path",
             MANIFEST_NAME,
             start.display()
         ))
@@ -198,12 +198,14 @@ impl Manifest {
 
     pub fn parse(path: &Path, source: String) -> Result<Manifest> {
         let raw: RawManifest = toml::from_str(&source).map_err(|e| {
-            let (msg, hint) = explain_toml_error(e.message());
-            let loc = e
-                .span()
-                .map(|s| location(&source, s.start))
-                .unwrap_or((1, 1));
-            located(path, loc, &msg, hint.as_deref())
+            let (mut msg, hint) = explain_toml_error(e.message());
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
+                if let Some(key) = key_at(&source, offset) {
+                    msg = format!("`{key}`: {msg}");
+                }
+            }
+            located(path, location(&source, offset), &msg, hint.as_deref())
         })?;
         let dir = path
             .parent()
@@ -433,6 +435,29 @@ fn location(source: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// The dotted key (`os.name`) whose value starts at `offset`, read from the source: the
+/// key before `=` on that line, under the last `[table]` header above it.
+fn key_at(source: &str, offset: usize) -> Option<String> {
+    let before = &source[..offset.min(source.len())];
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line = &source[line_start..];
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    if key.is_empty() || line_start + line.find('=')? > offset {
+        return None;
+    }
+    let table = before[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    Some(match table {
+        Some(t) if !t.is_empty() => format!("{t}.{key}"),
+        _ => key.to_string(),
+    })
+}
+
 /// Turn serde's "unknown field `x`, expected one of `a`, `b`" into a one-line message and a
 /// did-you-mean hint.
 fn explain_toml_error(message: &str) -> (String, Option<String>) {
@@ -530,7 +555,10 @@ mod tests {
     #[test]
     fn wrong_type_is_located() {
         let err = parse("[os]\nname = 3\n").unwrap_err().to_string();
-        assert!(err.starts_with("ostree-build.toml:2:8:"), "{err}");
+        assert!(
+            err.starts_with("ostree-build.toml:2:8: `os.name`: invalid type"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -623,7 +623,16 @@ fn check_problems(problems: &InputProblems, input: &Path) -> Result<()> {
     if found.len() > 3 {
         msg.push_str(&format!("; ... and {} more", found.len() - 3));
     }
-    msg.push_str("\n  help: device nodes belong in devtmpfs at boot, not in the tree; make links relative within the root or absolute");
+    if found.iter().any(|p| p.contains("device node")) {
+        msg.push_str(
+            "\n  help: device nodes are created at boot (devtmpfs); drop them from the input",
+        );
+    }
+    if found.iter().any(|p| p.contains("points outside the root")) {
+        msg.push_str(
+            "\n  help: make such links absolute, or relative without climbing above the root",
+        );
+    }
     Err(anyhow!(msg))
 }
 

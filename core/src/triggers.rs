@@ -92,10 +92,10 @@ pub fn run_triggers(
                 .collect();
             tail.truncate(10);
             bail!(
-                "image '{image}': trigger '{}' failed ({}): {}\n  help: the command was: {}{}",
+                "image '{image}': trigger '{}' failed ({}){}\n  help: the command was: {}{}",
                 t.name,
                 out.status,
-                tail.first().cloned().unwrap_or_default(),
+                tail.first().map(|l| format!(": {l}")).unwrap_or_default(),
                 t.run,
                 if tail.len() > 1 {
                     format!("\n  output:\n    {}", tail.join("\n    "))
