@@ -480,30 +480,64 @@ fn compose_image(
         metadata: &[],
         timestamp: commit.timestamp,
     };
+    let mut timer = PhaseTimer::start();
     let (union, _) = repo
         .union_commit(inputs, last_wins, &union_commit)
         .map_err(conflict_hint)?;
+    timer.lap("union");
     let scratch = lock.scratch(&format!("image-{}", ip.name))?;
     let tree = scratch.join("tree");
     let cache = crate::repo::DevInoCache::new();
     repo.checkout_hardlinked(&union, &tree, &cache)?;
+    timer.lap("checkout");
     let runs = triggers::run_triggers(&ip.name, &tree, &scratch.join("mnt"), &section.triggers)?;
+    timer.lap("triggers");
     triggers::check_objects_untouched(repo, &tree, &union)?;
+    timer.lap("store check");
     let (c, stats) = repo.commit_checkout(&tree, &union, &cache, &commit)?;
+    timer.lap("commit");
     let _ = crate::lock::remove_tree(&scratch);
+    timer.lap("cleanup");
     Ok((
         c,
         format!(
-            "version {version}, {} components, triggers: {}, {} devino hits, {} objects written",
+            "version {version}, {} components, triggers: {}, {} devino hits, {} objects written; {}",
             inputs.len(),
             runs.iter()
                 .map(|r| format!("{} {:.2}s", r.name, r.seconds))
                 .collect::<Vec<_>>()
                 .join(", "),
             stats.devino_cache_hits,
-            stats.content_objects_written
+            stats.content_objects_written,
+            timer.report()
         ),
     ))
+}
+
+/// Wall time of consecutive steps, for the one-line summary of a long step.
+struct PhaseTimer {
+    last: Instant,
+    laps: Vec<(&'static str, f64)>,
+}
+
+impl PhaseTimer {
+    fn start() -> Self {
+        PhaseTimer { last: Instant::now(), laps: Vec::new() }
+    }
+
+    fn lap(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.laps.push((name, (now - self.last).as_secs_f64()));
+        self.last = now;
+    }
+
+    fn report(&self) -> String {
+        self.laps
+            .iter()
+            .map(|(n, s)| format!("{n} {s:.2}s"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// Copy images into the export repository, generate deltas from the previously published
