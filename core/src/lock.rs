@@ -4,6 +4,7 @@
 //! run left behind (a rofiles-fuse mount, a half-populated root) is cleaned up by the next
 //! run once it holds the lock.
 
+use crate::fsutil::remove_tree;
 use anyhow::{Context, Result};
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -52,47 +53,8 @@ impl ProjectLock {
     }
 
     fn clean_scratch(&self) -> Result<()> {
-        let work = self.state_dir.join("work");
-        unmount_below(&work);
-        remove_tree(&work)
-    }
-}
-
-/// Remove a directory tree that may contain read-only directories.
-pub fn remove_tree(dir: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(_) => {
-            make_writable(dir);
-            std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))
-        }
-    }
-}
-
-fn make_writable(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(md) = std::fs::symlink_metadata(dir) {
-        if md.is_dir() {
-            let _ = std::fs::set_permissions(
-                dir,
-                std::fs::Permissions::from_mode(md.mode_bits() | 0o700),
-            );
-            if let Ok(entries) = std::fs::read_dir(dir) {
-                for e in entries.flatten() {
-                    make_writable(&e.path());
-                }
-            }
-        }
-    }
-}
-
-trait ModeBits {
-    fn mode_bits(&self) -> u32;
-}
-impl ModeBits for std::fs::Metadata {
-    fn mode_bits(&self) -> u32 {
-        std::os::unix::fs::PermissionsExt::mode(&self.permissions())
+        unmount_below(&self.state_dir);
+        remove_tree(&self.state_dir.join("work"))
     }
 }
 

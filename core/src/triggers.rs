@@ -1,12 +1,10 @@
 //! Triggers: commands run against a composed tree (the seed's `ldconfig -r`), behind a
 //! rofiles-fuse mount so that no hardlinked object of the build repository can be changed
-//! in place, followed by a check that proves it was not.
+//! in place (the commit afterwards proves it was not: see `repo::worktree`).
 
 use crate::lock::unmount;
 use crate::manifest::Trigger;
-use crate::repo::Repo;
 use anyhow::{anyhow, bail, Context, Result};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -111,45 +109,4 @@ pub fn run_triggers(
     }
     mount.unmount()?;
     Ok(runs)
-}
-
-/// Prove that nothing in `tree` that is hardlinked to an object of `repo` was modified:
-/// objects carry mtime 0, so a hardlinked file with another mtime whose inode is the
-/// object's own was written in place.
-pub fn check_objects_untouched(repo: &Repo, tree: &Path, composed: &str) -> Result<()> {
-    let mut suspects = Vec::new();
-    walk(tree, tree, &mut suspects)?;
-    for (rel, ino, dev) in suspects {
-        if let Some(csum) = repo.file_checksum_at(composed, &rel)? {
-            if let Ok(md) = std::fs::symlink_metadata(repo.object_path(&csum)) {
-                if md.ino() == ino && md.dev() == dev {
-                    bail!(
-                        "a trigger modified {rel} in place, which is hardlinked to object {csum} of the build repository\n  help: the build repository {} is damaged; run `ostree fsck --delete --repo={}` and rebuild",
-                        repo.path().display(),
-                        repo.path().display()
-                    );
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, u64, u64)>) -> Result<()> {
-    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
-        let entry = entry?;
-        let md = entry.metadata()?;
-        if md.is_dir() {
-            walk(root, &entry.path(), out)?;
-        } else if md.is_file() && md.nlink() > 1 && md.mtime() != 0 {
-            let rel = entry
-                .path()
-                .strip_prefix(root)
-                .unwrap_or(&entry.path())
-                .to_string_lossy()
-                .to_string();
-            out.push((format!("/{rel}"), md.ino(), md.dev()));
-        }
-    }
-    Ok(())
 }

@@ -27,7 +27,10 @@ path = "oe.tar.gz"
 components = ["base", "app", "oe"]
 version = "1.0"
 metadata = { "exampleos.channel" = "stable" }
-triggers = [{ name = "stamp", run = "mkdir -p usr/share/stamp && ls usr/bin > usr/share/stamp/bins" }]
+triggers = [
+  { name = "stamp", run = "mkdir -p usr/share/stamp && ls usr/bin > usr/share/stamp/bins" },
+  { name = "prune", run = "rm usr/share/remove-me && echo run >> usr/share/stamp/log" },
+]
 "#;
 
 fn project() -> Project {
@@ -36,6 +39,7 @@ fn project() -> Project {
         .file("rootfs/etc/hostname", "exampleos\n", 0o644)
         .file("rootfs/usr/bin/passwd", "setuid\n", 0o4755)
         .file("rootfs/usr/share/empty", "", 0o600)
+        .file("rootfs/usr/share/remove-me", "a trigger deletes this\n", 0o644)
         .symlink("rootfs/usr/bin/hi", "hello")
         .file("app/usr/lib/libapp.so.1", "app library\n", 0o644)
         .file("app/usr/bin/app", "#!/bin/sh\necho app\n", 0o750);
@@ -147,13 +151,18 @@ fn second_build_is_a_no_op_and_writes_nothing() {
 fn composed_tree_equals_a_plain_commit_of_the_same_files() {
     let p = project();
     p.run(&["build"]).ok();
-    // Check the image out as root (keeping ownership and modes) and commit it plainly.
-    let tree = p.p("checkout");
+    assert_equals_plain_commit(&p, "checkout-1");
+}
+
+/// Check the image out as root (keeping ownership and modes), commit it plainly, and
+/// compare the root trees: the composed commit must be exactly that.
+fn assert_equals_plain_commit(p: &Project, name: &str) {
+    let tree = p.p(name);
     ostree(
         &p.export_repo(),
         &["checkout", IMAGE, tree.to_str().unwrap()],
     );
-    let plain = p.p("plain-repo");
+    let plain = p.p(&format!("{name}-repo"));
     ostree(&plain, &["init", "--mode=bare"]);
     ostree(
         &plain,
@@ -193,6 +202,8 @@ fn changing_one_component_rebuilds_only_it_and_the_image() {
     );
 
     p.file("app/usr/lib/libapp.so.1", "app library v2\n", 0o644);
+    // A trigger output must not pile up in the worktree kept between builds, and a file
+    // a trigger removed must be back for the triggers of the next build.
     let dry = p.run(&["build", "--dry-run"]).ok();
     assert!(
         dry.stdout.contains("build component app: input changed"),

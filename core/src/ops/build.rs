@@ -5,12 +5,12 @@
 //! component and image succeeded; then each image is copied to the export repository,
 //! its delta generated, and only then its export ref moved and the summary regenerated.
 
+use super::compose;
 use super::plan::*;
 use crate::lock::ProjectLock;
-use crate::manifest::{ImageSection, Manifest};
+use crate::manifest::Manifest;
 use crate::repo::{MetaValue, NewCommit, Repo, RepoKind, WriteStats};
 use crate::report::{Event, Kind, Reporter};
-use crate::triggers;
 use anyhow::{anyhow, Context, Result};
 use ostree_build_sdk::{EventSink, Output};
 use std::collections::BTreeMap;
@@ -102,7 +102,7 @@ pub fn build(
             .iter()
             .map(|c| (c.get_ref().clone(), commits[c.get_ref()].clone()))
             .collect();
-        let input_hash = image_input_hash(&repo, &ip.name, section, &inputs)?;
+        let input_hash = compose::image_input_hash(&repo, &ip.name, section, &inputs)?;
         if let Some(cur) = &ip.current {
             if !options.force && cur.metadata.get(META_INPUT_HASH) == Some(&input_hash) {
                 image_commits.insert(ip.name.clone(), cur.checksum.clone());
@@ -120,7 +120,7 @@ pub fn build(
         });
         let ts = Instant::now();
         let (commit, detail) =
-            compose_image(manifest, &repo, &lock, ip, section, &inputs, &input_hash).with_context(
+            compose::compose_image(manifest, &repo, &lock, ip, section, &inputs, &input_hash).with_context(
                 || format!("image '{}' was not composed; no ref was changed", ip.name),
             )?;
         rep.event(Event::Finished {
@@ -180,18 +180,6 @@ fn report_plan(plan: &BuildPlan, rep: &mut dyn Reporter) {
             }),
         });
     }
-}
-
-fn now() -> u64 {
-    std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0)
-        })
 }
 
 /// Forwards backend events from a worker thread to the reporter on the main thread.
@@ -304,7 +292,7 @@ fn build_component(
         name: p.name.clone(),
         tx: tx.clone(),
     };
-    crate::lock::remove_tree(&p.request.root)?;
+    crate::fsutil::remove_tree(&p.request.root)?;
     std::fs::create_dir_all(&p.request.root)?;
     let output = p
         .backend
@@ -348,196 +336,14 @@ fn build_component(
         parent: p.current.as_ref().map(|c| c.checksum.as_str()),
         subject: &subject,
         metadata: &metadata,
-        timestamp: now(),
+        timestamp: super::commit_time(),
     };
     let result = match &output {
         Output::Tree { root, .. } => repo.import_dir(root, &commit),
         Output::Archive { path, .. } => repo.import_archive(path, &commit),
     };
-    let _ = crate::lock::remove_tree(&p.request.root);
+    let _ = crate::fsutil::remove_tree(&p.request.root);
     result
-}
-
-fn image_input_hash(
-    repo: &Repo,
-    name: &str,
-    section: &ImageSection,
-    inputs: &[(String, String)],
-) -> Result<String> {
-    let mut h = crate::inputs::Hasher::new("image v1");
-    h.str(env!("CARGO_PKG_VERSION")).str(name);
-    h.str(&serde_json::to_string(&section.conflicts)?)
-        .str(&serde_json::to_string(&section.triggers)?)
-        .str(section.version.as_deref().unwrap_or(""))
-        .str(section.subject.as_deref().unwrap_or(""));
-    for (k, v) in &section.metadata {
-        h.str(k).str(&v.get_ref().to_string());
-    }
-    for (component, commit) in inputs {
-        // The component's tree, not its commit: a rebuild with identical output changes nothing.
-        h.str(component).str(&repo.commit_info(commit)?.tree);
-    }
-    Ok(h.finish())
-}
-
-/// `version`, then `version.1`, `version.2`, ... while the prefix stays the same.
-fn next_version(prefix: &str, previous: Option<&str>) -> String {
-    match previous {
-        Some(p) if p == prefix => format!("{prefix}.1"),
-        Some(p) => match p
-            .strip_prefix(prefix)
-            .and_then(|r| r.strip_prefix('.'))
-            .and_then(|n| n.parse::<u64>().ok())
-        {
-            Some(n) => format!("{prefix}.{}", n + 1),
-            None => prefix.to_string(),
-        },
-        None => prefix.to_string(),
-    }
-}
-
-fn compose_image(
-    manifest: &Manifest,
-    repo: &Repo,
-    lock: &ProjectLock,
-    ip: &ImagePlan,
-    section: &ImageSection,
-    inputs: &[(String, String)],
-    input_hash: &str,
-) -> Result<(String, String)> {
-    let prefix = section.version.clone().unwrap_or_else(|| "0".into());
-    let version = next_version(
-        &prefix,
-        ip.current
-            .as_ref()
-            .and_then(|c| c.metadata.get(META_VERSION))
-            .map(String::as_str),
-    );
-    let mut metadata = vec![
-        (META_VERSION.to_string(), MetaValue::Str(version.clone())),
-        (META_IMAGE.to_string(), MetaValue::Str(ip.name.clone())),
-        (
-            META_INPUT_HASH.to_string(),
-            MetaValue::Str(input_hash.to_string()),
-        ),
-        (
-            META_COMPONENTS.to_string(),
-            MetaValue::StrList(inputs.iter().map(|(n, c)| format!("{n}={c}")).collect()),
-        ),
-    ];
-    for (k, v) in &section.metadata {
-        metadata.push((
-            k.clone(),
-            match v.get_ref() {
-                toml::Value::String(s) => MetaValue::Str(s.clone()),
-                toml::Value::Integer(i) => MetaValue::Int(*i),
-                toml::Value::Float(f) => MetaValue::Float(*f),
-                toml::Value::Boolean(b) => MetaValue::Bool(*b),
-                other => MetaValue::Str(other.to_string()),
-            },
-        ));
-    }
-    let subject = section
-        .subject
-        .clone()
-        .unwrap_or_else(|| format!("{} {} {}", manifest.os.name, ip.name, version));
-    let commit = NewCommit {
-        parent: ip.current.as_ref().map(|c| c.checksum.as_str()),
-        subject: &subject,
-        metadata: &metadata,
-        timestamp: now(),
-    };
-    let last_wins = section.conflicts == crate::manifest::ConflictPolicy::LastWins;
-    let conflict_hint = |e: anyhow::Error| -> anyhow::Error {
-        if e.downcast_ref::<crate::repo::ComposeConflict>().is_some() {
-            manifest.error_at(
-                section
-                    .components
-                    .first()
-                    .map(|c| c.span().start)
-                    .unwrap_or(0),
-                &format!("image '{}': components conflict:\n  {e}", ip.name),
-                Some(&format!(
-                    "make the components agree, or set conflicts = \"last-wins\" in [image.{}]",
-                    ip.name
-                )),
-            )
-        } else {
-            e
-        }
-    };
-    if section.triggers.is_empty() {
-        let (c, _) = repo
-            .union_commit(inputs, last_wins, &commit)
-            .map_err(conflict_hint)?;
-        return Ok((c, format!("version {version}, {} components", inputs.len())));
-    }
-    // Triggers need a real tree: union in memory, check out by hardlink, run them behind
-    // rofiles-fuse, prove the object store is untouched, commit back with the devino cache.
-    let union_commit = NewCommit {
-        parent: None,
-        subject: "ostree-build union (before triggers)",
-        metadata: &[],
-        timestamp: commit.timestamp,
-    };
-    let mut timer = PhaseTimer::start();
-    let (union, _) = repo
-        .union_commit(inputs, last_wins, &union_commit)
-        .map_err(conflict_hint)?;
-    timer.lap("union");
-    let scratch = lock.scratch(&format!("image-{}", ip.name))?;
-    let tree = scratch.join("tree");
-    let cache = crate::repo::DevInoCache::new();
-    repo.checkout_hardlinked(&union, &tree, &cache)?;
-    timer.lap("checkout");
-    let runs = triggers::run_triggers(&ip.name, &tree, &scratch.join("mnt"), &section.triggers)?;
-    timer.lap("triggers");
-    triggers::check_objects_untouched(repo, &tree, &union)?;
-    timer.lap("store check");
-    let (c, stats) = repo.commit_checkout(&tree, &union, &cache, &commit)?;
-    timer.lap("commit");
-    let _ = crate::lock::remove_tree(&scratch);
-    timer.lap("cleanup");
-    Ok((
-        c,
-        format!(
-            "version {version}, {} components, triggers: {}, {} devino hits, {} objects written; {}",
-            inputs.len(),
-            runs.iter()
-                .map(|r| format!("{} {:.2}s", r.name, r.seconds))
-                .collect::<Vec<_>>()
-                .join(", "),
-            stats.devino_cache_hits,
-            stats.content_objects_written,
-            timer.report()
-        ),
-    ))
-}
-
-/// Wall time of consecutive steps, for the one-line summary of a long step.
-struct PhaseTimer {
-    last: Instant,
-    laps: Vec<(&'static str, f64)>,
-}
-
-impl PhaseTimer {
-    fn start() -> Self {
-        PhaseTimer { last: Instant::now(), laps: Vec::new() }
-    }
-
-    fn lap(&mut self, name: &'static str) {
-        let now = Instant::now();
-        self.laps.push((name, (now - self.last).as_secs_f64()));
-        self.last = now;
-    }
-
-    fn report(&self) -> String {
-        self.laps
-            .iter()
-            .map(|(n, s)| format!("{n} {s:.2}s"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
 }
 
 /// Copy images into the export repository, generate deltas from the previously published
@@ -614,18 +420,5 @@ pub fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::next_version;
-
-    #[test]
-    fn versions_increment_under_one_prefix() {
-        assert_eq!(next_version("1.0", None), "1.0");
-        assert_eq!(next_version("1.0", Some("1.0")), "1.0.1");
-        assert_eq!(next_version("1.0", Some("1.0.7")), "1.0.8");
-        assert_eq!(next_version("2.0", Some("1.0.7")), "2.0");
     }
 }

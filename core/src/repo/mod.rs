@@ -2,22 +2,26 @@
 //!
 //! `Repo` wraps one opened repository (the `bare-user` build cache or the `archive` export
 //! repository) and offers the operations the pipeline needs: importing a directory or a
-//! tarball as a commit, reading commit metadata, the in-memory union of component trees,
-//! hardlink checkouts that fill a devino cache, committing a checked-out tree back with that
-//! cache, pulling between repositories, static deltas, refs and the summary.
+//! tarball as a commit, reading commit metadata, refs, pulling between repositories,
+//! static deltas and the summary. Submodules add the in-memory union of component trees
+//! (`union`), worktrees for triggers (`worktree`) and read access to committed trees (`tree`).
+
+mod tree;
+mod union;
+mod worktree;
+
+pub use union::ComposeConflict;
+pub use worktree::{Stamp, SyncStats};
 
 use anyhow::{anyhow, bail, Context, Result};
 use gio::prelude::*;
 use ostree::{
-    MutableTree, ObjectType, RepoCheckoutAtOptions, RepoCheckoutMode, RepoCheckoutOverwriteMode,
-    RepoCommitFilterResult, RepoCommitModifier, RepoCommitModifierFlags, RepoDevInoCache, RepoFile,
-    RepoMode,
+    MutableTree, ObjectType, RepoCommitFilterResult, RepoCommitModifier, RepoCommitModifierFlags,
+    RepoFile, RepoMode,
 };
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 const NO_CANCEL: Option<&gio::Cancellable> = gio::Cancellable::NONE;
@@ -302,127 +306,6 @@ impl Repo {
         })
     }
 
-    /// Union the root trees of `commits` (in order) in memory, without a checkout, and
-    /// write the result as a commit. Directories only one component has are linked lazily,
-    /// so the cost is proportional to where components overlap, not to the tree.
-    pub fn union_commit(
-        &self,
-        commits: &[(String, String)],
-        last_wins: bool,
-        commit: &NewCommit,
-    ) -> Result<(String, WriteStats)> {
-        self.in_transaction(|repo| {
-            let root = MutableTree::new();
-            let mut union = Union {
-                repo,
-                owners: HashMap::new(),
-                linked: HashMap::new(),
-                conflicts: Vec::new(),
-                last_wins,
-            };
-            for (index, (_, checksum)) in commits.iter().enumerate() {
-                let (c, _) = repo.load_commit(checksum).map_err(gerr)?;
-                let contents = ostree::checksum_from_bytes_v(&c.child_value(6));
-                let meta = ostree::checksum_from_bytes_v(&c.child_value(7));
-                if index == 0 {
-                    root.fill_empty_from_dirtree(repo, &contents, &meta);
-                    union.owners.insert(String::new(), 0);
-                    union.linked.insert(String::new(), contents.to_string());
-                } else if union.linked.get("") != Some(&contents.to_string()) {
-                    union.linked.remove("");
-                    union.merge(&root, &contents, "", index)?;
-                }
-            }
-            if !union.conflicts.is_empty() {
-                let names: Vec<&str> = commits.iter().map(|(n, _)| n.as_str()).collect();
-                let mut lines: Vec<String> = union
-                    .conflicts
-                    .iter()
-                    .take(5)
-                    .map(|(path, a, b)| {
-                        format!(
-                            "{path} is provided differently by '{}' and '{}'",
-                            names[*a], names[*b]
-                        )
-                    })
-                    .collect();
-                if union.conflicts.len() > 5 {
-                    lines.push(format!("... and {} more", union.conflicts.len() - 5));
-                }
-                return Err(ComposeConflict(lines).into());
-            }
-            write_commit_from_mtree(repo, &root, commit)
-        })
-    }
-
-    /// Check out `commit` as hardlinks into `dest` (which must not exist), recording every
-    /// checked-out inode in `cache` so the commit back can reuse checksums.
-    pub fn checkout_hardlinked(
-        &self,
-        commit: &str,
-        dest: &Path,
-        cache: &DevInoCache,
-    ) -> Result<()> {
-        let options = RepoCheckoutAtOptions {
-            mode: RepoCheckoutMode::User,
-            overwrite_mode: RepoCheckoutOverwriteMode::None,
-            no_copy_fallback: true,
-            devino_to_csum_cache: Some(cache.0.clone()),
-            ..Default::default()
-        };
-        self.repo
-            .checkout_at(Some(&options), libc::AT_FDCWD, dest, commit, NO_CANCEL)
-            .map_err(gerr)
-            .with_context(|| format!("cannot check out {commit} into {}", dest.display()))
-    }
-
-    /// Commit a tree checked out by [`Repo::checkout_hardlinked`] (and changed by triggers).
-    /// Unchanged files are found through the devino cache without being read; everything
-    /// else keeps the ownership, mode and xattrs it had in `original` where the entry is
-    /// unchanged, so the result equals a plain commit of the same files.
-    pub fn commit_checkout(
-        &self,
-        dir: &Path,
-        original: &str,
-        cache: &DevInoCache,
-        commit: &NewCommit,
-    ) -> Result<(String, WriteStats)> {
-        let lookup = Rc::new(OriginalTree::new(&self.repo, original)?);
-        let filter_lookup = lookup.clone();
-        let modifier = RepoCommitModifier::new(
-            RepoCommitModifierFlags::DEVINO_CANONICAL,
-            Some(Box::new(move |_repo, path, info| {
-                filter_lookup.restore(path, info);
-                RepoCommitFilterResult::Allow
-            })),
-        );
-        modifier.set_devino_cache(&cache.0);
-        let xattr_lookup = lookup.clone();
-        modifier.set_xattr_callback(move |_repo, path, info| xattr_lookup.xattrs(path, info));
-        self.in_transaction(|repo| {
-            let mtree = MutableTree::new();
-            repo.write_dfd_to_mtree(
-                libc::AT_FDCWD,
-                &dir.to_string_lossy(),
-                &mtree,
-                Some(&modifier),
-                NO_CANCEL,
-            )
-            .map_err(gerr)
-            .with_context(|| format!("cannot commit composed tree {}", dir.display()))?;
-            write_commit_from_mtree(repo, &mtree, commit)
-        })
-    }
-
-    /// The checksum of the file object at `path` of `commit`, if it is a regular file or symlink.
-    pub fn file_checksum_at(&self, commit: &str, path: &str) -> Result<Option<String>> {
-        let tree = OriginalTree::new(&self.repo, commit)?;
-        Ok(match tree.lookup(path) {
-            Some(Entry::File(c)) => Some(c),
-            _ => None,
-        })
-    }
-
     /// Path of a content object in a bare repository.
     pub fn object_path(&self, checksum: &str) -> PathBuf {
         self.path
@@ -522,34 +405,6 @@ impl Repo {
         }
     }
 }
-
-/// A (device, inode) -> checksum cache filled by checkouts and read by commits.
-#[derive(Clone)]
-pub struct DevInoCache(RepoDevInoCache);
-
-impl DevInoCache {
-    pub fn new() -> Self {
-        DevInoCache(RepoDevInoCache::new())
-    }
-}
-
-impl Default for DevInoCache {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// Conflicting paths between components of one image.
-#[derive(Debug)]
-pub struct ComposeConflict(pub Vec<String>);
-
-impl std::fmt::Display for ComposeConflict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0.join("\n  "))
-    }
-}
-
-impl std::error::Error for ComposeConflict {}
 
 fn write_commit_from_mtree(
     repo: &ostree::Repo,
@@ -680,242 +535,3 @@ pub fn escapes_root(path: &str, target: &str) -> bool {
     false
 }
 
-/// The state of the in-memory union of component trees.
-struct Union<'a> {
-    repo: &'a ostree::Repo,
-    /// Which component provided a path (files, and directories linked lazily).
-    owners: HashMap<String, usize>,
-    /// Directories linked lazily from one component's tree, with that tree's checksum.
-    linked: HashMap<String, String>,
-    conflicts: Vec<(String, usize, usize)>,
-    last_wins: bool,
-}
-
-impl Union<'_> {
-    fn owner_of(&self, path: &str) -> usize {
-        let mut p = path;
-        loop {
-            if let Some(o) = self.owners.get(p) {
-                return *o;
-            }
-            match p.rfind('/') {
-                Some(i) => p = &p[..i],
-                None => return self.owners.get("").copied().unwrap_or(0),
-            }
-        }
-    }
-
-    fn conflict(&mut self, path: &str, index: usize) -> bool {
-        if self.last_wins {
-            self.owners.insert(path.to_string(), index);
-            true
-        } else {
-            let owner = self.owner_of(path);
-            self.conflicts.push((
-                if path.is_empty() {
-                    "/".into()
-                } else {
-                    path.to_string()
-                },
-                owner,
-                index,
-            ));
-            false
-        }
-    }
-
-    fn merge(&mut self, dst: &MutableTree, contents: &str, path: &str, index: usize) -> Result<()> {
-        let tree = self
-            .repo
-            .load_variant(ObjectType::DirTree, contents)
-            .map_err(gerr)?;
-        for file in tree.child_value(0).iter() {
-            let name: String = file.child_value(0).get().unwrap_or_default();
-            let csum = ostree::checksum_from_bytes_v(&file.child_value(1));
-            let child = format!("{path}/{name}");
-            match lookup_entry(dst, &name)? {
-                (None, None) => {
-                    dst.replace_file(&name, &csum).map_err(gerr)?;
-                    self.owners.insert(child, index);
-                }
-                (Some(existing), _) if existing.as_str() == csum.as_str() => {}
-                (Some(_), _) => {
-                    if self.conflict(&child, index) {
-                        dst.replace_file(&name, &csum).map_err(gerr)?;
-                    }
-                }
-                (None, Some(_)) => {
-                    if self.conflict(&child, index) {
-                        dst.remove(&name, false).map_err(gerr)?;
-                        dst.replace_file(&name, &csum).map_err(gerr)?;
-                    }
-                }
-            }
-        }
-        for dir in tree.child_value(1).iter() {
-            let name: String = dir.child_value(0).get().unwrap_or_default();
-            let sub_contents = ostree::checksum_from_bytes_v(&dir.child_value(1));
-            let sub_meta = ostree::checksum_from_bytes_v(&dir.child_value(2));
-            let child = format!("{path}/{name}");
-            match lookup_entry(dst, &name)? {
-                (None, None) => {
-                    let sub = dst.ensure_dir(&name).map_err(gerr)?;
-                    sub.fill_empty_from_dirtree(self.repo, &sub_contents, &sub_meta);
-                    self.linked.insert(child.clone(), sub_contents.to_string());
-                    self.owners.insert(child, index);
-                }
-                (None, Some(sub)) => {
-                    // Identical subtrees need no walk; directory metadata: first one wins.
-                    if self.linked.get(&child) != Some(&sub_contents.to_string()) {
-                        self.linked.remove(&child);
-                        self.merge(&sub, &sub_contents, &child, index)?;
-                    }
-                }
-                (Some(_), _) => {
-                    if self.conflict(&child, index) {
-                        dst.remove(&name, false).map_err(gerr)?;
-                        let sub = dst.ensure_dir(&name).map_err(gerr)?;
-                        sub.fill_empty_from_dirtree(self.repo, &sub_contents, &sub_meta);
-                        self.linked.insert(child, sub_contents.to_string());
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A mutable tree's entry `name`: (file checksum, subdirectory), both `None` if absent.
-fn lookup_entry(
-    tree: &MutableTree,
-    name: &str,
-) -> Result<(Option<glib::GString>, Option<MutableTree>)> {
-    match tree.lookup(name) {
-        Ok(found) => Ok(found),
-        Err(e) if e.matches(gio::IOErrorEnum::NotFound) => Ok((None, None)),
-        Err(e) => Err(gerr(e)),
-    }
-}
-
-/// An entry of a committed tree.
-enum Entry {
-    File(String),
-    Dir(String),
-}
-
-/// Read access to a committed tree by path, used to give entries that the devino cache
-/// cannot vouch for (directories, zero-size copies, symlinks) their original metadata.
-struct OriginalTree {
-    repo: ostree::Repo,
-    root_contents: String,
-    root_meta: String,
-    dirs: RefCell<HashMap<String, glib::Variant>>,
-}
-
-impl OriginalTree {
-    fn new(repo: &ostree::Repo, commit: &str) -> Result<Self> {
-        let (c, _) = repo.load_commit(commit).map_err(gerr)?;
-        Ok(OriginalTree {
-            repo: repo.clone(),
-            root_contents: ostree::checksum_from_bytes_v(&c.child_value(6)).to_string(),
-            root_meta: ostree::checksum_from_bytes_v(&c.child_value(7)).to_string(),
-            dirs: RefCell::new(HashMap::new()),
-        })
-    }
-
-    fn dirtree(&self, contents: &str) -> Option<glib::Variant> {
-        if let Some(v) = self.dirs.borrow().get(contents) {
-            return Some(v.clone());
-        }
-        let v = self.repo.load_variant(ObjectType::DirTree, contents).ok()?;
-        self.dirs
-            .borrow_mut()
-            .insert(contents.to_string(), v.clone());
-        Some(v)
-    }
-
-    /// Find `path` ("/usr/bin/sh") in the tree: a file checksum or a dirmeta checksum.
-    fn lookup(&self, path: &str) -> Option<Entry> {
-        let mut contents = self.root_contents.clone();
-        let mut meta = self.root_meta.clone();
-        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-        for (i, part) in parts.iter().enumerate() {
-            let tree = self.dirtree(&contents)?;
-            let last = i + 1 == parts.len();
-            if last {
-                for f in tree.child_value(0).iter() {
-                    if f.child_value(0).str() == Some(part) {
-                        return Some(Entry::File(
-                            ostree::checksum_from_bytes_v(&f.child_value(1)).to_string(),
-                        ));
-                    }
-                }
-            }
-            let mut found = false;
-            for d in tree.child_value(1).iter() {
-                if d.child_value(0).str() == Some(part) {
-                    contents = ostree::checksum_from_bytes_v(&d.child_value(1)).to_string();
-                    meta = ostree::checksum_from_bytes_v(&d.child_value(2)).to_string();
-                    found = true;
-                    break;
-                }
-            }
-            if !found {
-                return None;
-            }
-        }
-        Some(Entry::Dir(meta))
-    }
-
-    /// Original (uid, gid, mode, xattrs) of `path` if it exists with the same type and, for
-    /// non-directories, the same content shape (size or link target) as on disk now.
-    fn original(&self, path: &str, info: &gio::FileInfo) -> Option<(u32, u32, u32, glib::Variant)> {
-        match (self.lookup(path)?, info.file_type()) {
-            (Entry::Dir(meta), gio::FileType::Directory) => {
-                let v = self.repo.load_variant(ObjectType::DirMeta, &meta).ok()?;
-                let uid = u32::from_be(v.child_value(0).get::<u32>()?);
-                let gid = u32::from_be(v.child_value(1).get::<u32>()?);
-                let mode = u32::from_be(v.child_value(2).get::<u32>()?);
-                Some((uid, gid, mode, v.child_value(3)))
-            }
-            (Entry::File(csum), t @ (gio::FileType::Regular | gio::FileType::SymbolicLink)) => {
-                let (oinfo, xattrs) = self.repo.query_file(&csum, NO_CANCEL).ok()?;
-                let same = oinfo.file_type() == t
-                    && match t {
-                        gio::FileType::SymbolicLink => {
-                            oinfo.symlink_target() == info.symlink_target()
-                        }
-                        _ => oinfo.size() == info.size() && info.size() == 0,
-                    };
-                same.then(|| {
-                    (
-                        oinfo.attribute_uint32("unix::uid"),
-                        oinfo.attribute_uint32("unix::gid"),
-                        oinfo.attribute_uint32("unix::mode"),
-                        xattrs,
-                    )
-                })
-            }
-            _ => None,
-        }
-    }
-
-    fn restore(&self, path: &str, info: &gio::FileInfo) {
-        if let Some((uid, gid, mode, _)) = self.original(path, info) {
-            info.set_attribute_uint32("unix::uid", uid);
-            info.set_attribute_uint32("unix::gid", gid);
-            info.set_attribute_uint32("unix::mode", mode);
-        }
-    }
-
-    fn xattrs(&self, path: &str, info: &gio::FileInfo) -> glib::Variant {
-        self.original(path, info)
-            .map(|(_, _, _, x)| x)
-            .unwrap_or_else(|| {
-                glib::Variant::array_from_iter_with_type(
-                    glib::VariantTy::new("(ayay)").expect("valid variant type"),
-                    std::iter::empty::<glib::Variant>(),
-                )
-            })
-    }
-}

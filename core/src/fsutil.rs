@@ -1,0 +1,41 @@
+//! Small filesystem helpers shared by the lock, the worktrees and the pipeline.
+
+use anyhow::{Context, Result};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// Remove a directory tree that may contain read-only directories; absent is fine.
+pub fn remove_tree(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(_) => {
+            make_writable(dir);
+            std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))
+        }
+    }
+}
+
+/// Remove a file, symlink or directory tree; absent is fine.
+pub fn remove_entry(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        Ok(md) if md.is_dir() => remove_tree(path),
+        Ok(_) => std::fs::remove_file(path).with_context(|| format!("cannot remove {}", path.display())),
+    }
+}
+
+fn make_writable(dir: &Path) {
+    if let Ok(md) = std::fs::symlink_metadata(dir) {
+        if md.is_dir() {
+            let mode = md.permissions().mode() | 0o700;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode));
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for e in entries.flatten() {
+                    make_writable(&e.path());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Reading committed trees without checking them out: dirtree objects as maps, dirmeta
+//! objects as (uid, gid, mode, xattrs), and lookups of a path in a commit.
+
+use super::{gerr, NO_CANCEL};
+use anyhow::{anyhow, Result};
+use ostree::{MutableTree, ObjectType};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+
+/// A directory's entries: files by checksum, subdirectories by (contents, metadata) checksums.
+#[derive(Default)]
+pub(crate) struct DirTree {
+    pub files: BTreeMap<String, String>,
+    pub dirs: BTreeMap<String, (String, String)>,
+}
+
+pub(crate) fn read_dirtree(repo: &ostree::Repo, contents: &str) -> Result<DirTree> {
+    let v = repo
+        .load_variant(ObjectType::DirTree, contents)
+        .map_err(gerr)?;
+    let mut tree = DirTree::default();
+    for f in v.child_value(0).iter() {
+        let name: String = f.child_value(0).get().unwrap_or_default();
+        tree.files.insert(
+            name,
+            ostree::checksum_from_bytes_v(&f.child_value(1)).to_string(),
+        );
+    }
+    for d in v.child_value(1).iter() {
+        let name: String = d.child_value(0).get().unwrap_or_default();
+        tree.dirs.insert(
+            name,
+            (
+                ostree::checksum_from_bytes_v(&d.child_value(1)).to_string(),
+                ostree::checksum_from_bytes_v(&d.child_value(2)).to_string(),
+            ),
+        );
+    }
+    Ok(tree)
+}
+
+/// The root (contents, metadata) checksums of a commit.
+pub(crate) fn commit_root(repo: &ostree::Repo, commit: &str) -> Result<(String, String)> {
+    let (c, _) = repo
+        .load_commit(commit)
+        .map_err(gerr)
+        .map_err(|e| anyhow!("cannot load commit {commit}: {e}"))?;
+    Ok((
+        ostree::checksum_from_bytes_v(&c.child_value(6)).to_string(),
+        ostree::checksum_from_bytes_v(&c.child_value(7)).to_string(),
+    ))
+}
+
+/// A directory's ownership, mode and xattrs.
+pub(crate) struct DirMeta {
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+    pub xattrs: glib::Variant,
+}
+
+pub(crate) fn read_dirmeta(repo: &ostree::Repo, meta: &str) -> Result<DirMeta> {
+    let v = repo
+        .load_variant(ObjectType::DirMeta, meta)
+        .map_err(gerr)?;
+    let field = |i: usize| -> Result<u32> {
+        v.child_value(i)
+            .get::<u32>()
+            .map(u32::from_be)
+            .ok_or_else(|| anyhow!("malformed dirmeta {meta}"))
+    };
+    Ok(DirMeta {
+        uid: field(0)?,
+        gid: field(1)?,
+        mode: field(2)?,
+        xattrs: v.child_value(3),
+    })
+}
+
+/// Write a dirmeta object and return its checksum.
+pub(crate) fn write_dirmeta(repo: &ostree::Repo, meta: &DirMeta) -> Result<String> {
+    let info = gio::FileInfo::new();
+    info.set_file_type(gio::FileType::Directory);
+    info.set_attribute_uint32("unix::uid", meta.uid);
+    info.set_attribute_uint32("unix::gid", meta.gid);
+    info.set_attribute_uint32("unix::mode", meta.mode);
+    let v = ostree::create_directory_metadata(&info, Some(&meta.xattrs));
+    Ok(repo
+        .write_metadata(ObjectType::DirMeta, None, &v, NO_CANCEL)
+        .map_err(gerr)?
+        .to_hex())
+}
+
+/// An empty xattr list (`a(ayay)`).
+pub(crate) fn no_xattrs() -> glib::Variant {
+    glib::Variant::array_from_iter_with_type(
+        glib::VariantTy::new("(ayay)").expect("valid variant type"),
+        std::iter::empty::<glib::Variant>(),
+    )
+}
+
+/// What a path names in a committed tree.
+pub(crate) enum Entry {
+    File(String),
+    Dir { meta: String },
+}
+
+/// Path lookups in one commit, with loaded dirtrees cached.
+pub(crate) struct TreeIndex {
+    repo: ostree::Repo,
+    root: (String, String),
+    dirs: RefCell<HashMap<String, Rc<DirTree>>>,
+}
+
+impl TreeIndex {
+    pub fn new(repo: &ostree::Repo, commit: &str) -> Result<TreeIndex> {
+        Ok(TreeIndex {
+            repo: repo.clone(),
+            root: commit_root(repo, commit)?,
+            dirs: RefCell::new(HashMap::new()),
+        })
+    }
+
+    pub fn root(&self) -> &(String, String) {
+        &self.root
+    }
+
+    fn dir(&self, contents: &str) -> Result<Rc<DirTree>> {
+        if let Some(d) = self.dirs.borrow().get(contents) {
+            return Ok(d.clone());
+        }
+        let d = Rc::new(read_dirtree(&self.repo, contents)?);
+        self.dirs
+            .borrow_mut()
+            .insert(contents.to_string(), d.clone());
+        Ok(d)
+    }
+
+    /// The entry at `path` ("/usr/bin/sh" or "usr/bin/sh"; "" is the root).
+    pub fn lookup(&self, path: &str) -> Result<Option<Entry>> {
+        let (mut contents, mut meta) = self.root.clone();
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        for (i, part) in parts.iter().enumerate() {
+            let dir = self.dir(&contents)?;
+            if i + 1 == parts.len() {
+                if let Some(c) = dir.files.get(*part) {
+                    return Ok(Some(Entry::File(c.clone())));
+                }
+            }
+            match dir.dirs.get(*part) {
+                Some((c, m)) => {
+                    contents = c.clone();
+                    meta = m.clone();
+                }
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(Entry::Dir { meta }))
+    }
+}
+
+/// A mutable tree's entry `name`: (file checksum, subdirectory), both `None` if absent.
+pub(crate) fn lookup_entry(
+    tree: &MutableTree,
+    name: &str,
+) -> Result<(Option<glib::GString>, Option<MutableTree>)> {
+    match tree.lookup(name) {
+        Ok(found) => Ok(found),
+        Err(e) if e.matches(gio::IOErrorEnum::NotFound) => Ok((None, None)),
+        Err(e) => Err(gerr(e)),
+    }
+}
