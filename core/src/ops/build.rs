@@ -375,11 +375,13 @@ fn publish(
             name: name.clone(),
         });
         let t = Instant::now();
+        let mut timer = super::PhaseTimer::start();
         export
             .pull_commit_from(build_path, commit)
             .with_context(|| {
                 format!("image '{name}' was not published; the export ref was not changed")
             })?;
+        timer.lap("copy");
         let mut detail = String::from("copied");
         if let Some(prev) = previous.as_deref().filter(|_| manifest.publish.deltas) {
             if export.has_commit(prev)? {
@@ -390,15 +392,17 @@ fn publish(
                     ", static delta from {}",
                     &prev[..12.min(prev.len())]
                 ));
+                timer.lap("delta");
             }
         }
         export.set_refs(&[(ref_name.clone(), commit.clone())])?;
+        timer.lap("ref");
         rep.event(Event::Finished {
             kind: Kind::Publish,
             name: name.clone(),
             commit: commit.clone(),
             seconds: t.elapsed().as_secs_f64(),
-            detail: format!("{detail} -> {ref_name}"),
+            detail: format!("{detail} -> {ref_name}; {}", timer.report()),
         });
         published.push(name.clone());
     }

@@ -9,7 +9,6 @@ use crate::manifest::{ImageSection, Manifest};
 use crate::repo::{MetaValue, NewCommit, Repo, Stamp};
 use crate::triggers;
 use anyhow::Result;
-use std::time::Instant;
 
 pub(super) fn image_input_hash(
     repo: &Repo,
@@ -133,7 +132,7 @@ pub(super) fn compose_image(
         metadata: &[],
         timestamp: commit.timestamp,
     };
-    let mut timer = PhaseTimer::start();
+    let mut timer = super::PhaseTimer::start();
     let (union, _) = repo
         .union_commit(inputs, last_wins, &union_commit)
         .map_err(conflict_hint)?;
@@ -175,33 +174,6 @@ pub(super) fn compose_image(
         ),
     ))
 }
-
-/// Wall time of consecutive steps, for the one-line summary of a long step.
-struct PhaseTimer {
-    last: Instant,
-    laps: Vec<(&'static str, f64)>,
-}
-
-impl PhaseTimer {
-    fn start() -> Self {
-        PhaseTimer { last: Instant::now(), laps: Vec::new() }
-    }
-
-    fn lap(&mut self, name: &'static str) {
-        let now = Instant::now();
-        self.laps.push((name, (now - self.last).as_secs_f64()));
-        self.last = now;
-    }
-
-    fn report(&self) -> String {
-        self.laps
-            .iter()
-            .map(|(n, s)| format!("{n} {s:.2}s"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
 
 #[cfg(test)]
 mod tests {

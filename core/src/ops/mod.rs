@@ -1,6 +1,8 @@
 //! The operations behind each command (cargo's `ops` split): they take a manifest and
 //! typed options, do the work through the repository layer, and report events.
 
+use std::time::Instant;
+
 pub mod build;
 mod compose;
 pub mod plan;
@@ -18,4 +20,32 @@ pub(crate) fn commit_time() -> u64 {
                 .unwrap_or(0)
         })
 }
+
+
+/// Wall time of consecutive steps, for the one-line summary of a long step.
+pub(crate) struct PhaseTimer {
+    last: Instant,
+    laps: Vec<(&'static str, f64)>,
+}
+
+impl PhaseTimer {
+    pub(crate) fn start() -> Self {
+        PhaseTimer { last: Instant::now(), laps: Vec::new() }
+    }
+
+    pub(crate) fn lap(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.laps.push((name, (now - self.last).as_secs_f64()));
+        self.last = now;
+    }
+
+    pub(crate) fn report(&self) -> String {
+        self.laps
+            .iter()
+            .map(|(n, s)| format!("{n} {s:.2}s"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 
