@@ -22,7 +22,9 @@ pub fn remove_entry(path: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         Ok(md) if md.is_dir() => remove_tree(path),
-        Ok(_) => std::fs::remove_file(path).with_context(|| format!("cannot remove {}", path.display())),
+        Ok(_) => {
+            std::fs::remove_file(path).with_context(|| format!("cannot remove {}", path.display()))
+        }
     }
 }
 

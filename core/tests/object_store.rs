@@ -7,12 +7,22 @@ use std::io::Write;
 use std::path::Path;
 
 fn commit_dir(repo: &Repo, dir: &Path) -> String {
-    let commit = NewCommit { parent: None, subject: "t", metadata: &[], timestamp: 0 };
+    let commit = NewCommit {
+        parent: None,
+        subject: "t",
+        metadata: &[],
+        timestamp: 0,
+    };
     repo.import_dir(dir, &commit).unwrap().0
 }
 
 fn new_commit() -> NewCommit<'static> {
-    NewCommit { parent: None, subject: "t", metadata: &[], timestamp: 0 }
+    NewCommit {
+        parent: None,
+        subject: "t",
+        metadata: &[],
+        timestamp: 0,
+    }
 }
 
 #[test]
@@ -31,15 +41,26 @@ fn in_place_write_to_a_hardlinked_object_is_detected() {
     // A well-behaved change (a new inode) is committed.
     std::fs::remove_file(tree.join("usr/bin/other")).unwrap();
     std::fs::write(tree.join("usr/bin/other"), "replaced\n").unwrap();
-    let (_, stats, touched) = repo.commit_touched(&tree, &c, since, &new_commit()).unwrap();
+    let (_, stats, touched) = repo
+        .commit_touched(&tree, &c, since, &new_commit())
+        .unwrap();
     assert_eq!(stats.content_objects_written, 1);
-    assert!(touched >= 2, "the file and its directory are touched: {touched}");
+    assert!(
+        touched >= 2,
+        "the file and its directory are touched: {touched}"
+    );
 
     // Writing through the hardlink is caught and named.
-    let mut f = std::fs::OpenOptions::new().append(true).open(tree.join("usr/bin/tool")).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(tree.join("usr/bin/tool"))
+        .unwrap();
     f.write_all(b"evil\n").unwrap();
     drop(f);
-    let err = repo.commit_touched(&tree, &c, since, &new_commit()).unwrap_err().to_string();
+    let err = repo
+        .commit_touched(&tree, &c, since, &new_commit())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("/usr/bin/tool"), "{err}");
     assert!(err.contains("in place"), "{err}");
 }
@@ -71,15 +92,34 @@ fn synced_worktree_equals_a_fresh_checkout() {
     let stats = repo.sync_checkout(&tree, Some(&ca), &cb).unwrap();
     assert!(!stats.fresh);
     assert!(!tree.join("only-a").exists());
-    assert_eq!(std::fs::read_to_string(tree.join("only-b/sub/f")).unwrap(), "b");
-    assert_eq!(std::fs::read_to_string(tree.join("usr/bin/changed")).unwrap(), "b\n");
-    assert_eq!(std::fs::read_link(tree.join("usr/bin/link")).unwrap().to_str(), Some("target-b"));
-    assert_eq!(std::fs::read_to_string(tree.join("usr/flip/inside")).unwrap(), "dir");
+    assert_eq!(
+        std::fs::read_to_string(tree.join("only-b/sub/f")).unwrap(),
+        "b"
+    );
+    assert_eq!(
+        std::fs::read_to_string(tree.join("usr/bin/changed")).unwrap(),
+        "b\n"
+    );
+    assert_eq!(
+        std::fs::read_link(tree.join("usr/bin/link"))
+            .unwrap()
+            .to_str(),
+        Some("target-b")
+    );
+    assert_eq!(
+        std::fs::read_to_string(tree.join("usr/flip/inside")).unwrap(),
+        "dir"
+    );
     // Committing the synced tree with nothing touched gives b's tree exactly.
     let since = Stamp::now(dir.path()).unwrap();
-    let (c, stats, touched) = repo.commit_touched(&tree, &cb, since, &new_commit()).unwrap();
+    let (c, stats, touched) = repo
+        .commit_touched(&tree, &cb, since, &new_commit())
+        .unwrap();
     assert_eq!((stats.content_objects_written, touched), (0, 0));
-    assert_eq!(repo.commit_info(&c).unwrap().tree, repo.commit_info(&cb).unwrap().tree);
+    assert_eq!(
+        repo.commit_info(&c).unwrap().tree,
+        repo.commit_info(&cb).unwrap().tree
+    );
     // On disk, the synced tree is what a fresh checkout of b gives.
     let fresh = dir.path().join("fresh");
     repo.sync_checkout(&fresh, None, &cb).unwrap();
@@ -90,19 +130,28 @@ fn synced_worktree_equals_a_fresh_checkout() {
 fn listing(root: &Path, dir: &Path) -> Vec<(String, String)> {
     use std::os::unix::fs::PermissionsExt;
     let mut out = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
     for p in entries {
         let md = std::fs::symlink_metadata(&p).unwrap();
         let rel = p.strip_prefix(root).unwrap().display().to_string();
         let mode = md.permissions().mode();
         if md.file_type().is_symlink() {
-            out.push((rel, format!("link {}", std::fs::read_link(&p).unwrap().display())));
+            out.push((
+                rel,
+                format!("link {}", std::fs::read_link(&p).unwrap().display()),
+            ));
         } else if md.is_dir() {
             out.push((rel, format!("dir {mode:o}")));
             out.extend(listing(root, &p));
         } else {
-            out.push((rel, format!("file {mode:o} {}", std::fs::read_to_string(&p).unwrap())));
+            out.push((
+                rel,
+                format!("file {mode:o} {}", std::fs::read_to_string(&p).unwrap()),
+            ));
         }
     }
     out
@@ -117,4 +166,3 @@ fn symlinks_climbing_out_of_the_root_are_detected() {
     assert!(!escapes_root("/usr/bin/hi", "hello"));
     assert!(escapes_root("/link", ".."));
 }
-

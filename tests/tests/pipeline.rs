@@ -39,7 +39,11 @@ fn project() -> Project {
         .file("rootfs/etc/hostname", "exampleos\n", 0o644)
         .file("rootfs/usr/bin/passwd", "setuid\n", 0o4755)
         .file("rootfs/usr/share/empty", "", 0o600)
-        .file("rootfs/usr/share/remove-me", "a trigger deletes this\n", 0o644)
+        .file(
+            "rootfs/usr/share/remove-me",
+            "a trigger deletes this\n",
+            0o644,
+        )
         .symlink("rootfs/usr/bin/hi", "hello")
         .file("app/usr/lib/libapp.so.1", "app library\n", 0o644)
         .file("app/usr/bin/app", "#!/bin/sh\necho app\n", 0o750);

@@ -67,6 +67,20 @@ pub fn build(
         return Ok(summary);
     };
 
+    // The export repository receives the objects of components and unions while the rest
+    // of the build runs (see `Prefetch`); its refs move only in `publish`.
+    let mut prefetch = Prefetch::default();
+    let published = |component: &str| {
+        manifest
+            .images
+            .values()
+            .any(|i| i.publish && i.components.iter().any(|c| c.get_ref() == component))
+    };
+    if manifest.images.values().any(|i| i.publish) {
+        Repo::open_or_create(&manifest.export_repo_path(), RepoKind::Export)?
+            .ensure_zlib_level(manifest.publish.zlib_level.as_ref().map(|l| *l.get_ref()))?;
+    }
+
     // Components, in parallel, each in its own transaction; no ref moves yet.
     let t = Instant::now();
     let mut commits: BTreeMap<String, String> = BTreeMap::new();
@@ -84,7 +98,12 @@ pub fn build(
         .collect();
     if !todo.is_empty() {
         lock.scratch("components")?;
-        for (p, commit) in build_components(manifest, &todo, options.jobs, rep)? {
+        let mut on_built = |name: &str, commit: &str| {
+            if published(name) {
+                prefetch.start(&build_path, &manifest.export_repo_path(), commit);
+            }
+        };
+        for (p, commit) in build_components(manifest, &todo, options.jobs, rep, &mut on_built)? {
             commits.insert(p.name.clone(), commit.clone());
             new_refs.push((p.ref_name.clone(), commit));
             summary.built.push(p.name.clone());
@@ -92,7 +111,8 @@ pub fn build(
     }
     phases.push(("components".to_string(), t.elapsed().as_secs_f64()));
 
-    // Images: union in memory, triggers on a hardlinked checkout, commit with the devino cache.
+    // Images: union in memory; with triggers, a worktree kept between builds. The union is
+    // copied to the export repository in the background while the triggers run.
     let t = Instant::now();
     let mut image_commits: BTreeMap<String, String> = BTreeMap::new();
     for ip in &plan.images {
@@ -119,10 +139,18 @@ pub fn build(
             name: ip.name.clone(),
         });
         let ts = Instant::now();
-        let (commit, detail) =
-            compose::compose_image(manifest, &repo, &lock, ip, section, &inputs, &input_hash).with_context(
-                || format!("image '{}' was not composed; no ref was changed", ip.name),
-            )?;
+        let job = compose::ComposeJob {
+            ip,
+            section,
+            inputs: &inputs,
+            input_hash: &input_hash,
+        };
+        let (commit, detail) = compose::compose_image(manifest, &repo, &lock, &job, &mut |union| {
+            if section.publish {
+                prefetch.start(&build_path, &manifest.export_repo_path(), union);
+            }
+        })
+        .with_context(|| format!("image '{}' was not composed; no ref was changed", ip.name))?;
         rep.event(Event::Finished {
             kind: Kind::Image,
             name: ip.name.clone(),
@@ -137,8 +165,9 @@ pub fn build(
     repo.set_refs(&new_refs)?;
     phases.push(("compose".to_string(), t.elapsed().as_secs_f64()));
 
-    // Publish.
+    // Publish: first wait for the background copies, then copy what is left.
     let t = Instant::now();
+    prefetch.finish();
     summary.published = publish(manifest, &build_path, &image_commits, rep)?;
     phases.push(("publish".to_string(), t.elapsed().as_secs_f64()));
 
@@ -211,6 +240,7 @@ fn build_components<'a>(
     todo: &[&'a ComponentPlan],
     jobs: Option<usize>,
     rep: &mut dyn Reporter,
+    on_built: &mut dyn FnMut(&str, &str),
 ) -> Result<Vec<(&'a ComponentPlan, String)>> {
     let jobs = jobs
         .unwrap_or_else(|| {
@@ -267,6 +297,15 @@ fn build_components<'a>(
         }
         drop(tx);
         for event in rx {
+            if let Event::Finished {
+                kind: Kind::Component,
+                name,
+                commit,
+                ..
+            } = &event
+            {
+                on_built(name, commit);
+            }
             rep.event(event);
         }
     });
@@ -344,6 +383,65 @@ fn build_component(
     };
     let _ = crate::fsutil::remove_tree(&p.request.root);
     result
+}
+
+/// Copies of component and union commits into the export repository, made in the
+/// background by one worker while other components import and triggers run: compressing
+/// into the archive repository is the most expensive step of a cold build, and the image
+/// shares nearly all its objects with them. Only an optimisation: publish copies the image
+/// in any case, so failures here are ignored. Dropped on an error path, the worker is
+/// cancelled and waited for.
+#[derive(Default)]
+struct Prefetch {
+    cancel: crate::repo::Cancel,
+    queue: Option<mpsc::Sender<String>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Prefetch {
+    fn start(&mut self, build: &std::path::Path, export: &std::path::Path, commit: &str) {
+        if self.queue.is_none() {
+            let (tx, rx) = mpsc::channel::<String>();
+            let (build, export, cancel) = (
+                build.to_path_buf(),
+                export.to_path_buf(),
+                self.cancel.clone(),
+            );
+            self.worker = Some(std::thread::spawn(move || {
+                let Ok(Some(export)) = Repo::open_existing(&export) else {
+                    return;
+                };
+                for commit in rx {
+                    if export
+                        .pull_commit_cancellable(&build, &commit, &cancel)
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }));
+            self.queue = Some(tx);
+        }
+        if let Some(q) = &self.queue {
+            let _ = q.send(commit.to_string());
+        }
+    }
+
+    fn finish(&mut self) {
+        self.queue = None;
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        if self.worker.is_some() {
+            self.cancel.cancel();
+            self.finish();
+        }
+    }
 }
 
 /// Copy images into the export repository, generate deltas from the previously published

@@ -48,15 +48,30 @@ fn next_version(prefix: &str, previous: Option<&str>) -> String {
     }
 }
 
+/// One image to compose: its plan, its manifest section, its component commits (in
+/// union order) and its input hash.
+pub(super) struct ComposeJob<'a> {
+    pub ip: &'a ImagePlan,
+    pub section: &'a ImageSection,
+    pub inputs: &'a [(String, String)],
+    pub input_hash: &'a str,
+}
+
+/// Compose one image; `union_ready` hears the union commit as soon as it exists. Returns
+/// the image commit and a one-line account of the work.
 pub(super) fn compose_image(
     manifest: &Manifest,
     repo: &Repo,
     lock: &ProjectLock,
-    ip: &ImagePlan,
-    section: &ImageSection,
-    inputs: &[(String, String)],
-    input_hash: &str,
+    job: &ComposeJob,
+    union_ready: &mut dyn FnMut(&str),
 ) -> Result<(String, String)> {
+    let ComposeJob {
+        ip,
+        section,
+        inputs,
+        input_hash,
+    } = *job;
     let prefix = section.version.clone().unwrap_or_else(|| "0".into());
     let version = next_version(
         &prefix,
@@ -136,6 +151,7 @@ pub(super) fn compose_image(
     let (union, _) = repo
         .union_commit(inputs, last_wins, &union_commit)
         .map_err(conflict_hint)?;
+    union_ready(&union);
     timer.lap("union");
     // The worktree reflects the commit named in `tree.commit`; that file is removed while
     // the tree is being changed, so an interrupted run starts from a fresh checkout.

@@ -21,7 +21,6 @@ pub(crate) fn commit_time() -> u64 {
         })
 }
 
-
 /// Wall time of consecutive steps, for the one-line summary of a long step.
 pub(crate) struct PhaseTimer {
     last: Instant,
@@ -30,7 +29,10 @@ pub(crate) struct PhaseTimer {
 
 impl PhaseTimer {
     pub(crate) fn start() -> Self {
-        PhaseTimer { last: Instant::now(), laps: Vec::new() }
+        PhaseTimer {
+            last: Instant::now(),
+            laps: Vec::new(),
+        }
     }
 
     pub(crate) fn lap(&mut self, name: &'static str) {
@@ -47,5 +49,3 @@ impl PhaseTimer {
             .join(", ")
     }
 }
-
-

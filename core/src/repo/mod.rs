@@ -26,6 +26,16 @@ use std::sync::{Arc, Mutex};
 
 const NO_CANCEL: Option<&gio::Cancellable> = gio::Cancellable::NONE;
 
+/// A cancellation flag for long repository operations, shareable between threads.
+#[derive(Clone, Default)]
+pub struct Cancel(gio::Cancellable);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.cancel();
+    }
+}
+
 /// Which kind of repository to create when it does not exist yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RepoKind {
@@ -317,6 +327,16 @@ impl Repo {
     /// Copy `commit` (and the objects it needs) from `source`, like `ostree pull-local`,
     /// without touching any ref.
     pub fn pull_commit_from(&self, source: &Path, commit: &str) -> Result<()> {
+        self.pull_commit_cancellable(source, commit, &Cancel::default())
+    }
+
+    /// [`Repo::pull_commit_from`] that stops early when `cancel` is triggered.
+    pub fn pull_commit_cancellable(
+        &self,
+        source: &Path,
+        commit: &str,
+        cancel: &Cancel,
+    ) -> Result<()> {
         let source = source
             .canonicalize()
             .with_context(|| format!("cannot find repository {}", source.display()))?;
@@ -325,7 +345,7 @@ impl Repo {
         options.insert_value("refs", &vec![commit.to_string()].to_variant());
         options.insert_value("depth", &0i32.to_variant());
         self.repo
-            .pull_with_options(&url, &options.end(), None, NO_CANCEL)
+            .pull_with_options(&url, &options.end(), None, Some(&cancel.0))
             .map_err(gerr)
             .with_context(|| format!("cannot copy commit {commit} from {}", source.display()))
     }
@@ -534,4 +554,3 @@ pub fn escapes_root(path: &str, target: &str) -> bool {
     }
     false
 }
-

@@ -61,9 +61,7 @@ pub(crate) struct DirMeta {
 }
 
 pub(crate) fn read_dirmeta(repo: &ostree::Repo, meta: &str) -> Result<DirMeta> {
-    let v = repo
-        .load_variant(ObjectType::DirMeta, meta)
-        .map_err(gerr)?;
+    let v = repo.load_variant(ObjectType::DirMeta, meta).map_err(gerr)?;
     let field = |i: usize| -> Result<u32> {
         v.child_value(i)
             .get::<u32>()

@@ -111,7 +111,15 @@ impl Union<'_> {
         }
     }
 
-    fn link_dir(&mut self, dst: &MutableTree, name: &str, path: String, contents: &str, meta: &str, index: usize) -> Result<()> {
+    fn link_dir(
+        &mut self,
+        dst: &MutableTree,
+        name: &str,
+        path: String,
+        contents: &str,
+        meta: &str,
+        index: usize,
+    ) -> Result<()> {
         let sub = dst.ensure_dir(name).map_err(gerr)?;
         sub.fill_empty_from_dirtree(self.repo, contents, meta);
         self.linked.insert(path.clone(), contents.to_string());

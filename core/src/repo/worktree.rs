@@ -12,8 +12,8 @@
 //! would corrupt the object store: that is an error.
 
 use super::tree::{
-    commit_root, lookup_entry, no_xattrs, read_dirmeta, read_dirtree, write_dirmeta, DirMeta, Entry,
-    TreeIndex,
+    commit_root, lookup_entry, no_xattrs, read_dirmeta, read_dirtree, write_dirmeta, DirMeta,
+    Entry, TreeIndex,
 };
 use super::{gerr, write_commit_from_mtree, NewCommit, Repo, WriteStats, NO_CANCEL};
 use crate::fsutil::{remove_entry, remove_tree};
@@ -67,11 +67,19 @@ impl Repo {
     /// Make `tree` a hardlinked checkout of `target`. With `previous`, `tree` must be an
     /// unmodified checkout of that commit (or of what [`Repo::commit_touched`] made of it);
     /// without, it is checked out afresh.
-    pub fn sync_checkout(&self, tree: &Path, previous: Option<&str>, target: &str) -> Result<SyncStats> {
+    pub fn sync_checkout(
+        &self,
+        tree: &Path,
+        previous: Option<&str>,
+        target: &str,
+    ) -> Result<SyncStats> {
         let Some(previous) = previous else {
             remove_tree(tree)?;
             self.checkout(target, None, tree)?;
-            return Ok(SyncStats { entries: 0, fresh: true });
+            return Ok(SyncStats {
+                entries: 0,
+                fresh: true,
+            });
         };
         let (from_contents, from_meta) = commit_root(&self.repo, previous)?;
         let (to_contents, to_meta) = commit_root(&self.repo, target)?;
@@ -123,7 +131,14 @@ impl Repo {
                     if old_meta != meta {
                         self.chmod_dir(&path, meta)?;
                     }
-                    self.sync_dir(target, old_contents, contents, &path, &format!("{rel}/{name}"), stats)?;
+                    self.sync_dir(
+                        target,
+                        old_contents,
+                        contents,
+                        &path,
+                        &format!("{rel}/{name}"),
+                        stats,
+                    )?;
                 }
                 None => {
                     remove_entry(&path)?;
@@ -208,8 +223,14 @@ impl Repo {
 }
 
 /// Collect entries under `dir` whose ctime is at or after `since`, parents before children.
-fn scan_touched(dir: &Path, rel: String, since: Stamp, out: &mut Vec<(String, std::fs::Metadata)>) -> Result<()> {
-    let md = std::fs::symlink_metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+fn scan_touched(
+    dir: &Path,
+    rel: String,
+    since: Stamp,
+    out: &mut Vec<(String, std::fs::Metadata)>,
+) -> Result<()> {
+    let md =
+        std::fs::symlink_metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
     if Stamp::of(&md) >= since {
         out.push((rel.clone(), md));
     }
@@ -268,7 +289,13 @@ impl TouchedWriter<'_> {
                     if m.mode & 0o7777 == md.mode() & 0o7777 {
                         meta.clone()
                     } else {
-                        write_dirmeta(self.repo, &DirMeta { mode: md.mode(), ..m })?
+                        write_dirmeta(
+                            self.repo,
+                            &DirMeta {
+                                mode: md.mode(),
+                                ..m
+                            },
+                        )?
                     }
                 }
                 _ => write_dirmeta(
@@ -286,7 +313,11 @@ impl TouchedWriter<'_> {
             let on_disk: std::collections::HashSet<String> = std::fs::read_dir(&disk)?
                 .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
                 .collect();
-            let known: Vec<String> = dir.copy_files().into_keys().chain(dir.copy_subdirs().into_keys()).collect();
+            let known: Vec<String> = dir
+                .copy_files()
+                .into_keys()
+                .chain(dir.copy_subdirs().into_keys())
+                .collect();
             for name in known.into_iter().filter(|n| !on_disk.contains(n)) {
                 dir.remove(&name, false).map_err(gerr)?;
             }
@@ -316,14 +347,25 @@ impl TouchedWriter<'_> {
         let (uid, gid, xattrs) = match original_file {
             Some(csum) => {
                 let (info, xattrs) = self.repo.query_file(csum, NO_CANCEL).map_err(gerr)?;
-                (info.attribute_uint32("unix::uid"), info.attribute_uint32("unix::gid"), xattrs)
+                (
+                    info.attribute_uint32("unix::uid"),
+                    info.attribute_uint32("unix::gid"),
+                    xattrs,
+                )
             }
             None => (md.uid(), md.gid(), no_xattrs()),
         };
         let checksum = if ft.is_symlink() {
             let target = std::fs::read_link(&disk)?;
             self.repo
-                .write_symlink(None, uid, gid, Some(&xattrs), &target.to_string_lossy(), NO_CANCEL)
+                .write_symlink(
+                    None,
+                    uid,
+                    gid,
+                    Some(&xattrs),
+                    &target.to_string_lossy(),
+                    NO_CANCEL,
+                )
                 .map_err(gerr)?
                 .to_string()
         } else if ft.is_file() {
@@ -341,7 +383,15 @@ impl TouchedWriter<'_> {
         Ok(())
     }
 
-    fn write_file(&self, path: &Path, uid: u32, gid: u32, mode: u32, len: u64, xattrs: &glib::Variant) -> Result<String> {
+    fn write_file(
+        &self,
+        path: &Path,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+        len: u64,
+        xattrs: &glib::Variant,
+    ) -> Result<String> {
         let writer = self
             .repo
             .write_regfile(None, uid, gid, mode, len, Some(xattrs))
