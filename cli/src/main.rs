@@ -125,6 +125,8 @@ fn run(cli: Cli) -> Result<()> {
             let mut rep = Printer {
                 json: project.message_format == MessageFormat::Json,
                 dry_run,
+                to_build: 0,
+                built: 0,
             };
             build(
                 &manifest,
@@ -196,6 +198,9 @@ fn short(c: &str) -> &str {
 struct Printer {
     json: bool,
     dry_run: bool,
+    /// Components to build and built so far, for `[n/N]` progress.
+    to_build: usize,
+    built: usize,
 }
 
 fn kind_name(k: Kind) -> &'static str {
@@ -222,6 +227,9 @@ impl Reporter for Printer {
                 action,
                 reason,
             } => {
+                if kind == Kind::Component && action == "build" {
+                    self.to_build += 1;
+                }
                 if self.dry_run {
                     writeln!(out, "{:>9} {} {name}: {reason}", action, kind_name(kind))
                 } else if action == "fresh" {
@@ -241,17 +249,25 @@ impl Reporter for Printer {
                 commit,
                 seconds,
                 detail,
-            } => writeln!(
-                out,
-                "{:>9} {} {name} -> {} in {seconds:.2}s ({detail})",
-                match kind {
-                    Kind::Component => "Built",
-                    Kind::Image => "Composed",
-                    Kind::Publish => "Published",
-                },
-                kind_name(kind),
-                short(&commit)
-            ),
+            } => {
+                let progress = if kind == Kind::Component {
+                    self.built += 1;
+                    format!(" [{}/{}]", self.built, self.to_build)
+                } else {
+                    String::new()
+                };
+                writeln!(
+                    out,
+                    "{:>9} {} {name}{progress} -> {} in {seconds:.2}s ({detail})",
+                    match kind {
+                        Kind::Component => "Built",
+                        Kind::Image => "Composed",
+                        Kind::Publish => "Published",
+                    },
+                    kind_name(kind),
+                    short(&commit)
+                )
+            }
             Event::Log { name, message } => writeln!(out, "{:>9} {name}: {message}", ""),
             Event::Warning { message } => writeln!(out, "warning: {message}"),
             Event::Waiting { message } => writeln!(out, "{:>9} {message}", "Blocking"),

@@ -286,38 +286,36 @@ fn assert_names_key(run: &Run, spellings: &[&str]) {
     );
 }
 
-#[test]
-fn wrong_type_for_image_version_names_the_key() {
+/// Replace `good` by `bad` in a good project's manifest: the build fails with a type
+/// error located at the bad line that names the key.
+fn assert_type_error_names_key(good: &str, bad: &str, spellings: &[&str]) {
     let p = dir_project();
-    let run = breaking_fails(
-        &p,
-        |p| edit_manifest(p, "version = \"1.0\"", "version = 3"),
-        &["expected a string"],
-    );
-    let at = manifest_line(&p, "version = 3");
+    let run = breaking_fails(&p, |p| edit_manifest(p, good, bad), &["expected a string"]);
+    let at = manifest_line(&p, bad);
     assert!(
         run.stderr.contains(&at),
         "stderr does not point at {at}:\n{}",
         run.stderr
     );
-    assert_names_key(&run, &["`version`", "image.standard.version", "'version'"]);
+    assert_names_key(&run, spellings);
+}
+
+#[test]
+fn wrong_type_for_image_version_names_the_key() {
+    assert_type_error_names_key(
+        "version = \"1.0\"",
+        "version = 3",
+        &["`version`", "image.standard.version", "'version'"],
+    );
 }
 
 #[test]
 fn wrong_type_for_os_name_names_the_key() {
-    let p = dir_project();
-    let run = breaking_fails(
-        &p,
-        |p| edit_manifest(p, "name = \"exampleos\"", "name = 3"),
-        &["expected a string"],
+    assert_type_error_names_key(
+        "name = \"exampleos\"",
+        "name = 3",
+        &["`name`", "os.name", "'name'"],
     );
-    let at = manifest_line(&p, "name = 3");
-    assert!(
-        run.stderr.contains(&at),
-        "stderr does not point at {at}:\n{}",
-        run.stderr
-    );
-    assert_names_key(&run, &["`name`", "os.name", "'name'"]);
 }
 
 #[test]

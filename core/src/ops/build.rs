@@ -167,6 +167,15 @@ pub fn build(
 
     // Publish: first wait for the background copies, then copy what is left.
     let t = Instant::now();
+    if prefetch.worker.is_some() {
+        rep.event(Event::Log {
+            name: "publish".into(),
+            message: format!(
+                "finishing the background copy into {}",
+                manifest.export_repo_path().display()
+            ),
+        });
+    }
     prefetch.finish();
     summary.published = publish(manifest, &build_path, &image_commits, rep)?;
     phases.push(("publish".to_string(), t.elapsed().as_secs_f64()));
