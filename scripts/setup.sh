@@ -2,7 +2,7 @@
 # Install the system packages ostree-build needs to build and test (Debian/Ubuntu, as root
 # or through sudo). Safe to run again.
 set -euo pipefail
-packages=(libostree-dev ostree fuse3 bubblewrap pkg-config python3 time attr)
+packages=(libostree-dev ostree fuse3 bubblewrap pkg-config python3 time attr gzip bzip2 xz-utils zstd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

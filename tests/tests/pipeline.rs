@@ -387,3 +387,120 @@ impl Drop for HttpServer {
         let _ = self.child.wait();
     }
 }
+
+#[test]
+fn status_shows_fresh_stale_and_published() {
+    let p = project();
+    let before = p.run(&["status"]).ok();
+    assert!(
+        before
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("component base") && l.contains("missing")),
+        "{}",
+        before.stdout
+    );
+    p.run(&["build"]).ok();
+    let commit = ostree(&p.export_repo(), &["rev-parse", IMAGE]);
+    let fresh = p.run(&["status"]).ok();
+    let image = fresh
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("image"))
+        .unwrap();
+    assert!(image.contains("fresh"), "{image}");
+    assert!(image.contains("version 1.0"), "{image}");
+    assert!(
+        image.contains(&format!("published: {}", &commit[..12])),
+        "{image}"
+    );
+
+    p.file("app/usr/lib/libapp.so.1", "changed\n", 0o644);
+    let stale = p.run(&["status"]).ok();
+    let app = stale
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("component app"))
+        .unwrap();
+    assert!(
+        app.contains("stale") && app.contains("input changed"),
+        "{app}"
+    );
+    let base = stale
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("component base"))
+        .unwrap();
+    assert!(base.contains("fresh"), "{base}");
+    let image = stale
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("image"))
+        .unwrap();
+    assert!(
+        image.contains("stale") && image.contains("component 'app'"),
+        "{image}"
+    );
+}
+
+#[test]
+fn json_messages_are_one_object_per_line() {
+    let p = project();
+    let out = p.run(&["build", "--message-format", "json"]).ok();
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let summary = events
+        .iter()
+        .find(|e| e["event"] == "summary")
+        .expect("a summary event");
+    assert_eq!(summary["built"], 3);
+    assert_eq!(summary["composed"], 1);
+    assert_eq!(summary["published"], 1);
+    let finished: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "finished" && e["kind"] == "component")
+        .collect();
+    assert_eq!(finished.len(), 3);
+    assert!(finished
+        .iter()
+        .all(|e| e["commit"].as_str().is_some_and(|c| c.len() == 64)));
+
+    // A failure is an error event and a non-zero exit.
+    p.write_manifest(&MANIFEST.replace("path = \"app\"", "path = \"nowhere\""));
+    let failed = p.run(&["build", "--message-format", "json"]).fails();
+    let last: serde_json::Value =
+        serde_json::from_str(failed.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "error");
+    assert!(
+        last["message"].as_str().unwrap().contains("nowhere"),
+        "{last}"
+    );
+}
+
+#[test]
+fn two_runs_on_one_project_are_serialised() {
+    let p = project();
+    p.write_manifest(&MANIFEST.replace(
+        "{ name = \"prune\",",
+        "{ name = \"slow\", run = \"sleep 2\" },\n  { name = \"prune\",",
+    ));
+    let bin = binary();
+    let first = Command::new(&bin)
+        .arg("build")
+        .current_dir(p.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let second = p.run(&["build"]).ok();
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success());
+    assert!(second.stdout.contains("Blocking"), "{}", second.stdout);
+    // The second run saw the first one's result and had nothing left to do.
+    assert!(second.stdout.contains("nothing to do"), "{}", second.stdout);
+    fsck(&p.build_repo());
+    fsck(&p.export_repo());
+}
