@@ -122,6 +122,7 @@ fn run(cli: Cli) -> Result<()> {
             jobs,
         } => {
             let manifest = load(&project)?;
+            on_interrupt_clean_up(manifest.state_dir());
             let mut rep = Printer {
                 json: project.message_format == MessageFormat::Json,
                 dry_run,
@@ -188,6 +189,26 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// On SIGINT or SIGTERM: detach any trigger mount of this project, say what state things
+/// are in, then die of the same signal (so callers see how the run ended). Refs only move
+/// in atomic steps, so whatever was interrupted is redone by the next run.
+fn on_interrupt_clean_up(state_dir: PathBuf) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            ostree_build_core::lock::unmount_below(&state_dir);
+            eprintln!(
+                "error: interrupted; refs that had not moved yet are unchanged and the next `ostree-build build` picks up from here"
+            );
+            let _ = signal_hook::low_level::emulate_default_handler(signal);
+            std::process::exit(128 + signal);
+        }
+    });
 }
 
 fn short(c: &str) -> &str {

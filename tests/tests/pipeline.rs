@@ -504,3 +504,35 @@ fn two_runs_on_one_project_are_serialised() {
     fsck(&p.build_repo());
     fsck(&p.export_repo());
 }
+
+#[test]
+fn component_names_that_are_not_ref_characters_are_escaped() {
+    let p = Project::new(
+        r#"
+[os]
+name = "exampleos"
+arch = "x86_64"
+
+[component."libstdc++6"]
+backend = "dir"
+path = "libstdc"
+
+[image.standard]
+components = ["libstdc++6"]
+"#,
+    );
+    p.file("libstdc/usr/lib/libstdc++.so.6", "c++\n", 0o644);
+    p.run(&["build"]).ok();
+    let refs = refs(&p.build_repo());
+    assert!(
+        refs.iter()
+            .any(|(r, _)| r == "exampleos/x86_64/components/libstdc_2B_2B6"),
+        "{refs:?}"
+    );
+    assert_eq!(
+        cat(&p.export_repo(), IMAGE, "/usr/lib/libstdc++.so.6"),
+        "c++\n"
+    );
+    let status = p.run(&["status"]).ok();
+    assert!(status.stdout.contains("libstdc++6"), "{}", status.stdout);
+}
