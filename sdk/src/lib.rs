@@ -181,13 +181,6 @@ pub trait EventSink {
     }
 }
 
-/// A sink that drops every event (for callers that do not report).
-pub struct NullSink;
-
-impl EventSink for NullSink {
-    fn event(&mut self, _event: Event) {}
-}
-
 /// The trait every backend implements, built-in or third-party.
 pub trait Backend: Send + Sync {
     /// Name, version, protocols, capabilities and accepted options.

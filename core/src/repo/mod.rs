@@ -229,15 +229,6 @@ impl Repo {
             .map_err(gerr)
     }
 
-    /// Every ref of the repository with its commit.
-    pub fn refs(&self) -> Result<BTreeMap<String, String>> {
-        let refs = self.repo.list_refs(None, NO_CANCEL).map_err(gerr)?;
-        Ok(refs
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect())
-    }
-
     pub fn commit_info(&self, checksum: &str) -> Result<CommitInfo> {
         let (commit, _) = self
             .repo
@@ -364,17 +355,6 @@ impl Repo {
             )
             .map_err(gerr)
             .with_context(|| format!("cannot generate static delta {from} -> {to}"))
-    }
-
-    /// Static deltas present, as `from-to` names.
-    pub fn delta_names(&self) -> Result<Vec<String>> {
-        Ok(self
-            .repo
-            .list_static_delta_names(NO_CANCEL)
-            .map_err(gerr)?
-            .into_iter()
-            .map(|s| s.to_string())
-            .collect())
     }
 
     /// Move several refs in one transaction: all move or none does.
