@@ -420,6 +420,10 @@ impl Prefetch {
                 let Ok(Some(export)) = Repo::open_existing(&export) else {
                     return;
                 };
+                // One syncfs per copied component would flush the whole filesystem each
+                // time; publish's own synced transactions make these objects durable
+                // before any export ref moves.
+                export.skip_fsync();
                 for commit in rx {
                     if export
                         .pull_commit_cancellable(&build, &commit, &cancel)

@@ -191,6 +191,13 @@ impl Repo {
         }))
     }
 
+    /// Stop syncing this handle's transactions to disk. For work whose durability a later
+    /// synced transaction on the same filesystem provides (libostree's `syncfs` flushes all
+    /// of it before that transaction writes its refs).
+    pub fn skip_fsync(&self) {
+        self.repo.set_disable_fsync(true);
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
