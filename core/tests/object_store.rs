@@ -2,7 +2,7 @@
 //! rofiles-fuse on purpose) is caught when the worktree is committed; replacing files is
 //! fine; a worktree synced to another commit equals a fresh checkout of it.
 
-use ostree_build_core::repo::{NewCommit, Repo, RepoKind, Stamp};
+use ostree_build_core::repo::{NewCommit, Repo, RepoKind, Snapshot};
 use std::io::Write;
 use std::path::Path;
 
@@ -37,12 +37,12 @@ fn in_place_write_to_a_hardlinked_object_is_detected() {
 
     let tree = dir.path().join("tree");
     repo.sync_checkout(&tree, None, &c).unwrap();
-    let since = Stamp::now(dir.path()).unwrap();
+    let since = Snapshot::take(&tree, dir.path()).unwrap();
     // A well-behaved change (a new inode) is committed.
     std::fs::remove_file(tree.join("usr/bin/other")).unwrap();
     std::fs::write(tree.join("usr/bin/other"), "replaced\n").unwrap();
     let (_, stats, touched) = repo
-        .commit_touched(&tree, &c, since, &new_commit())
+        .commit_touched(&tree, &c, &since, &new_commit())
         .unwrap();
     assert_eq!(stats.content_objects_written, 1);
     assert!(
@@ -58,7 +58,7 @@ fn in_place_write_to_a_hardlinked_object_is_detected() {
     f.write_all(b"evil\n").unwrap();
     drop(f);
     let err = repo
-        .commit_touched(&tree, &c, since, &new_commit())
+        .commit_touched(&tree, &c, &since, &new_commit())
         .unwrap_err()
         .to_string();
     assert!(err.contains("/usr/bin/tool"), "{err}");
@@ -111,9 +111,9 @@ fn synced_worktree_equals_a_fresh_checkout() {
         "dir"
     );
     // Committing the synced tree with nothing touched gives b's tree exactly.
-    let since = Stamp::now(dir.path()).unwrap();
+    let since = Snapshot::take(&tree, dir.path()).unwrap();
     let (c, stats, touched) = repo
-        .commit_touched(&tree, &cb, since, &new_commit())
+        .commit_touched(&tree, &cb, &since, &new_commit())
         .unwrap();
     assert_eq!((stats.content_objects_written, touched), (0, 0));
     assert_eq!(

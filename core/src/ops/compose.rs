@@ -6,7 +6,7 @@
 use super::plan::*;
 use crate::lock::ProjectLock;
 use crate::manifest::{ImageSection, Manifest};
-use crate::repo::{MetaValue, NewCommit, Repo, Stamp};
+use crate::repo::{MetaValue, NewCommit, Repo, Snapshot};
 use crate::triggers;
 use anyhow::Result;
 
@@ -169,10 +169,10 @@ pub(super) fn compose_image(
     std::fs::create_dir_all(&dir)?;
     let sync = repo.sync_checkout(&tree, previous.as_deref(), &union)?;
     timer.lap(if sync.fresh { "checkout" } else { "sync" });
-    let since = Stamp::now(&dir)?;
+    let before = Snapshot::take(&tree, &dir)?;
     let runs = triggers::run_triggers(&ip.name, &tree, &dir.join("mnt"), &section.triggers)?;
     timer.lap("triggers");
-    let (c, stats, touched) = repo.commit_touched(&tree, &union, since, &commit)?;
+    let (c, stats, touched) = repo.commit_touched(&tree, &union, &before, &commit)?;
     std::fs::write(&state, &c)?;
     timer.lap("commit");
     Ok((

@@ -11,7 +11,7 @@ mod union;
 mod worktree;
 
 pub use union::ComposeConflict;
-pub use worktree::{Stamp, SyncStats};
+pub use worktree::{Snapshot, Stamp, SyncStats};
 
 use anyhow::{anyhow, bail, Context, Result};
 use gio::prelude::*;

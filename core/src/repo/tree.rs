@@ -101,7 +101,7 @@ pub(crate) fn no_xattrs() -> glib::Variant {
 /// What a path names in a committed tree.
 pub(crate) enum Entry {
     File(String),
-    Dir { meta: String },
+    Dir { contents: String, meta: String },
 }
 
 /// Path lookups in one commit, with loaded dirtrees cached.
@@ -154,7 +154,7 @@ impl TreeIndex {
                 None => return Ok(None),
             }
         }
-        Ok(Some(Entry::Dir { meta }))
+        Ok(Some(Entry::Dir { contents, meta }))
     }
 }
 

@@ -20,6 +20,7 @@ use crate::fsutil::{remove_entry, remove_tree};
 use anyhow::{anyhow, bail, Context, Result};
 use gio::prelude::*;
 use ostree::{MutableTree, RepoCheckoutAtOptions, RepoCheckoutMode, RepoCheckoutOverwriteMode};
+use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -182,20 +183,19 @@ impl Repo {
             })
     }
 
-    /// Commit `tree`, a checkout of `base` changed since `since`, as `base` plus every entry
-    /// touched since then. Returns the commit, write stats and how many entries were touched.
+    /// Commit `tree`, a checkout of `base` changed after `before` was taken, as `base` plus
+    /// every entry touched since then. Returns the commit, write stats and how many
+    /// entries were touched.
     pub fn commit_touched(
         &self,
         tree: &Path,
         base: &str,
-        since: Stamp,
+        before: &Snapshot,
         commit: &NewCommit,
     ) -> Result<(String, WriteStats, usize)> {
-        // libostree does not count content written through `write_regfile`/`write_symlink`
-        // in the transaction stats, so the files and links written are counted here.
         let index = TreeIndex::new(&self.repo, base)?;
         let mut touched = Vec::new();
-        scan_touched(tree, String::new(), since, &mut touched)?;
+        scan_touched(tree, String::new(), before.since, &mut touched)?;
         let count = touched.len();
         let ((checksum, written), stats) = self.in_transaction(|repo| {
             let root = MutableTree::new();
@@ -205,6 +205,7 @@ impl Repo {
                 repo,
                 this: self,
                 index: &index,
+                before,
                 root: &root,
                 written: std::cell::Cell::new(0),
             };
@@ -214,12 +215,48 @@ impl Repo {
             let (checksum, stats) = write_commit_from_mtree(repo, &root, commit)?;
             Ok(((checksum, writer.written.get()), stats))
         })?;
+        // libostree does not count content written through `write_regfile`/`write_symlink`
+        // in the transaction stats, so the files and links written are counted here.
         let stats = WriteStats {
             content_objects_written: written.max(stats.content_objects_written),
             ..stats
         };
         Ok((checksum, stats, count))
     }
+}
+
+/// What a worktree looked like before triggers ran: a ctime stamp, and where each
+/// directory (by device and inode) was, so a directory a trigger moved keeps its contents.
+pub struct Snapshot {
+    since: Stamp,
+    dirs: HashMap<(u64, u64), String>,
+}
+
+impl Snapshot {
+    /// Take it just before the triggers run; `scratch` is a directory on the same
+    /// filesystem as `tree` for the clock probe.
+    pub fn take(tree: &Path, scratch: &Path) -> Result<Snapshot> {
+        let mut dirs = HashMap::new();
+        walk_dirs(tree, String::new(), &mut dirs)?;
+        Ok(Snapshot {
+            since: Stamp::now(scratch)?,
+            dirs,
+        })
+    }
+}
+
+fn walk_dirs(dir: &Path, rel: String, out: &mut HashMap<(u64, u64), String>) -> Result<()> {
+    let md =
+        std::fs::symlink_metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    out.insert((md.dev(), md.ino()), rel.clone());
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            walk_dirs(&entry.path(), format!("{rel}/{name}"), out)?;
+        }
+    }
+    Ok(())
 }
 
 /// Collect entries under `dir` whose ctime is at or after `since`, parents before children.
@@ -248,10 +285,69 @@ fn scan_touched(
     Ok(())
 }
 
+/// Ownership, mode and xattrs of a content object.
+struct FileMeta {
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    xattrs: glib::Variant,
+}
+
+/// The metadata a `bare-user` object keeps in its `user.ostreemeta` xattr, if `path` has it
+/// (an object's own inode, or a copy made with its xattrs, e.g. `cp -a`).
+fn object_meta(path: &Path) -> Result<Option<FileMeta>> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
+    let name = c"user.ostreemeta";
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // SAFETY: buf is valid for buf.len() bytes; both strings are NUL-terminated.
+        let n = unsafe {
+            libc::lgetxattr(
+                c_path.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n >= 0 {
+            buf.truncate(n as usize);
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::ENODATA) | Some(libc::ENOTSUP) => return Ok(None),
+            Some(libc::ERANGE) => buf.resize(buf.len() * 4, 0),
+            _ => {
+                return Err(err)
+                    .with_context(|| format!("cannot read xattrs of {}", path.display()))
+            }
+        }
+    }
+    let v = glib::Variant::from_bytes_with_type(
+        &glib::Bytes::from_owned(buf),
+        glib::VariantTy::new("(uuua(ayay))").expect("valid variant type"),
+    );
+    let field = |i: usize| {
+        v.try_child_value(i)
+            .and_then(|c| c.get::<u32>())
+            .map(u32::from_be)
+    };
+    match (field(0), field(1), field(2), v.try_child_value(3)) {
+        (Some(uid), Some(gid), Some(mode), Some(xattrs)) => Ok(Some(FileMeta {
+            uid,
+            gid,
+            mode,
+            xattrs,
+        })),
+        _ => bail!("{}: malformed user.ostreemeta xattr", path.display()),
+    }
+}
+
 struct TouchedWriter<'a> {
     repo: &'a ostree::Repo,
     this: &'a Repo,
     index: &'a TreeIndex,
+    before: &'a Snapshot,
     root: &'a MutableTree,
     written: std::cell::Cell<usize>,
 }
@@ -275,102 +371,46 @@ impl TouchedWriter<'_> {
 
     fn apply(&self, tree: &Path, rel: &str, md: &std::fs::Metadata) -> Result<()> {
         let disk = tree.join(rel.trim_start_matches('/'));
-        let original = self.index.lookup(rel)?;
         let (parent, name) = match rel.rfind('/') {
             Some(i) => (&rel[..i], &rel[i + 1..]),
             None => ("", ""),
         };
         let ft = md.file_type();
         if ft.is_dir() {
-            let dir = self.dir(rel)?;
-            let meta = match &original {
-                Some(Entry::Dir { meta, .. }) => {
-                    let m = read_dirmeta(self.repo, meta)?;
-                    if m.mode & 0o7777 == md.mode() & 0o7777 {
-                        meta.clone()
-                    } else {
-                        write_dirmeta(
-                            self.repo,
-                            &DirMeta {
-                                mode: md.mode(),
-                                ..m
-                            },
-                        )?
-                    }
-                }
-                _ => write_dirmeta(
-                    self.repo,
-                    &DirMeta {
-                        uid: md.uid(),
-                        gid: md.gid(),
-                        mode: md.mode(),
-                        xattrs: no_xattrs(),
-                    },
-                )?,
-            };
-            dir.set_metadata_checksum(&meta);
-            // Entries removed by a trigger: present in the tree, absent on disk.
-            let on_disk: std::collections::HashSet<String> = std::fs::read_dir(&disk)?
-                .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-                .collect();
-            let known: Vec<String> = dir
-                .copy_files()
-                .into_keys()
-                .chain(dir.copy_subdirs().into_keys())
-                .collect();
-            for name in known.into_iter().filter(|n| !on_disk.contains(n)) {
-                dir.remove(&name, false).map_err(gerr)?;
-            }
-            return Ok(());
+            return self.apply_dir(&disk, rel, parent, name, md);
         }
-        let original_file = match &original {
-            Some(Entry::File(c)) => Some(c.as_str()),
+        let original = match self.index.lookup(rel)? {
+            Some(Entry::File(c)) => Some(c),
             _ => None,
         };
-        if ft.is_file() && md.nlink() > 1 {
-            if let Some(csum) = original_file {
-                let object = std::fs::symlink_metadata(self.this.object_path(csum)).ok();
-                if object.is_some_and(|o| o.ino() == md.ino() && o.dev() == md.dev()) {
-                    if md.mtime() != 0 {
-                        bail!(
-                            "a trigger modified {rel} in place, which is hardlinked to object {csum} of the build repository\n  help: the build repository {} is damaged; run `ostree fsck --delete --repo={}` and rebuild",
-                            self.this.path().display(),
-                            self.this.path().display()
-                        );
-                    }
-                    return Ok(()); // only its link count changed
-                }
-            }
-        }
-        // Keep the original owner and xattrs of a path a trigger rewrote; new paths get the
-        // owner on disk and no xattrs.
-        let (uid, gid, xattrs) = match original_file {
-            Some(csum) => {
-                let (info, xattrs) = self.repo.query_file(csum, NO_CANCEL).map_err(gerr)?;
-                (
-                    info.attribute_uint32("unix::uid"),
-                    info.attribute_uint32("unix::gid"),
-                    xattrs,
-                )
-            }
-            None => (md.uid(), md.gid(), no_xattrs()),
-        };
         let checksum = if ft.is_symlink() {
+            // Keep the owner and xattrs of a link a trigger rewrote.
+            let meta = match &original {
+                Some(csum) => self.original_meta(csum)?,
+                None => FileMeta {
+                    uid: md.uid(),
+                    gid: md.gid(),
+                    mode: 0o120777,
+                    xattrs: no_xattrs(),
+                },
+            };
             let target = std::fs::read_link(&disk)?;
             self.repo
                 .write_symlink(
                     None,
-                    uid,
-                    gid,
-                    Some(&xattrs),
+                    meta.uid,
+                    meta.gid,
+                    Some(&meta.xattrs),
                     &target.to_string_lossy(),
                     NO_CANCEL,
                 )
                 .map_err(gerr)?
                 .to_string()
         } else if ft.is_file() {
-            self.write_file(&disk, uid, gid, md.mode(), md.len(), &xattrs)
-                .with_context(|| format!("cannot commit {rel}"))?
+            match self.file_checksum(&disk, rel, md, original.as_deref())? {
+                Some(c) => c,
+                None => return Ok(()), // the base object, unchanged
+            }
         } else {
             bail!("a trigger created {rel}, which is a device node, fifo or socket\n  help: special files cannot be committed; remove it in the trigger");
         };
@@ -383,20 +423,184 @@ impl TouchedWriter<'_> {
         Ok(())
     }
 
-    fn write_file(
+    fn original_meta(&self, csum: &str) -> Result<FileMeta> {
+        let (info, xattrs) = self.repo.query_file(csum, NO_CANCEL).map_err(gerr)?;
+        Ok(FileMeta {
+            uid: info.attribute_uint32("unix::uid"),
+            gid: info.attribute_uint32("unix::gid"),
+            mode: info.attribute_uint32("unix::mode"),
+            xattrs,
+        })
+    }
+
+    /// The checksum of a touched regular file, or `None` when it is still exactly the base
+    /// object at its path.
+    fn file_checksum(
         &self,
-        path: &Path,
-        uid: u32,
-        gid: u32,
-        mode: u32,
-        len: u64,
-        xattrs: &glib::Variant,
-    ) -> Result<String> {
+        disk: &Path,
+        rel: &str,
+        md: &std::fs::Metadata,
+        original: Option<&str>,
+    ) -> Result<Option<String>> {
+        let own_object = match original {
+            Some(csum) => std::fs::symlink_metadata(self.this.object_path(csum))
+                .ok()
+                .is_some_and(|o| o.ino() == md.ino() && o.dev() == md.dev()),
+            None => false,
+        };
+        let stored = object_meta(disk)?;
+        if own_object {
+            let csum = original.unwrap_or_default();
+            // Its ctime moved: a link count change, a `touch` (rofiles-fuse allows times), or
+            // a write through the hardlink. Only the last changes the content: verify.
+            let Some(meta) = stored else {
+                bail!(
+                    "a trigger removed the metadata xattr of {rel}, which is hardlinked to object {csum} of the build repository\n  help: {}",
+                    damaged_hint(self.this)
+                );
+            };
+            if md.mtime() == 0 {
+                return Ok(None);
+            }
+            let actual = self.write_file(disk, &meta, md.len())?;
+            if actual != csum {
+                bail!(
+                    "a trigger modified {rel} in place, which is hardlinked to object {csum} of the build repository\n  help: {}",
+                    damaged_hint(self.this)
+                );
+            }
+            // Only its times changed: put back the object's mtime of 0.
+            let c_path = std::ffi::CString::new(disk.as_os_str().as_encoded_bytes())?;
+            let times = [libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            }; 2];
+            // SAFETY: a NUL-terminated path and two valid timespecs.
+            unsafe {
+                libc::utimensat(
+                    libc::AT_FDCWD,
+                    c_path.as_ptr(),
+                    times.as_ptr(),
+                    libc::AT_SYMLINK_NOFOLLOW,
+                )
+            };
+            return Ok(None);
+        }
+        let meta = match (stored, original) {
+            // An object moved, linked or copied with its xattrs: its true metadata.
+            (Some(meta), _) => meta,
+            // A file a trigger rewrote: the owner and xattrs of the file it replaces. The
+            // trigger saw that file's on-disk mode, which bare-user masks to 0775|0400; the
+            // same mode back means "unchanged", so setuid/setgid bits are restored.
+            (None, Some(csum)) => {
+                let orig = self.original_meta(csum)?;
+                let on_disk = md.mode() & 0o7777;
+                let mode = if on_disk == ((orig.mode & 0o775) | 0o400) {
+                    orig.mode
+                } else {
+                    md.mode()
+                };
+                FileMeta { mode, ..orig }
+            }
+            (None, None) => FileMeta {
+                uid: md.uid(),
+                gid: md.gid(),
+                mode: md.mode(),
+                xattrs: no_xattrs(),
+            },
+        };
+        self.write_file(disk, &meta, md.len()).map(Some)
+    }
+
+    fn apply_dir(
+        &self,
+        disk: &Path,
+        rel: &str,
+        parent: &str,
+        name: &str,
+        md: &std::fs::Metadata,
+    ) -> Result<()> {
+        // Where this directory was before the triggers: here, elsewhere (moved), or nowhere (new).
+        let origin = self.before.dirs.get(&(md.dev(), md.ino())).cloned();
+        let dir = if rel.is_empty() {
+            self.root.clone()
+        } else {
+            let parent_dir = self.dir(parent)?;
+            if origin.as_deref() != Some(rel) {
+                let _ = parent_dir.remove(name, true);
+            }
+            match (&origin, lookup_entry(&parent_dir, name)?) {
+                (_, (_, Some(existing))) => existing,
+                (Some(from), _) => match self.index.lookup(from)? {
+                    Some(Entry::Dir { contents, meta }) => {
+                        let sub = parent_dir.ensure_dir(name).map_err(gerr)?;
+                        sub.fill_empty_from_dirtree(self.repo, &contents, &meta);
+                        sub
+                    }
+                    _ => parent_dir.ensure_dir(name).map_err(gerr)?,
+                },
+                (None, _) => parent_dir.ensure_dir(name).map_err(gerr)?,
+            }
+        };
+        let base_meta = match origin
+            .as_deref()
+            .map(|o| self.index.lookup(o))
+            .transpose()?
+            .flatten()
+        {
+            Some(Entry::Dir { meta, .. }) => Some(meta),
+            _ => None,
+        };
+        let meta = match base_meta {
+            Some(meta) => {
+                let m = read_dirmeta(self.repo, &meta)?;
+                if m.mode & 0o7777 == md.mode() & 0o7777 {
+                    meta
+                } else {
+                    write_dirmeta(
+                        self.repo,
+                        &DirMeta {
+                            mode: md.mode(),
+                            ..m
+                        },
+                    )?
+                }
+            }
+            None => write_dirmeta(
+                self.repo,
+                &DirMeta {
+                    uid: md.uid(),
+                    gid: md.gid(),
+                    mode: md.mode(),
+                    xattrs: no_xattrs(),
+                },
+            )?,
+        };
+        dir.set_metadata_checksum(&meta);
+        // Entries removed by a trigger: present in the tree, absent on disk. New names on
+        // disk were created, linked or moved in after the snapshot, so they are touched
+        // themselves and applied after this directory.
+        let on_disk: std::collections::HashSet<String> = std::fs::read_dir(disk)?
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect();
+        let known: Vec<String> = dir
+            .copy_files()
+            .into_keys()
+            .chain(dir.copy_subdirs().into_keys())
+            .collect();
+        for name in known.into_iter().filter(|n| !on_disk.contains(n)) {
+            dir.remove(&name, false).map_err(gerr)?;
+        }
+        Ok(())
+    }
+
+    fn write_file(&self, path: &Path, meta: &FileMeta, len: u64) -> Result<String> {
         let writer = self
             .repo
-            .write_regfile(None, uid, gid, mode, len, Some(xattrs))
+            .write_regfile(None, meta.uid, meta.gid, meta.mode, len, Some(&meta.xattrs))
             .map_err(gerr)?;
-        let mut file = std::fs::File::open(path)?;
+        let mut file =
+            std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = file.read(&mut buf)?;
@@ -410,4 +614,12 @@ impl TouchedWriter<'_> {
             .map_err(|e| anyhow!("{}", e.message()))?
             .to_string())
     }
+}
+
+fn damaged_hint(repo: &Repo) -> String {
+    format!(
+        "the build repository {} is damaged; run `ostree fsck --delete --repo={}`, then `ostree-build build --force`",
+        repo.path().display(),
+        repo.path().display()
+    )
 }
