@@ -201,7 +201,11 @@ fn on_interrupt_clean_up(state_dir: PathBuf) {
     };
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
-            ostree_build_core::lock::unmount_below(&state_dir);
+            // Mounts under the state directory belong to whoever holds the project lock.
+            if ostree_build_core::lock::held_by_this_process() {
+                ostree_build_core::triggers::kill_running();
+                ostree_build_core::lock::unmount_below(&state_dir);
+            }
             eprintln!(
                 "error: interrupted; refs that had not moved yet are unchanged and the next `ostree-build build` picks up from here"
             );

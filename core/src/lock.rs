@@ -9,6 +9,16 @@ use anyhow::{Context, Result};
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether this process holds a project lock (so its Ctrl-C handler may clean up).
+static HELD: AtomicBool = AtomicBool::new(false);
+
+/// True while this process holds the project lock: only then are the trigger mounts under
+/// the state directory its own.
+pub fn held_by_this_process() -> bool {
+    HELD.load(Ordering::SeqCst)
+}
 
 pub struct ProjectLock {
     _file: File,
@@ -35,6 +45,7 @@ impl ProjectLock {
                     .with_context(|| format!("cannot lock {}", path.display()));
             }
         }
+        HELD.store(true, Ordering::SeqCst);
         let lock = ProjectLock {
             _file: file,
             state_dir: state_dir.to_path_buf(),
@@ -58,6 +69,12 @@ impl ProjectLock {
     }
 }
 
+impl Drop for ProjectLock {
+    fn drop(&mut self) {
+        HELD.store(false, Ordering::SeqCst);
+    }
+}
+
 /// Lazily unmount every mount point at or below `dir` (left by a killed run).
 pub fn unmount_below(dir: &Path) {
     let Ok(dir) = dir.canonicalize() else { return };
@@ -67,13 +84,38 @@ pub fn unmount_below(dir: &Path) {
     let mut points: Vec<PathBuf> = info
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(p.replace("\\040", " ")))
+        .map(|p| PathBuf::from(unescape_mountinfo(p)))
         .filter(|p| p.starts_with(&dir))
         .collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     for p in points {
         unmount(&p, true);
     }
+}
+
+/// Undo the octal escapes (`\040` space, `\011` tab, `\012` newline, `\134` backslash)
+/// of /proc/self/mountinfo.
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
+            out.push(
+                (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0'),
+            );
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Unmount a FUSE mount point; `lazy` detaches it even when busy.
@@ -94,4 +136,16 @@ pub fn unmount(point: &Path, lazy: bool) -> bool {
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(
+            super::unescape_mountinfo("/a\\040b\\011c\\134d"),
+            "/a b\tc\\d"
+        );
+        assert_eq!(super::unescape_mountinfo("/plain\\"), "/plain\\");
+    }
 }

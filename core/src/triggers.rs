@@ -5,8 +5,10 @@
 use crate::lock::unmount;
 use crate::manifest::Trigger;
 use anyhow::{anyhow, bail, Context, Result};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// A rofiles-fuse mount of a checked-out tree; unmounted on drop.
 struct RofilesMount {
@@ -61,8 +63,22 @@ pub struct TriggerRun {
     pub seconds: f64,
 }
 
+/// The process group of the trigger running now (0: none), for [`kill_running`].
+static RUNNING: AtomicI32 = AtomicI32::new(0);
+
+/// Kill the trigger that is running, with everything it started (for Ctrl-C handling).
+pub fn kill_running() {
+    let pgid = RUNNING.load(Ordering::SeqCst);
+    if pgid > 0 {
+        // SAFETY: signalling a process group we created.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    }
+}
+
 /// Run `triggers` in order against `tree`, each seeing the tree through rofiles-fuse at
-/// `mount_point` as `$OSTREE_BUILD_ROOT` (also its working directory).
+/// `mount_point` as `$OSTREE_BUILD_ROOT` (also its working directory). Each runs in its
+/// own process group, killed when the trigger's shell exits, so nothing it left in the
+/// background can change the tree while it is committed.
 pub fn run_triggers(
     image: &str,
     tree: &Path,
@@ -70,29 +86,38 @@ pub fn run_triggers(
     triggers: &[Trigger],
 ) -> Result<Vec<TriggerRun>> {
     let mut mount = RofilesMount::new(tree, mount_point)?;
+    let log = mount_point.with_extension("log");
     let mut runs = Vec::new();
     for t in triggers {
         let start = std::time::Instant::now();
-        let out = Command::new("sh")
+        let output = std::fs::File::create(&log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        let mut child = Command::new("sh")
             .arg("-c")
             .arg(&t.run)
             .current_dir(mount_point)
             .env("OSTREE_BUILD_ROOT", mount_point)
             .env("OSTREE_BUILD_IMAGE", image)
             .stdin(Stdio::null())
-            .output()
+            .stdout(output.try_clone()?)
+            .stderr(output)
+            .process_group(0)
+            .spawn()
             .with_context(|| format!("image '{image}': cannot start trigger '{}'", t.name))?;
-        if !out.status.success() {
-            let mut tail: Vec<String> = String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .chain(String::from_utf8_lossy(&out.stdout).lines())
-                .map(str::to_string)
-                .collect();
+        RUNNING.store(child.id() as i32, Ordering::SeqCst);
+        let status = child.wait();
+        kill_running();
+        RUNNING.store(0, Ordering::SeqCst);
+        let status =
+            status.with_context(|| format!("image '{image}': trigger '{}' was lost", t.name))?;
+        if !status.success() {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let mut tail: Vec<&str> = text.lines().collect();
             tail.truncate(10);
             bail!(
                 "image '{image}': trigger '{}' failed ({}){}\n  help: the command was: {}{}",
                 t.name,
-                out.status,
+                status,
                 tail.first().map(|l| format!(": {l}")).unwrap_or_default(),
                 t.run,
                 if tail.len() > 1 {

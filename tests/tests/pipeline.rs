@@ -536,3 +536,52 @@ components = ["libstdc++6"]
     let status = p.run(&["status"]).ok();
     assert!(status.stdout.contains("libstdc++6"), "{}", status.stdout);
 }
+
+#[test]
+fn a_summary_left_stale_by_an_interrupted_publish_is_regenerated() {
+    let p = project();
+    p.run(&["build"]).ok();
+    // As if a run had died between moving the export ref and writing the summary.
+    std::fs::remove_file(p.export_repo().join("summary")).unwrap();
+    let out = p.run(&["build"]).ok();
+    assert!(out.stdout.contains("nothing to do"), "{}", out.stdout);
+    assert!(ostree(&p.export_repo(), &["summary", "--view"]).contains(IMAGE));
+}
+
+#[test]
+fn interrupting_a_run_that_waits_for_the_lock_leaves_the_other_run_alone() {
+    let p = project();
+    p.write_manifest(&MANIFEST.replace(
+        "{ name = \"prune\",",
+        "{ name = \"slow\", run = \"sleep 2 && echo late > \\\"$OSTREE_BUILD_ROOT/usr/share/late\\\"\" },\n  { name = \"prune\",",
+    ));
+    let bin = binary();
+    let first = Command::new(&bin)
+        .arg("build")
+        .current_dir(p.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let waiting = Command::new(&bin)
+        .arg("build")
+        .current_dir(p.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let signalled = Command::new("kill")
+        .args(["-INT", &waiting.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let first = first.wait_with_output().unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(cat(&p.export_repo(), IMAGE, "/usr/share/late"), "late\n");
+}

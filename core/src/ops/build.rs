@@ -66,6 +66,7 @@ pub fn build(
     let (Some(repo), Some(lock)) = (repo, lock) else {
         return Ok(summary);
     };
+    compose::remove_stale_worktrees(manifest, &lock)?;
 
     // The export repository receives the objects of components and unions while the rest
     // of the build runs (see `Prefetch`); its refs move only in `publish`.
@@ -517,7 +518,7 @@ fn publish(
         });
         published.push(name.clone());
     }
-    if !published.is_empty() && manifest.publish.summary {
+    if manifest.publish.summary && (!published.is_empty() || export.summary_is_stale()?) {
         export.regenerate_summary()?;
     }
     Ok(published)

@@ -364,7 +364,10 @@ impl Repo {
             .with_context(|| format!("cannot generate static delta {from} -> {to}"))
     }
 
-    /// Move several refs in one transaction: all move or none does.
+    /// Move several refs in one transaction, once everything they point at is written
+    /// (and, with fsync on, synced). libostree writes the ref files one by one at the very
+    /// end, so only a kill in that instant can move some and not others; nothing points at
+    /// a missing object, and the next run finishes the job.
     pub fn set_refs(&self, refs: &[(String, String)]) -> Result<()> {
         if refs.is_empty() {
             return Ok(());
@@ -376,6 +379,22 @@ impl Repo {
             Ok(((), WriteStats::default()))
         })
         .map(|_| ())
+    }
+
+    /// Whether the summary is missing or older than one of the refs (a run stopped between
+    /// moving a ref and regenerating the summary).
+    pub fn summary_is_stale(&self) -> Result<bool> {
+        let refs = self.repo.list_refs(None, NO_CANCEL).map_err(gerr)?;
+        if refs.is_empty() {
+            return Ok(false);
+        }
+        let mtime = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let Some(summary) = mtime(self.path.join("summary")) else {
+            return Ok(true);
+        };
+        Ok(refs.keys().any(|r| {
+            mtime(self.path.join("refs/heads").join(r.as_str())).is_some_and(|t| t > summary)
+        }))
     }
 
     pub fn regenerate_summary(&self) -> Result<()> {

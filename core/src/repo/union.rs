@@ -99,6 +99,14 @@ impl Union<'_> {
         }
     }
 
+    /// Forget what was recorded below `path` (its directory was replaced by a file).
+    fn forget_below(&mut self, path: &str) {
+        let prefix = format!("{path}/");
+        self.owners.retain(|k, _| !k.starts_with(&prefix));
+        self.linked
+            .retain(|k, _| k != path && !k.starts_with(&prefix));
+    }
+
     /// Record a conflict at `path` with component `index`; true if `index` takes the path.
     fn conflict(&mut self, path: &str, index: usize) -> bool {
         if self.last_wins {
@@ -145,6 +153,7 @@ impl Union<'_> {
                 (None, Some(_)) => {
                     if self.conflict(&child, index) {
                         dst.remove(name, false).map_err(gerr)?;
+                        self.forget_below(&child);
                         dst.replace_file(name, csum).map_err(gerr)?;
                     }
                 }

@@ -34,19 +34,31 @@ impl Stamp {
     /// call has a ctime strictly lower, everything changed after a ctime at least equal.
     pub fn now(dir: &Path) -> Result<Stamp> {
         let probe = dir.join(".ostree-build-ctime-probe");
-        let read = || -> Result<Stamp> {
-            std::fs::write(&probe, b"")
+        let mut writes = 0u32;
+        let mut read = || -> Result<Stamp> {
+            writes += 1;
+            std::fs::write(&probe, writes.to_le_bytes())
                 .with_context(|| format!("cannot write {}", probe.display()))?;
             let md = std::fs::symlink_metadata(&probe)?;
             Ok(Stamp(md.ctime(), md.ctime_nsec()))
         };
         let first = read()?;
         let mut next = read()?;
-        while next == first {
+        // Wait for the filesystem clock to tick (a few ms on coarse clocks), not forever.
+        for _ in 0..2000 {
+            if next != first {
+                break;
+            }
             std::thread::sleep(std::time::Duration::from_millis(1));
             next = read()?;
         }
         let _ = std::fs::remove_file(&probe);
+        if next == first {
+            bail!(
+                "the filesystem of {} does not update ctime; triggers need a filesystem that does (ext4, xfs, btrfs, tmpfs)",
+                dir.display()
+            );
+        }
         Ok(next)
     }
 
