@@ -564,7 +564,7 @@ fn interrupting_a_run_that_waits_for_the_lock_leaves_the_other_run_alone() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(700));
-    let waiting = Command::new(&bin)
+    let mut waiting = Command::new(&bin)
         .arg("build")
         .current_dir(p.path())
         .stdout(Stdio::null())
@@ -577,6 +577,8 @@ fn interrupting_a_run_that_waits_for_the_lock_leaves_the_other_run_alone() {
         .status()
         .unwrap();
     assert!(signalled.success());
+    let waited = waiting.wait().unwrap();
+    assert!(!waited.success(), "the interrupted run did not stop");
     let first = first.wait_with_output().unwrap();
     assert!(
         first.status.success(),
