@@ -310,6 +310,11 @@ fn client_pulls_the_published_branch_over_http_using_the_delta() {
         std::fs::read_to_string(tree.join("usr/lib/libapp.so.1")).unwrap(),
         "app library\n"
     );
+    // The whole tree, with modes, owners, sizes and checksums, is the published one.
+    assert_eq!(
+        ostree(&client, &["ls", "-R", "-C", &format!("origin:{IMAGE}")]),
+        ostree(&p.export_repo(), &["ls", "-R", "-C", IMAGE])
+    );
     fsck(&client);
 }
 
