@@ -232,12 +232,7 @@ fn malformed_toml_names_the_line() {
         |p| edit_manifest(p, "[image.standard]", "[image.standard"),
         &[],
     );
-    let at = manifest_line(&p, "[image.standard");
-    assert!(
-        run.stderr.contains(&at),
-        "stderr does not point at {at}:\n{}",
-        run.stderr
-    );
+    assert_points_at(&run, &p, "[image.standard");
 }
 
 #[test]
@@ -248,12 +243,7 @@ fn unknown_image_key_names_the_line_and_suggests_the_key() {
         |p| edit_manifest(p, "components = ", "compnents = "),
         &["unknown key `compnents`", "did you mean `components`?"],
     );
-    let at = manifest_line(&p, "compnents");
-    assert!(
-        run.stderr.contains(&at),
-        "stderr does not point at {at}:\n{}",
-        run.stderr
-    );
+    assert_points_at(&run, &p, "compnents");
 }
 
 #[test]
@@ -268,12 +258,7 @@ fn unknown_component_key_names_the_component_and_suggests_the_key() {
             "did you mean `path`?",
         ],
     );
-    let at = manifest_line(&p, "pth = ");
-    assert!(
-        run.stderr.contains(&at),
-        "stderr does not point at {at}:\n{}",
-        run.stderr
-    );
+    assert_points_at(&run, &p, "pth = ");
 }
 
 /// The error must point at the value and name the key, as the manifest module promises
@@ -286,17 +271,22 @@ fn assert_names_key(run: &Run, spellings: &[&str]) {
     );
 }
 
-/// Replace `good` by `bad` in a good project's manifest: the build fails with a type
-/// error located at the bad line that names the key.
-fn assert_type_error_names_key(good: &str, bad: &str, spellings: &[&str]) {
-    let p = dir_project();
-    let run = breaking_fails(&p, |p| edit_manifest(p, good, bad), &["expected a string"]);
-    let at = manifest_line(&p, bad);
+/// The error points at the manifest line holding `text`.
+fn assert_points_at(run: &Run, p: &Project, text: &str) {
+    let at = manifest_line(p, text);
     assert!(
         run.stderr.contains(&at),
         "stderr does not point at {at}:\n{}",
         run.stderr
     );
+}
+
+/// Replace `good` by `bad` in a good project's manifest: the build fails with a type
+/// error located at the bad line that names the key.
+fn assert_type_error_names_key(good: &str, bad: &str, spellings: &[&str]) {
+    let p = dir_project();
+    let run = breaking_fails(&p, |p| edit_manifest(p, good, bad), &["expected a string"]);
+    assert_points_at(&run, &p, bad);
     assert_names_key(&run, spellings);
 }
 
@@ -325,22 +315,12 @@ fn wrong_type_for_component_options_names_the_key() {
 
     edit_manifest(&p, "path = \"rootfs\"", "path = 3");
     let run = build_fails(&p, &["component 'base'", "`path` must be a path"]);
-    let at = manifest_line(&p, "path = 3");
-    assert!(
-        run.stderr.contains(&at),
-        "stderr does not point at {at}:\n{}",
-        run.stderr
-    );
+    assert_points_at(&run, &p, "path = 3");
     assert_untouched(&p, &before);
 
     p.write_manifest(&DIR_MANIFEST.replacen("backend = \"dir\"", "backend = 3", 1));
     let run = build_fails(&p, &["component.base.backend must be a string"]);
-    let at = manifest_line(&p, "backend = 3");
-    assert!(
-        run.stderr.contains(&at),
-        "stderr does not point at {at}:\n{}",
-        run.stderr
-    );
+    assert_points_at(&run, &p, "backend = 3");
     assert_untouched(&p, &before);
 }
 
@@ -355,12 +335,7 @@ fn component_naming_a_missing_directory() {
         |p| edit_manifest(p, "path = \"rootfs\"", "path = \"no-such-dir\""),
         &["component 'base'", "no-such-dir", "does not exist"],
     );
-    let at = manifest_line(&p, "no-such-dir");
-    assert!(
-        run.stderr.contains(&at),
-        "stderr does not point at {at}:\n{}",
-        run.stderr
-    );
+    assert_points_at(&run, &p, "no-such-dir");
 }
 
 #[test]
@@ -381,12 +356,7 @@ fn unknown_backend_suggests_the_right_one() {
         |p| edit_manifest(p, "backend = \"tarball\"", "backend = \"tarbal\""),
         &["component 'app'", "no such backend: 'tarbal'", "'tarball'"],
     );
-    let at = manifest_line(&p, "\"tarbal\"");
-    assert!(
-        run.stderr.contains(&at),
-        "stderr does not point at {at}:\n{}",
-        run.stderr
-    );
+    assert_points_at(&run, &p, "\"tarbal\"");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -526,12 +496,7 @@ fn conflicting_components_fail_then_last_wins() {
             "conflicts = \"last-wins\"",
         ],
     );
-    let at = manifest_line(&p, "components = ");
-    assert!(
-        run.stderr.contains(&at),
-        "stderr does not point at {at}:\n{}",
-        run.stderr
-    );
+    assert_points_at(&run, &p, "components = ");
 
     edit_manifest(
         &p,

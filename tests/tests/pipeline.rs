@@ -318,6 +318,17 @@ fn client_pulls_the_published_branch_over_http_using_the_delta() {
     fsck(&client);
 }
 
+/// `ostree-build build` in the background, output captured.
+fn spawn_build(p: &Project) -> std::process::Child {
+    Command::new(binary())
+        .arg("build")
+        .current_dir(p.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ostree-build")
+}
+
 fn content_checksum(repo: &std::path::Path, rev: &str) -> String {
     ostree(repo, &["show", rev])
         .lines()
@@ -492,13 +503,7 @@ fn two_runs_on_one_project_are_serialised() {
         "{ name = \"prune\",",
         "{ name = \"slow\", run = \"sleep 2\" },\n  { name = \"prune\",",
     ));
-    let bin = binary();
-    let first = Command::new(&bin)
-        .arg("build")
-        .current_dir(p.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let first = spawn_build(&p);
     std::thread::sleep(std::time::Duration::from_millis(500));
     let second = p.run(&["build"]).ok();
     let first = first.wait_with_output().unwrap();
@@ -560,22 +565,9 @@ fn interrupting_a_run_that_waits_for_the_lock_leaves_the_other_run_alone() {
         "{ name = \"prune\",",
         "{ name = \"slow\", run = \"sleep 2 && echo late > \\\"$OSTREE_BUILD_ROOT/usr/share/late\\\"\" },\n  { name = \"prune\",",
     ));
-    let bin = binary();
-    let first = Command::new(&bin)
-        .arg("build")
-        .current_dir(p.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let first = spawn_build(&p);
     std::thread::sleep(std::time::Duration::from_millis(700));
-    let mut waiting = Command::new(&bin)
-        .arg("build")
-        .current_dir(p.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut waiting = spawn_build(&p);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let signalled = Command::new("kill")
         .args(["-INT", &waiting.id().to_string()])
