@@ -5,8 +5,8 @@
 //! component and image succeeded; then each image is copied to the export repository,
 //! its delta generated, and only then its export ref moved and the summary regenerated.
 
-use super::compose;
 use super::plan::*;
+use super::{compose, publish};
 use crate::lock::ProjectLock;
 use crate::manifest::Manifest;
 use crate::repo::{MetaValue, NewCommit, Repo, RepoKind, WriteStats};
@@ -70,7 +70,7 @@ pub fn build(
 
     // The export repository receives the objects of components and unions while the rest
     // of the build runs (see `Prefetch`); its refs move only in `publish`.
-    let mut prefetch = Prefetch::default();
+    let mut prefetch = publish::Prefetch::default();
     let published = |component: &str| {
         manifest
             .images
@@ -166,19 +166,8 @@ pub fn build(
     repo.set_refs(&new_refs)?;
     phases.push(("compose".to_string(), t.elapsed().as_secs_f64()));
 
-    // Publish: first wait for the background copies, then copy what is left.
     let t = Instant::now();
-    if prefetch.worker.is_some() {
-        rep.event(Event::Log {
-            name: "publish".into(),
-            message: format!(
-                "finishing the background copy into {}",
-                manifest.export_repo_path().display()
-            ),
-        });
-    }
-    prefetch.finish();
-    summary.published = publish(manifest, &build_path, &image_commits, rep)?;
+    summary.published = publish::publish(manifest, &build_path, &image_commits, prefetch, rep)?;
     phases.push(("publish".to_string(), t.elapsed().as_secs_f64()));
 
     rep.event(Event::Summary {
@@ -393,135 +382,6 @@ fn build_component(
     };
     let _ = crate::fsutil::remove_tree(&p.request.root);
     result
-}
-
-/// Copies of component and union commits into the export repository, made in the
-/// background by one worker while other components import and triggers run: compressing
-/// into the archive repository is the most expensive step of a cold build, and the image
-/// shares nearly all its objects with them. Only an optimisation: publish copies the image
-/// in any case, so failures here are ignored. Dropped on an error path, the worker is
-/// cancelled and waited for.
-#[derive(Default)]
-struct Prefetch {
-    cancel: crate::repo::Cancel,
-    queue: Option<mpsc::Sender<String>>,
-    worker: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Prefetch {
-    fn start(&mut self, build: &std::path::Path, export: &std::path::Path, commit: &str) {
-        if self.queue.is_none() {
-            let (tx, rx) = mpsc::channel::<String>();
-            let (build, export, cancel) = (
-                build.to_path_buf(),
-                export.to_path_buf(),
-                self.cancel.clone(),
-            );
-            self.worker = Some(std::thread::spawn(move || {
-                let Ok(Some(export)) = Repo::open_existing(&export) else {
-                    return;
-                };
-                // One syncfs per copied component would flush the whole filesystem each
-                // time; publish's own synced transactions make these objects durable
-                // before any export ref moves.
-                export.skip_fsync();
-                for commit in rx {
-                    if export
-                        .pull_commit_cancellable(&build, &commit, &cancel)
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            }));
-            self.queue = Some(tx);
-        }
-        if let Some(q) = &self.queue {
-            let _ = q.send(commit.to_string());
-        }
-    }
-
-    fn finish(&mut self) {
-        self.queue = None;
-        if let Some(w) = self.worker.take() {
-            let _ = w.join();
-        }
-    }
-}
-
-impl Drop for Prefetch {
-    fn drop(&mut self) {
-        if self.worker.is_some() {
-            self.cancel.cancel();
-            self.finish();
-        }
-    }
-}
-
-/// Copy images into the export repository, generate deltas from the previously published
-/// commit, then move the refs and regenerate the summary. Returns the images published.
-fn publish(
-    manifest: &Manifest,
-    build_path: &std::path::Path,
-    image_commits: &BTreeMap<String, String>,
-    rep: &mut dyn Reporter,
-) -> Result<Vec<String>> {
-    let wanted: Vec<(&String, &String)> = image_commits
-        .iter()
-        .filter(|(name, _)| manifest.images[*name].publish)
-        .collect();
-    if wanted.is_empty() {
-        return Ok(vec![]);
-    }
-    let export = Repo::open_or_create(&manifest.export_repo_path(), RepoKind::Export)?;
-    export.ensure_zlib_level(manifest.publish.zlib_level.as_ref().map(|l| *l.get_ref()))?;
-    let mut published = Vec::new();
-    for (name, commit) in wanted {
-        let ref_name = manifest.image_ref(name);
-        let previous = export.resolve(&ref_name)?;
-        if previous.as_deref() == Some(commit.as_str()) {
-            continue;
-        }
-        rep.event(Event::Started {
-            kind: Kind::Publish,
-            name: name.clone(),
-        });
-        let t = Instant::now();
-        let mut timer = super::PhaseTimer::start();
-        export
-            .pull_commit_from(build_path, commit)
-            .with_context(|| {
-                format!("image '{name}' was not published; the export ref was not changed")
-            })?;
-        timer.lap("copy");
-        let mut detail = String::from("copied");
-        if let Some(prev) = previous.as_deref().filter(|_| manifest.publish.deltas) {
-            if export.has_commit(prev)? {
-                export.generate_delta(prev, commit).with_context(|| {
-                    format!("image '{name}' was not published; the export ref was not changed")
-                })?;
-                detail.push_str(&format!(
-                    ", static delta from {}",
-                    &prev[..12.min(prev.len())]
-                ));
-                timer.lap("delta");
-            }
-        }
-        export.set_refs(&[(ref_name.clone(), commit.clone())])?;
-        timer.lap("ref");
-        rep.event(Event::Finished {
-            kind: Kind::Publish,
-            name: name.clone(),
-            commit: commit.clone(),
-            seconds: t.elapsed().as_secs_f64(),
-            detail: format!("{detail} -> {ref_name}; {}", timer.report()),
-        });
-        published.push(name.clone());
-    }
-    if manifest.publish.summary && (!published.is_empty() || export.summary_is_stale()?) {
-        export.regenerate_summary()?;
-    }
-    Ok(published)
 }
 
 pub fn human_bytes(n: u64) -> String {

@@ -6,6 +6,7 @@ use std::time::Instant;
 pub mod build;
 mod compose;
 pub mod plan;
+mod publish;
 pub mod status;
 
 /// The timestamp of new commits: `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.
