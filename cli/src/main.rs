@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use ostree_build_core::manifest::Manifest;
 use ostree_build_core::ops::build::{build, BuildOptions};
 use ostree_build_core::report::{Event, Kind, Reporter};
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -13,7 +14,10 @@ use std::path::PathBuf;
 #[command(
     name = "ostree-build",
     version,
-    about = "Build OS trees into OSTree repositories from one manifest"
+    about = "Build OS trees into OSTree repositories from one manifest",
+    allow_external_subcommands = true,
+    disable_help_subcommand = true,
+    after_help = "Any backend also runs as a subcommand: ostree-build <backend> --branch BRANCH [--OPTION VALUE]...\nSee `ostree-build backends` and `ostree-build help <backend>`."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -57,11 +61,16 @@ enum Command {
         #[command(flatten)]
         project: ProjectArgs,
     },
-    /// List the backends that components can use
+    /// List every backend: name, version, where it came from; warn about shadowed names
     Backends {
         #[arg(long, value_enum, default_value = "human")]
         message_format: MessageFormat,
     },
+    /// Help for a command or a backend (its options)
+    Help { topic: Option<String> },
+    /// `ostree-build <backend> --branch BRANCH [--repo REPO] [--OPTION VALUE]...`
+    #[command(external_subcommand)]
+    External(Vec<OsString>),
 }
 
 fn main() {
@@ -71,6 +80,7 @@ fn main() {
             project.message_format == MessageFormat::Json
         }
         Command::Backends { message_format } => *message_format == MessageFormat::Json,
+        Command::Help { .. } | Command::External(_) => false,
     };
     if let Err(e) = run(cli) {
         if json {
@@ -173,21 +183,177 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Backends { message_format } => {
-            for f in ostree_build_core::backends::discover() {
-                if message_format == MessageFormat::Json {
-                    println!(
-                        "{}",
-                        serde_json::json!({"name": f.info.name, "version": f.info.version, "source": f.source, "description": f.info.description})
-                    );
-                } else {
-                    println!(
-                        "{:<12} {:<8} {:<9} {}",
-                        f.info.name, f.info.version, "built-in", f.info.description
-                    );
-                }
-            }
+            list_backends(message_format == MessageFormat::Json)
+        }
+        Command::Help { topic } => help(topic.as_deref())?,
+        Command::External(args) => external(&args)?,
+    }
+    Ok(())
+}
+
+fn list_backends(json: bool) {
+    use ostree_build_core::backends::{Listed, Registry};
+    let registry = Registry::discover();
+    for item in registry.list() {
+        match item {
+            Listed::Backend(f) if json => println!(
+                "{}",
+                serde_json::json!({"name": f.info.name, "version": f.info.version, "source": f.source, "description": f.info.description, "protocols": f.info.protocols})
+            ),
+            Listed::Backend(f) => println!(
+                "{:<14} {:<9} {:<40} {}",
+                f.info.name,
+                f.info.version,
+                f.source.to_string(),
+                f.info.description
+            ),
+            Listed::Command(c) if json => println!(
+                "{}",
+                serde_json::json!({"name": c.name, "source": {"kind": "external-command", "path": c.path}})
+            ),
+            Listed::Command(c) => println!(
+                "{:<14} {:<9} {:<40} (external command, not a backend)",
+                c.name,
+                "-",
+                c.path.display().to_string()
+            ),
+            Listed::Broken(c, why) => eprintln!("warning: {}: {why}", c.path.display()),
         }
     }
+    for w in &registry.warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+fn help(topic: Option<&str>) -> Result<()> {
+    use clap::CommandFactory;
+    let Some(topic) = topic else {
+        Cli::command().print_help()?;
+        return Ok(());
+    };
+    if let Some(sub) = Cli::command().find_subcommand_mut(topic) {
+        sub.print_help()?;
+        return Ok(());
+    }
+    let registry = ostree_build_core::backends::Registry::discover();
+    match registry.resolve(topic)? {
+        Ok(found) => print_backend_help(&found),
+        Err(c) => {
+            let code = ostree_build_core::backends::run_external(&c, &["--help".into()])?;
+            std::process::exit(code);
+        }
+    }
+    Ok(())
+}
+
+fn print_backend_help(found: &ostree_build_core::backends::Found) {
+    let info = &found.info;
+    println!("{} {}: {}", info.name, info.version, info.description);
+    println!("from: {}\n", found.source);
+    println!(
+        "In a manifest:\n  [component.NAME]\n  backend = \"{}\"",
+        info.name
+    );
+    for o in &info.options {
+        println!(
+            "  {} = ...{}",
+            o.name,
+            if o.required { "" } else { "   # optional" }
+        );
+    }
+    println!(
+        "\nAd hoc:\n  ostree-build {} --branch BRANCH [--repo REPO] [--subject TEXT] [--OPTION VALUE]...",
+        info.name
+    );
+    println!("\nOptions:");
+    for o in &info.options {
+        println!(
+            "  --{:<18} {:<8} {}{}",
+            o.name,
+            o.kind,
+            o.help,
+            if o.required { " (required)" } else { "" }
+        );
+    }
+}
+
+/// `ostree-build <name> ARGS...`: run a backend ad hoc, or an external command.
+fn external(args: &[std::ffi::OsString]) -> Result<()> {
+    use ostree_build_core::ops::adhoc::{self, AdHoc};
+    let name = args
+        .first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let registry = ostree_build_core::backends::Registry::discover();
+    let found = match registry.resolve(&name)? {
+        Ok(found) => found,
+        Err(command) => {
+            let code = ostree_build_core::backends::run_external(&command, &args[1..])?;
+            std::process::exit(code);
+        }
+    };
+    let mut branch = None;
+    let mut repo = None;
+    let mut subject = None;
+    let mut json = false;
+    let mut options = Vec::new();
+    let mut rest = args[1..].iter().map(|a| a.to_string_lossy().into_owned());
+    while let Some(arg) = rest.next() {
+        if arg == "--help" || arg == "-h" {
+            print_backend_help(&found);
+            return Ok(());
+        }
+        let Some(flag) = arg.strip_prefix("--") else {
+            anyhow::bail!(
+                "unexpected argument '{arg}'\n  help: ostree-build {name} --branch BRANCH [--OPTION VALUE]..."
+            );
+        };
+        let (key, value) = match flag.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => {
+                let value = rest.next().ok_or_else(|| {
+                    anyhow::anyhow!("--{flag} needs a value\n  help: ostree-build help {name}")
+                })?;
+                (flag.to_string(), value)
+            }
+        };
+        match key.as_str() {
+            "branch" => branch = Some(value),
+            "repo" => repo = Some(PathBuf::from(value)),
+            "subject" => subject = Some(value),
+            "message-format" => json = value == "json",
+            _ => options.push((key, value)),
+        }
+    }
+    let branch = branch.ok_or_else(|| {
+        anyhow::anyhow!(
+            "ostree-build {name} needs --branch BRANCH\n  help: e.g. ostree-build {name} --branch exampleos/x86_64/base ..."
+        )
+    })?;
+    // Default repository: the project's build repository, else ./build-repo.
+    let repo = match repo {
+        Some(r) => r,
+        None => match Manifest::find(&std::env::current_dir()?) {
+            Ok(path) => Manifest::load(&path)?.build_repo_path(),
+            Err(_) => PathBuf::from("build-repo"),
+        },
+    };
+    let mut rep = Printer {
+        json,
+        dry_run: false,
+        to_build: 1,
+        built: 0,
+    };
+    adhoc::run(
+        &found,
+        &AdHoc {
+            branch,
+            repo,
+            subject,
+            options,
+        },
+        &mut rep,
+    )?;
     Ok(())
 }
 

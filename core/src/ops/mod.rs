@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+pub mod adhoc;
 pub mod build;
 mod compose;
 pub mod plan;

@@ -56,10 +56,12 @@ pub fn plan(
     force: bool,
     scratch_root: &Path,
 ) -> Result<BuildPlan> {
+    let registry = backends::Registry::discover();
     let mut components = Vec::new();
     for (name, section) in &manifest.components {
         components.push(plan_component(
             manifest,
+            &registry,
             name,
             section,
             repo,
@@ -106,13 +108,14 @@ fn current_commit(repo: Option<&Repo>, ref_name: &str) -> Result<Option<CommitIn
 
 fn plan_component(
     manifest: &Manifest,
+    registry: &backends::Registry,
     name: &str,
     section: &ComponentSection,
     repo: Option<&Repo>,
     force: bool,
     scratch_root: &Path,
 ) -> Result<ComponentPlan> {
-    let backend = backends::resolve(&section.backend).map_err(|e| {
+    let backend = registry.backend(&section.backend).map_err(|e| {
         manifest.error_at(
             section.backend_span.start,
             &format!("component '{name}': {e}"),

@@ -120,6 +120,11 @@ impl InputProblems {
     }
 }
 
+/// Whether libostree accepts `name` as a ref.
+pub fn check_ref(name: &str) -> Result<(), String> {
+    ostree::validate_rev(name).map_err(|e| e.message().to_string())
+}
+
 fn gerr(e: glib::Error) -> anyhow::Error {
     anyhow!("{}", e.message())
 }

@@ -1,0 +1,200 @@
+//! `ostree-build <backend> --branch B [--OPTION VALUE]...`: run one backend ad hoc, the
+//! seed's `$pkginstallroot /tmpdir && ostree commit -b B --tree=dir=/tmpdir`, with or
+//! without a manifest: populate a fresh root, commit it to the branch (creating the
+//! repository if needed) and clean up.
+
+use crate::backends::Found;
+use crate::manifest::did_you_mean;
+use crate::ops::plan::{META_BACKEND, META_BACKEND_VERSION, META_PACKAGES};
+use crate::repo::{MetaValue, NewCommit, Repo, RepoKind};
+use crate::report::{Event, Kind, Reporter};
+use anyhow::{anyhow, bail, Context, Result};
+use ostree_build_sdk::{EventSink, Output, Request, PROTOCOL_VERSION};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// One ad-hoc run.
+pub struct AdHoc {
+    pub branch: String,
+    /// A `bare-user` repository, created if absent.
+    pub repo: PathBuf,
+    pub subject: Option<String>,
+    /// `--KEY VALUE` pairs as given on the command line.
+    pub options: Vec<(String, String)>,
+}
+
+struct Forward<'a>(&'a mut dyn Reporter, String);
+
+impl EventSink for Forward<'_> {
+    fn event(&mut self, event: ostree_build_sdk::Event) {
+        let message = match event {
+            ostree_build_sdk::Event::Log { message, .. } => message,
+            ostree_build_sdk::Event::Progress { done, total, unit } => match total {
+                Some(t) => format!("{done}/{t} {unit}"),
+                None => format!("{done} {unit}"),
+            },
+        };
+        self.0.event(Event::Log {
+            name: self.1.clone(),
+            message,
+        });
+    }
+}
+
+/// Turn `--KEY VALUE` pairs into the backend's typed options, refusing unknown keys.
+fn options(
+    found: &Found,
+    given: &[(String, String)],
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let specs = &found.info.options;
+    let mut out = serde_json::Map::new();
+    for (key, value) in given {
+        // `--input` is the common spelling of a backend's `path`.
+        let key = if key == "input" && !specs.iter().any(|s| s.name == "input") {
+            "path"
+        } else {
+            key.as_str()
+        };
+        let Some(spec) = specs.iter().find(|s| s.name == key) else {
+            let valid: Vec<String> = specs.iter().map(|s| format!("--{}", s.name)).collect();
+            let hint = match did_you_mean(key, specs.iter().map(|s| s.name.as_str())) {
+                Some(s) => format!(
+                    "did you mean --{s}? options of '{}': {}",
+                    found.info.name,
+                    valid.join(", ")
+                ),
+                None => format!(
+                    "options of '{}': {} (see `ostree-build help {}`)",
+                    found.info.name,
+                    valid.join(", "),
+                    found.info.name
+                ),
+            };
+            bail!(
+                "backend '{}' has no option --{key}\n  help: {hint}",
+                found.info.name
+            );
+        };
+        let v = match spec.kind.as_str() {
+            "bool" => serde_json::Value::Bool(match value.as_str() {
+                "true" | "yes" | "1" => true,
+                "false" | "no" | "0" => false,
+                other => bail!("--{key} takes true or false, not '{other}'"),
+            }),
+            "integer" => serde_json::Value::from(
+                value
+                    .parse::<i64>()
+                    .map_err(|_| anyhow!("--{key} takes an integer, not '{value}'"))?,
+            ),
+            "list" => serde_json::Value::from(
+                value
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect::<Vec<_>>(),
+            ),
+            _ => serde_json::Value::from(value.clone()),
+        };
+        out.insert(key.to_string(), v);
+    }
+    for spec in specs.iter().filter(|s| s.required) {
+        if !out.contains_key(&spec.name) {
+            bail!(
+                "backend '{}' needs --{} ({})",
+                found.info.name,
+                spec.name,
+                spec.help
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Run `found` once and commit its result to `adhoc.branch`. Returns the commit.
+pub fn run(found: &Found, adhoc: &AdHoc, rep: &mut dyn Reporter) -> Result<String> {
+    let start = Instant::now();
+    crate::repo::check_ref(&adhoc.branch)
+        .map_err(|e| anyhow!("--branch '{}': {e}\n  help: use letters, digits, '.', '-', '_' and '/' (e.g. exampleos/x86_64/base)", adhoc.branch))?;
+    let options = options(found, &adhoc.options)?;
+    let repo = Repo::open_or_create(&adhoc.repo, RepoKind::Build)?;
+    let cwd = std::env::current_dir()?;
+    let scratch = adhoc
+        .repo
+        .parent()
+        .unwrap_or(&cwd)
+        .join(".ostree-build")
+        .join("work")
+        .join(format!("adhoc-{}", std::process::id()));
+    crate::fsutil::remove_tree(&scratch)?;
+    std::fs::create_dir_all(&scratch)
+        .with_context(|| format!("cannot create {}", scratch.display()))?;
+    let request = Request {
+        protocol: PROTOCOL_VERSION,
+        component: found.info.name.clone(),
+        arch: std::env::consts::ARCH.to_string(),
+        project_dir: cwd,
+        root: scratch.clone(),
+        options,
+    };
+    rep.event(Event::Started {
+        kind: Kind::Component,
+        name: adhoc.branch.clone(),
+    });
+    let result = (|| -> Result<String> {
+        found.backend.plan(&request)?;
+        let output = found
+            .backend
+            .run(&request, &mut Forward(rep, found.info.name.clone()))
+            .with_context(|| format!("backend '{}' failed", found.info.name))?;
+        let mut metadata = vec![
+            (
+                META_BACKEND.to_string(),
+                MetaValue::Str(found.info.name.clone()),
+            ),
+            (
+                META_BACKEND_VERSION.to_string(),
+                MetaValue::Str(found.info.version.clone()),
+            ),
+        ];
+        if !output.packages().is_empty() {
+            metadata.push((
+                META_PACKAGES.to_string(),
+                MetaValue::StrList(output.packages().to_vec()),
+            ));
+        }
+        let subject = adhoc.subject.clone().unwrap_or_else(|| {
+            format!(
+                "{} ({} {})",
+                adhoc.branch, found.info.name, found.info.version
+            )
+        });
+        let parent = repo.resolve(&adhoc.branch)?;
+        let commit = NewCommit {
+            parent: parent.as_deref(),
+            subject: &subject,
+            metadata: &metadata,
+            timestamp: super::commit_time(),
+        };
+        let (checksum, _) = match &output {
+            Output::Tree { root, .. } => repo.import_dir(root, &commit)?,
+            Output::Archive { path, .. } => repo.import_archive(path, &commit)?,
+        };
+        repo.set_refs(&[(adhoc.branch.clone(), checksum.clone())])?;
+        Ok(checksum)
+    })();
+    let _ = crate::fsutil::remove_tree(&scratch);
+    let checksum = result.with_context(|| format!("branch '{}' was not changed", adhoc.branch))?;
+    rep.event(Event::Finished {
+        kind: Kind::Component,
+        name: adhoc.branch.clone(),
+        commit: checksum.clone(),
+        seconds: start.elapsed().as_secs_f64(),
+        detail: format!(
+            "{} {}, {}",
+            found.info.name,
+            found.info.version,
+            adhoc.repo.display()
+        ),
+    });
+    Ok(checksum)
+}
