@@ -104,13 +104,17 @@ impl Project {
 
     /// Run `ostree-build ARGS` in the project directory.
     pub fn run(&self, args: &[&str]) -> Run {
-        Run::from(
-            Command::new(binary())
-                .args(args)
-                .current_dir(self.path())
-                .output()
-                .expect("run ostree-build"),
-        )
+        self.run_env(args, &[])
+    }
+
+    /// Run `ostree-build ARGS` in the project directory with extra environment variables.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Run {
+        let mut cmd = Command::new(binary());
+        cmd.args(args).current_dir(self.path());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Run::from(cmd.output().expect("run ostree-build"))
     }
 
     pub fn build_repo(&self) -> PathBuf {
@@ -155,6 +159,33 @@ pub fn refs(repo: &Path) -> Vec<(String, String)> {
         .collect();
     out.sort();
     out
+}
+
+/// A directory of `ostree-build-<name>` backends for `$OSTREE_BUILD_PLUGIN_PATH`, holding
+/// the example backends: the Rust executable built from `tests/backends/hello` and the
+/// Python script `tests/backends/ostree-build-pyfiles`.
+pub fn example_backends(dir: &Path) -> PathBuf {
+    let bin_dir = binary().parent().expect("target dir").to_path_buf();
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let hello = bin_dir.join("ostree-build-hello");
+    assert!(
+        hello.is_file(),
+        "{} not built: run `cargo build --workspace`",
+        hello.display()
+    );
+    std::os::unix::fs::symlink(&hello, plugins.join("ostree-build-hello")).unwrap();
+    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("backends/ostree-build-pyfiles");
+    std::os::unix::fs::symlink(&py, plugins.join("ostree-build-pyfiles")).unwrap();
+    plugins
+}
+
+/// Write an executable script.
+pub fn script(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, body).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 /// `ostree fsck` must pass.

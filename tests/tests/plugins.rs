@@ -1,0 +1,336 @@
+//! Third-party backends as `ostree-build-<name>` executables: a Rust one built against the
+//! sdk only (`tests/backends/hello`) and a Python one (`tests/backends/ostree-build-pyfiles`),
+//! each in a manifest build and ad hoc; discovery, listing and shadowing; and every way an
+//! executable can misbehave, each failing clearly with no ref moved.
+
+use ostree_build_tests::*;
+use std::ffi::OsStr;
+use std::path::Path;
+
+const IMAGE: &str = "exampleos/x86_64/standard";
+
+const MANIFEST: &str = r#"
+[os]
+name = "exampleos"
+arch = "x86_64"
+
+[component.greeting]
+backend = "hello"
+message = "hello from a plugin"
+
+[component.notes]
+backend = "pyfiles"
+files = ["a.txt=alpha", "b.txt=beta"]
+
+[image.standard]
+components = ["greeting", "notes"]
+"#;
+
+fn plugin_env(dir: &Path) -> Vec<(&'static str, &OsStr)> {
+    vec![("OSTREE_BUILD_PLUGIN_PATH", dir.as_os_str())]
+}
+
+#[test]
+fn executable_backends_build_components_of_a_manifest() {
+    let p = Project::new(MANIFEST);
+    let plugins = example_backends(p.path());
+    let out = p.run_env(&["build"], &plugin_env(&plugins)).ok();
+    assert!(
+        out.stdout.contains("Built component greeting"),
+        "{}",
+        out.stdout
+    );
+    let export = p.export_repo();
+    assert_eq!(
+        cat(&export, IMAGE, "/usr/share/hello/message.txt"),
+        "hello from a plugin\n"
+    );
+    assert!(ls(&export, IMAGE, "/usr/share/hello/message.txt").starts_with("-00644 0 0"));
+    assert_eq!(cat(&export, IMAGE, "/usr/share/pyfiles/a.txt"), "alpha\n");
+    assert_eq!(cat(&export, IMAGE, "/usr/share/pyfiles/b.txt"), "beta\n");
+    // The backends' metadata and package lists are in the component commits.
+    let build = p.build_repo();
+    let meta = |component: &str, key: &str| {
+        ostree(
+            &build,
+            &[
+                "show",
+                &format!("--print-metadata-key={key}"),
+                &format!("exampleos/x86_64/components/{component}"),
+            ],
+        )
+        .trim()
+        .to_string()
+    };
+    assert_eq!(meta("greeting", "ostree-build.backend-version"), "'0.3.0'");
+    assert_eq!(meta("greeting", "ostree-build.packages"), "['hello-0.3.0']");
+    assert_eq!(meta("notes", "ostree-build.packages"), "['pyfiles-1.2.0']");
+    // Fresh on a second run: plan answered by the executables, nothing rebuilt.
+    let again = p.run_env(&["build"], &plugin_env(&plugins)).ok();
+    assert!(again.stdout.contains("nothing to do"), "{}", again.stdout);
+    // An option change rebuilds only that component.
+    p.write_manifest(&MANIFEST.replace("hello from a plugin", "changed"));
+    let changed = p.run_env(&["build"], &plugin_env(&plugins)).ok();
+    assert!(
+        changed.stdout.contains("Built component greeting"),
+        "{}",
+        changed.stdout
+    );
+    assert!(
+        !changed.stdout.contains("Built component notes"),
+        "{}",
+        changed.stdout
+    );
+    assert!(
+        changed.stdout.contains("options changed"),
+        "{}",
+        changed.stdout
+    );
+    fsck(&build);
+    fsck(&export);
+}
+
+#[test]
+fn executable_backends_run_ad_hoc() {
+    let p = Project::new("");
+    std::fs::remove_file(p.p("ostree-build.toml")).unwrap();
+    let plugins = example_backends(p.path());
+    let env = plugin_env(&plugins);
+    p.run_env(
+        &[
+            "hello",
+            "--message",
+            "ad hoc",
+            "--mode",
+            "384",
+            "--branch",
+            "exampleos/x86_64/hello",
+            "--repo",
+            "repo",
+        ],
+        &env,
+    )
+    .ok();
+    assert_eq!(
+        cat(
+            &p.p("repo"),
+            "exampleos/x86_64/hello",
+            "/usr/share/hello/message.txt"
+        ),
+        "ad hoc\n"
+    );
+    assert!(ls(
+        &p.p("repo"),
+        "exampleos/x86_64/hello",
+        "/usr/share/hello/message.txt"
+    )
+    .starts_with("-00600"));
+    p.run_env(
+        &[
+            "pyfiles",
+            "--files",
+            "x=1,y=2",
+            "--branch",
+            "exampleos/x86_64/py",
+        ],
+        &env,
+    )
+    .ok();
+    // Without --repo and outside a project: ./build-repo.
+    assert_eq!(
+        cat(
+            &p.p("build-repo"),
+            "exampleos/x86_64/py",
+            "/usr/share/pyfiles/y"
+        ),
+        "2\n"
+    );
+    // The backend's own help.
+    let help = p.run_env(&["help", "hello"], &env).ok();
+    assert!(
+        help.stdout.contains("--message") && help.stdout.contains("(required)"),
+        "{}",
+        help.stdout
+    );
+    fsck(&p.p("repo"));
+}
+
+#[test]
+fn backends_lists_every_source_and_warns_about_shadowing() {
+    let p = Project::new("");
+    let plugins = example_backends(p.path());
+    // The same name in a later directory, a built-in name, and a file that is not executable.
+    let later = p.p("later");
+    script(&later.join("ostree-build-hello"), "#!/bin/sh\nexit 2\n");
+    script(&later.join("ostree-build-dir"), "#!/bin/sh\nexit 2\n");
+    std::fs::write(later.join("ostree-build-broken"), "#!/bin/sh\n").unwrap();
+    let path = std::env::join_paths([plugins.as_path(), later.as_path()]).unwrap();
+    let out = p
+        .run_env(
+            &["backends"],
+            &[("OSTREE_BUILD_PLUGIN_PATH", path.as_os_str())],
+        )
+        .ok();
+    let line = |name: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} not listed:\n{}", out.stdout))
+            .to_string()
+    };
+    assert!(line("dir").contains("built-in"));
+    assert!(line("tarball").contains("built-in"));
+    assert!(
+        line("hello").contains("0.3.0") && line("hello").contains("plugins/ostree-build-hello")
+    );
+    assert!(line("pyfiles").contains("1.2.0"));
+    assert!(
+        out.stderr
+            .contains("later/ostree-build-hello is shadowed by"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("later/ostree-build-dir is shadowed by built-in backend 'dir'"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("ostree-build-broken identified as a backend, but it is not executable"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn an_executable_that_does_not_answer_the_probe_is_an_external_command() {
+    let p = Project::new("");
+    let dir = p.p("bin");
+    script(
+        &dir.join("ostree-build-greet"),
+        "#!/bin/sh\n[ \"$1\" = ostree-build-plugin-info ] && exit 1\necho \"args: $*\"\necho \"host: $OSTREE_BUILD\"\n",
+    );
+    let out = p
+        .run_env(
+            &["greet", "a", "b"],
+            &[("OSTREE_BUILD_PLUGIN_PATH", dir.as_os_str())],
+        )
+        .ok();
+    assert!(out.stdout.contains("args: greet a b"), "{}", out.stdout);
+    assert!(out.stdout.contains("host: /"), "{}", out.stdout);
+}
+
+/// A manifest build that uses a misbehaving backend `bad` after a good build: it must fail
+/// with `expected` in stderr and change no ref.
+fn misbehaving_backend(body: &str, expected: &[&str], env_extra: &[(&str, &str)]) {
+    let p = Project::new(MANIFEST);
+    let plugins = example_backends(p.path());
+    p.run_env(&["build"], &plugin_env(&plugins)).ok();
+    let before = (refs(&p.build_repo()), refs(&p.export_repo()));
+    script(&plugins.join("ostree-build-bad"), body);
+    p.write_manifest(&format!(
+        "{MANIFEST}\n[component.broken]\nbackend = \"bad\"\n\n[image.other]\ncomponents = [\"broken\"]\n"
+    ));
+    let mut env = plugin_env(&plugins);
+    for (k, v) in env_extra {
+        env.push((k, OsStr::new(v)));
+    }
+    let run = p.run_env(&["build"], &env).fails();
+    for e in expected {
+        assert!(
+            run.stderr.contains(e),
+            "stderr lacks {e:?}:\n{}",
+            run.stderr
+        );
+    }
+    assert_eq!(before, (refs(&p.build_repo()), refs(&p.export_repo())));
+    fsck(&p.build_repo());
+    fsck(&p.export_repo());
+}
+
+/// A Python backend answering the probe, then doing `run_body` for plan and run.
+fn python_backend(run_body: &str) -> String {
+    format!(
+        "#!/usr/bin/env python3\nimport json, sys, time\nif sys.argv[1] == 'ostree-build-plugin-info':\n    print(json.dumps({{'name': 'bad', 'version': '0.1', 'protocols': [1], 'options': []}}))\n    sys.exit(0)\nrequest = json.load(sys.stdin)\n{run_body}\n"
+    )
+}
+
+#[test]
+fn malformed_json_from_a_backend() {
+    misbehaving_backend(
+        &python_backend(
+            "print('{\"type\": \"hello\", \"protocol\": 1}')\nprint('this is not json')",
+        ),
+        &["backend 'bad' sent malformed JSON", "this is not json"],
+        &[],
+    );
+}
+
+#[test]
+fn a_backend_that_exits_non_zero() {
+    misbehaving_backend(
+        &python_backend("print('{\"type\": \"hello\", \"protocol\": 1}')\nsys.exit(3)"),
+        &["backend 'bad' exited (exit status: 3) without an answer"],
+        &[],
+    );
+}
+
+#[test]
+fn a_backend_that_reports_an_error() {
+    misbehaving_backend(
+        &python_backend("print('{\"type\": \"hello\", \"protocol\": 1}')\nprint(json.dumps({'type': 'error', 'message': 'mirror unreachable', 'hint': 'check the network'}))\nsys.exit(1)"),
+        &["mirror unreachable", "help: check the network"],
+        &[],
+    );
+}
+
+#[test]
+fn a_backend_that_hangs_is_stopped() {
+    misbehaving_backend(
+        &python_backend(
+            "print('{\"type\": \"hello\", \"protocol\": 1}', flush=True)\ntime.sleep(60)",
+        ),
+        &[
+            "backend 'bad' did not finish within 2s",
+            "OSTREE_BUILD_BACKEND_TIMEOUT",
+        ],
+        &[("OSTREE_BUILD_BACKEND_TIMEOUT", "2")],
+    );
+}
+
+#[test]
+fn a_backend_that_never_says_hello() {
+    misbehaving_backend(
+        &python_backend("print(json.dumps({'type': 'plan', 'plan': {}}))"),
+        &["backend 'bad' did not send a hello message"],
+        &[],
+    );
+}
+
+#[test]
+fn a_backend_for_another_protocol() {
+    misbehaving_backend(
+        "#!/bin/sh\necho '{\"name\": \"bad\", \"version\": \"9\", \"protocols\": [7]}'\n",
+        &[
+            "backend 'bad'",
+            "speaks protocol [7]",
+            "rebuild the backend",
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn a_panicking_backend_is_an_error() {
+    let p = Project::new(&MANIFEST.replace("hello from a plugin", "panic"));
+    let plugins = example_backends(p.path());
+    let run = p.run_env(&["build"], &plugin_env(&plugins)).fails();
+    assert!(
+        run.stderr.contains("the backend panicked"),
+        "{}",
+        run.stderr
+    );
+    assert!(refs(&p.build_repo()).is_empty());
+}
