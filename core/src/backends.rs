@@ -24,13 +24,14 @@ use std::time::{Duration, Instant};
 pub enum Source {
     BuiltIn,
     Executable(PathBuf),
+    Plugin(PathBuf),
 }
 
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Source::BuiltIn => write!(f, "built-in"),
-            Source::Executable(p) => write!(f, "{}", p.display()),
+            Source::Executable(p) | Source::Plugin(p) => write!(f, "{}", p.display()),
         }
     }
 }
@@ -43,11 +44,20 @@ pub struct Found {
     pub source: Source,
 }
 
-/// An `ostree-build-<name>` file found in a search directory.
+/// A backend file found in a search directory.
 #[derive(Debug, Clone)]
 pub struct Candidate {
     pub name: String,
     pub path: PathBuf,
+    pub kind: CandidateKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CandidateKind {
+    /// `ostree-build-<name>`, anywhere on the search path.
+    Executable,
+    /// `libostree_build_backend_<name>.so`, only in plugin directories (never PATH).
+    Dylib,
 }
 
 /// Everything the search found: built-ins, the executable that wins for each other name,
@@ -77,27 +87,37 @@ impl Registry {
         let builtin_names: Vec<String> = builtins.iter().map(|b| b.info().name).collect();
         let mut executables: Vec<Candidate> = Vec::new();
         let mut warnings = Vec::new();
-        for dir in search_dirs() {
+        for (dir, plugin_dir) in search_dirs() {
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
-            let mut found: Vec<(String, PathBuf)> = entries
+            let mut found: Vec<(String, u8, PathBuf, CandidateKind)> = entries
                 .flatten()
                 .filter_map(|e| {
                     let file = e.file_name().to_string_lossy().into_owned();
+                    if let Some(n) = file
+                        .strip_prefix("libostree_build_backend_")
+                        .and_then(|f| f.strip_suffix(".so"))
+                    {
+                        // Loading a library runs its code: plugin directories only.
+                        let name = n.replace('_', "-");
+                        return (plugin_dir && valid_name(&name))
+                            .then(|| (name, 0, e.path(), CandidateKind::Dylib));
+                    }
                     let name = file.strip_prefix("ostree-build-")?.to_string();
-                    valid_name(&name).then(|| (name, e.path()))
+                    valid_name(&name).then(|| (name, 1, e.path(), CandidateKind::Executable))
                 })
                 .collect();
-            found.sort();
-            for (name, path) in found {
+            // By name; a library before an executable of the same name in one directory.
+            found.sort_by(|a, b| (&a.0, a.1, &a.2).cmp(&(&b.0, b.1, &b.2)));
+            for (name, _, path, kind) in found {
                 let Ok(md) = std::fs::metadata(&path) else {
                     continue;
                 };
                 if !md.is_file() {
                     continue;
                 }
-                if md.permissions().mode() & 0o111 == 0 {
+                if kind == CandidateKind::Executable && md.permissions().mode() & 0o111 == 0 {
                     warnings.push(format!(
                         "{} identified as a backend, but it is not executable (chmod +x it or remove it)",
                         path.display()
@@ -116,7 +136,7 @@ impl Registry {
                         first.path.display()
                     ));
                 } else {
-                    executables.push(Candidate { name, path });
+                    executables.push(Candidate { name, path, kind });
                 }
             }
         }
@@ -142,7 +162,7 @@ impl Registry {
             })
             .collect();
         for c in &self.executables {
-            out.push(match ExecBackend::probe(c) {
+            out.push(match probe(c) {
                 Ok(Some(found)) => Listed::Backend(found),
                 Ok(None) => Listed::Command(c.clone()),
                 Err(e) => Listed::Broken(c.clone(), format!("{e:#}")),
@@ -165,7 +185,7 @@ impl Registry {
             return Ok(Ok(found));
         }
         if let Some(c) = self.executables.iter().find(|c| c.name == name) {
-            return Ok(match ExecBackend::probe(c)? {
+            return Ok(match probe(c)? {
                 Some(found) => {
                     if let Ok(mut p) = self.probed.lock() {
                         p.insert(name.to_string(), found.clone());
@@ -188,7 +208,7 @@ impl Registry {
             ));
         }
         msg.push_str("\n  help: list the available backends with `ostree-build backends`");
-        msg.push_str("\n  help: backends are built in, or `ostree-build-<name>` executables in $OSTREE_BUILD_PLUGIN_PATH, ~/.local/share/ostree-build/backends, /usr/libexec/ostree-build/backends or PATH");
+        msg.push_str("\n  help: backends are built in, libostree_build_backend_<name>.so plugins or ostree-build-<name> executables in $OSTREE_BUILD_PLUGIN_PATH, ~/.local/share/ostree-build/backends or /usr/libexec/ostree-build/backends, or executables on PATH");
         Err(anyhow!(msg))
     }
 
@@ -210,26 +230,59 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
-/// The directories searched for `ostree-build-<name>` executables, in order, without repeats.
-pub fn search_dirs() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = Vec::new();
+/// The directories searched for backends, in order, without repeats, each with whether it
+/// is a plugin directory (libraries are loaded only from those, never from PATH).
+pub fn search_dirs() -> Vec<(PathBuf, bool)> {
+    let mut dirs: Vec<(PathBuf, bool)> = Vec::new();
     if let Some(p) = std::env::var_os("OSTREE_BUILD_PLUGIN_PATH") {
-        dirs.extend(std::env::split_paths(&p));
+        dirs.extend(std::env::split_paths(&p).map(|d| (d, true)));
     }
     let data = std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
     if let Some(d) = data {
-        dirs.push(d.join("ostree-build/backends"));
+        dirs.push((d.join("ostree-build/backends"), true));
     }
-    dirs.push(PathBuf::from("/usr/local/libexec/ostree-build/backends"));
-    dirs.push(PathBuf::from("/usr/libexec/ostree-build/backends"));
+    dirs.push((
+        PathBuf::from("/usr/local/libexec/ostree-build/backends"),
+        true,
+    ));
+    dirs.push((PathBuf::from("/usr/libexec/ostree-build/backends"), true));
     if let Some(p) = std::env::var_os("PATH") {
-        dirs.extend(std::env::split_paths(&p));
+        dirs.extend(std::env::split_paths(&p).map(|d| (d, false)));
     }
     let mut seen = std::collections::HashSet::new();
-    dirs.retain(|d| !d.as_os_str().is_empty() && seen.insert(d.clone()));
+    dirs.retain(|(d, _)| !d.as_os_str().is_empty() && seen.insert(d.clone()));
     dirs
+}
+
+/// Ask a candidate who it is. `Ok(None)`: an executable that does not answer like a backend.
+fn probe(c: &Candidate) -> Result<Option<Found>> {
+    match c.kind {
+        CandidateKind::Executable => ExecBackend::probe(c),
+        CandidateKind::Dylib => crate::dylib::DylibBackend::load(c).map(Some),
+    }
+}
+
+/// Check what a backend says about itself against its file name and our protocol.
+pub(crate) fn check_info(c: &Candidate, info: &BackendInfo) -> Result<()> {
+    if info.name != c.name {
+        bail!(
+            "{} says its name is '{}', not '{}'\n  help: rename the file after the backend's name",
+            c.path.display(),
+            info.name,
+            c.name
+        );
+    }
+    if !info.protocols.contains(&PROTOCOL_VERSION) {
+        bail!(
+            "backend '{}' ({}) speaks protocol {:?}; this ostree-build speaks {PROTOCOL_VERSION}: rebuild the backend against a matching ostree-build-sdk, or use a matching ostree-build",
+            c.name,
+            c.path.display(),
+            info.protocols
+        );
+    }
+    Ok(())
 }
 
 /// How long a backend may take: the probe and `plan` are quick questions; `run` installs
@@ -283,23 +336,7 @@ impl ExecBackend {
         else {
             return Ok(None);
         };
-        if info.name != c.name {
-            bail!(
-                "{} says its name is '{}', not '{}'\n  help: rename the file to ostree-build-{}",
-                c.path.display(),
-                info.name,
-                c.name,
-                info.name
-            );
-        }
-        if !info.protocols.contains(&PROTOCOL_VERSION) {
-            bail!(
-                "backend '{}' ({}) speaks protocol {:?}; this ostree-build speaks {PROTOCOL_VERSION}: rebuild the backend against a matching ostree-build-sdk, or use a matching ostree-build",
-                c.name,
-                c.path.display(),
-                info.protocols
-            );
-        }
+        check_info(c, &info)?;
         let backend = Arc::new(ExecBackend {
             info: info.clone(),
             path: c.path.clone(),

@@ -2,6 +2,7 @@
 //! backend registry and the build pipeline. The `cli` crate only parses and prints.
 
 pub mod backends;
+pub mod dylib;
 pub mod fsutil;
 pub mod inputs;
 pub mod lock;

@@ -5,6 +5,8 @@
 //! first-party and third-party backends implement. Built-in backends are called through the
 //! trait directly; executables and cdylib plugins carry the same types as JSON.
 
+#[cfg(feature = "dylib")]
+pub mod dylib;
 pub mod exec;
 
 use serde::{Deserialize, Serialize};

@@ -161,9 +161,9 @@ pub fn refs(repo: &Path) -> Vec<(String, String)> {
     out
 }
 
-/// A directory of `ostree-build-<name>` backends for `$OSTREE_BUILD_PLUGIN_PATH`, holding
-/// the example backends: the Rust executable built from `tests/backends/hello` and the
-/// Python script `tests/backends/ostree-build-pyfiles`.
+/// A plugin directory for `$OSTREE_BUILD_PLUGIN_PATH` holding the example backends: the
+/// Rust executable built from `tests/backends/hello`, the cdylib built from
+/// `tests/backends/greet-dylib` and the Python script `tests/backends/ostree-build-pyfiles`.
 pub fn example_backends(dir: &Path) -> PathBuf {
     let bin_dir = binary().parent().expect("target dir").to_path_buf();
     let plugins = dir.join("plugins");
@@ -175,6 +175,13 @@ pub fn example_backends(dir: &Path) -> PathBuf {
         hello.display()
     );
     std::os::unix::fs::symlink(&hello, plugins.join("ostree-build-hello")).unwrap();
+    let greet = bin_dir.join("libostree_build_backend_greet.so");
+    assert!(
+        greet.is_file(),
+        "{} not built: run `cargo build --workspace`",
+        greet.display()
+    );
+    std::fs::copy(&greet, plugins.join("libostree_build_backend_greet.so")).unwrap();
     let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("backends/ostree-build-pyfiles");
     std::os::unix::fs::symlink(&py, plugins.join("ostree-build-pyfiles")).unwrap();
     plugins

@@ -334,3 +334,128 @@ fn a_panicking_backend_is_an_error() {
     );
     assert!(refs(&p.build_repo()).is_empty());
 }
+
+#[test]
+fn a_cdylib_plugin_builds_a_component_and_runs_ad_hoc() {
+    let p = Project::new(
+        r#"
+[os]
+name = "exampleos"
+arch = "x86_64"
+
+[component.greeting]
+backend = "greet"
+who = "world"
+
+[image.standard]
+components = ["greeting"]
+"#,
+    );
+    let plugins = example_backends(p.path());
+    let env = plugin_env(&plugins);
+    let listed = p.run_env(&["backends"], &env).ok();
+    let greet = listed
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("greet "))
+        .expect("greet listed");
+    assert!(
+        greet.contains("0.2.0") && greet.contains("libostree_build_backend_greet.so"),
+        "{greet}"
+    );
+
+    let out = p.run_env(&["build"], &env).ok();
+    assert!(
+        out.stdout.contains("greeting written"),
+        "plugin events reach the output:\n{}",
+        out.stdout
+    );
+    assert_eq!(
+        cat(&p.export_repo(), IMAGE, "/usr/share/greet/greeting"),
+        "hello, world\n"
+    );
+    assert_eq!(
+        ostree(
+            &p.build_repo(),
+            &[
+                "show",
+                "--print-metadata-key=ostree-build.packages",
+                "exampleos/x86_64/components/greeting"
+            ]
+        )
+        .trim(),
+        "['greet-0.2.0']"
+    );
+    p.run_env(
+        &[
+            "greet", "--who", "you", "--branch", "t/greet", "--repo", "adhoc",
+        ],
+        &env,
+    )
+    .ok();
+    assert_eq!(
+        cat(&p.p("adhoc"), "t/greet", "/usr/share/greet/greeting"),
+        "hello, you\n"
+    );
+
+    // A panic inside the plugin is an error, not a crash, and moves no ref.
+    let before = refs(&p.p("adhoc"));
+    let run = p
+        .run_env(
+            &[
+                "greet", "--who", "panic", "--branch", "t/greet", "--repo", "adhoc",
+            ],
+            &env,
+        )
+        .fails();
+    assert!(
+        run.stderr.contains("the backend panicked"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(before, refs(&p.p("adhoc")));
+}
+
+#[test]
+fn plugins_load_only_from_plugin_directories() {
+    let p = Project::new("");
+    let plugins = example_backends(p.path());
+    // The same library on PATH is never loaded.
+    let path = format!(
+        "{}:{}",
+        plugins.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = p
+        .run_env(
+            &["greet", "--who", "x", "--branch", "t/x"],
+            &[("PATH", OsStr::new(&path))],
+        )
+        .fails();
+    assert!(
+        run.stderr.contains("no such backend: 'greet'"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_library_that_is_not_a_plugin_is_refused_in_one_line() {
+    let p = Project::new("");
+    let dir = p.p("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("libostree_build_backend_fake.so"), "not a library").unwrap();
+    let run = p
+        .run_env(
+            &["fake", "--branch", "t/x"],
+            &[("OSTREE_BUILD_PLUGIN_PATH", dir.as_os_str())],
+        )
+        .fails();
+    assert!(run.stderr.contains("cannot load plugin"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("libostree_build_backend_fake.so"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.lines().count() <= 3, "{}", run.stderr);
+}
