@@ -80,10 +80,17 @@ pub enum Listed {
 
 impl Registry {
     pub fn discover() -> Registry {
-        let builtins: Vec<Arc<dyn Backend>> = vec![
-            Arc::new(ostree_build_dir::DirBackend),
-            Arc::new(ostree_build_tarball::TarballBackend),
-        ];
+        // `OSTREE_BUILD_BUILTIN_BACKENDS=none` leaves the first-party backends to their
+        // plugin builds (to test those, or where a distribution ships them as plugins).
+        let builtins: Vec<Arc<dyn Backend>> =
+            if std::env::var("OSTREE_BUILD_BUILTIN_BACKENDS").as_deref() == Ok("none") {
+                vec![]
+            } else {
+                vec![
+                    Arc::new(ostree_build_dir::DirBackend),
+                    Arc::new(ostree_build_tarball::TarballBackend),
+                ]
+            };
         let builtin_names: Vec<String> = builtins.iter().map(|b| b.info().name).collect();
         let mut executables: Vec<Candidate> = Vec::new();
         let mut warnings = Vec::new();

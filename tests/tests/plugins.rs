@@ -459,3 +459,44 @@ fn a_library_that_is_not_a_plugin_is_refused_in_one_line() {
     );
     assert!(run.stderr.lines().count() <= 3, "{}", run.stderr);
 }
+
+#[test]
+fn the_first_party_dir_backend_runs_as_a_cdylib_plugin() {
+    let p = Project::new(
+        r#"
+[os]
+name = "exampleos"
+arch = "x86_64"
+
+[component.base]
+backend = "dir"
+path = "rootfs"
+
+[image.standard]
+components = ["base"]
+"#,
+    );
+    p.file("rootfs/usr/bin/tool", "tool\n", 0o4755);
+    let plugins = p.p("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let so = binary()
+        .parent()
+        .unwrap()
+        .join("libostree_build_backend_dir.so");
+    std::fs::copy(&so, plugins.join("libostree_build_backend_dir.so")).unwrap();
+    let env = [
+        ("OSTREE_BUILD_PLUGIN_PATH", plugins.as_os_str()),
+        ("OSTREE_BUILD_BUILTIN_BACKENDS", OsStr::new("none")),
+    ];
+    let listed = p.run_env(&["backends"], &env).ok();
+    let dir = listed
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("dir "))
+        .expect("dir listed");
+    assert!(dir.contains("libostree_build_backend_dir.so"), "{dir}");
+    p.run_env(&["build"], &env).ok();
+    assert_eq!(cat(&p.export_repo(), IMAGE, "/usr/bin/tool"), "tool\n");
+    assert!(ls(&p.export_repo(), IMAGE, "/usr/bin/tool").starts_with("-04755 0 0"));
+    fsck(&p.export_repo());
+}
