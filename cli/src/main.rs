@@ -20,6 +20,9 @@ use std::path::PathBuf;
     after_help = "Any backend also runs as a subcommand: ostree-build <backend> --branch BRANCH [--OPTION VALUE]...\nSee `ostree-build backends` and `ostree-build help <backend>`."
 )]
 struct Cli {
+    /// More detail in errors (-vv: abi_stable's full report when a plugin does not load)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -75,6 +78,10 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    if cli.verbose >= 2 {
+        // Read by the plugin loader in core.
+        std::env::set_var("OSTREE_BUILD_PLUGIN_DEBUG", "1");
+    }
     let json = match &cli.command {
         Command::Build { project, .. } | Command::Status { project } => {
             project.message_format == MessageFormat::Json

@@ -185,7 +185,8 @@ fn explain(path: &Path, e: LibraryError) -> anyhow::Error {
         if full {
             format!("\n{e}")
         } else {
-            "\n  help: set OSTREE_BUILD_PLUGIN_DEBUG=1 for abi_stable's full report".into()
+            "\n  help: run with -vv (or OSTREE_BUILD_PLUGIN_DEBUG=1) for abi_stable's full report"
+                .into()
         }
     };
     match &e {

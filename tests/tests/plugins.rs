@@ -500,3 +500,14 @@ components = ["base"]
     assert!(ls(&p.export_repo(), IMAGE, "/usr/bin/tool").starts_with("-04755 0 0"));
     fsck(&p.export_repo());
 }
+
+#[test]
+fn a_backend_whose_tree_escapes_the_root_is_refused() {
+    misbehaving_backend(
+        &python_backend(
+            "import os\nprint('{\"type\": \"hello\", \"protocol\": 1}')\nif sys.argv[1].endswith('plan'):\n    print(json.dumps({'type': 'plan', 'plan': {}}))\n    sys.exit(0)\nroot = request['root']\nos.makedirs(root + '/usr', exist_ok=True)\nos.symlink('../../../etc/shadow', root + '/usr/evil')\nprint(json.dumps({'type': 'output', 'output': {'kind': 'tree', 'root': root}}))",
+        ),
+        &["/usr/evil: symlink to '../../../etc/shadow' points outside the root"],
+        &[],
+    );
+}
