@@ -10,7 +10,9 @@
 use crate::manifest::did_you_mean;
 use anyhow::{anyhow, bail, Context, Result};
 use ostree_build_sdk::exec::{Message, INFO_ARG, PLAN_ARG, RUN_ARG};
-use ostree_build_sdk::{Backend, BackendInfo, EventSink, Output, Plan, Request, PROTOCOL_VERSION};
+use ostree_build_sdk::{
+    Backend, BackendInfo, EventSink, NoEvents, Output, Plan, Request, PROTOCOL_VERSION,
+};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -468,30 +470,14 @@ impl Backend for ExecBackend {
     }
 
     fn plan(&self, request: &Request) -> Result<Plan> {
-        match self.call(PLAN_ARG, request, &mut NoEvents)? {
-            Message::Plan { plan } => Ok(plan),
-            _ => bail!(
-                "backend '{}' answered the plan with something else",
-                self.info.name
-            ),
-        }
+        self.call(PLAN_ARG, request, &mut NoEvents)?
+            .into_plan(&self.info.name)
     }
 
     fn run(&self, request: &Request, events: &mut dyn EventSink) -> Result<Output> {
-        match self.call(RUN_ARG, request, events)? {
-            Message::Output { output } => Ok(output),
-            _ => bail!(
-                "backend '{}' answered the run with something else",
-                self.info.name
-            ),
-        }
+        self.call(RUN_ARG, request, events)?
+            .into_output(&self.info.name)
     }
-}
-
-struct NoEvents;
-
-impl EventSink for NoEvents {
-    fn event(&mut self, _event: ostree_build_sdk::Event) {}
 }
 
 fn current_exe() -> PathBuf {

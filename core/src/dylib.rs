@@ -11,7 +11,7 @@ use ostree_build_sdk::dylib::abi_stable::library::{
 use ostree_build_sdk::dylib::abi_stable::std_types::{RStr, RString};
 use ostree_build_sdk::dylib::{BackendPlugin_Ref, Emit, OP_PLAN, OP_RUN};
 use ostree_build_sdk::exec::Message;
-use ostree_build_sdk::{Backend, BackendInfo, EventSink, Output, Plan, Request};
+use ostree_build_sdk::{Backend, BackendInfo, EventSink, NoEvents, Output, Plan, Request};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -91,8 +91,11 @@ impl DylibBackend {
         for reply in &rx {
             match reply {
                 Reply::Event(json) => {
-                    if let Ok(m) = serde_json::from_str::<Message>(&json) {
-                        forward(m, events);
+                    if let Some(e) = serde_json::from_str::<Message>(&json)
+                        .ok()
+                        .and_then(|m| m.event())
+                    {
+                        events.event(e);
                     }
                 }
                 Reply::Done(json) => {
@@ -106,8 +109,11 @@ impl DylibBackend {
         }
         // Events sent just before the answer.
         while let Ok(Reply::Event(json)) = rx.try_recv() {
-            if let Ok(m) = serde_json::from_str::<Message>(&json) {
-                forward(m, events);
+            if let Some(e) = serde_json::from_str::<Message>(&json)
+                .ok()
+                .and_then(|m| m.event())
+            {
+                events.event(e);
             }
         }
         let name = &self.info.name;
@@ -121,45 +127,19 @@ impl DylibBackend {
     }
 }
 
-fn forward(m: Message, events: &mut dyn EventSink) {
-    match m {
-        Message::Log { level, message } => {
-            events.event(ostree_build_sdk::Event::Log { level, message })
-        }
-        Message::Progress { done, total, unit } => {
-            events.event(ostree_build_sdk::Event::Progress { done, total, unit })
-        }
-        _ => {}
-    }
-}
-
 impl Backend for DylibBackend {
     fn info(&self) -> BackendInfo {
         self.info.clone()
     }
 
     fn plan(&self, request: &Request) -> Result<Plan> {
-        struct Drop;
-        impl EventSink for Drop {
-            fn event(&mut self, _: ostree_build_sdk::Event) {}
-        }
-        match self.call(OP_PLAN, request, &mut Drop)? {
-            Message::Plan { plan } => Ok(plan),
-            _ => bail!(
-                "plugin '{}' answered the plan with something else",
-                self.info.name
-            ),
-        }
+        self.call(OP_PLAN, request, &mut NoEvents)?
+            .into_plan(&self.info.name)
     }
 
     fn run(&self, request: &Request, events: &mut dyn EventSink) -> Result<Output> {
-        match self.call(OP_RUN, request, events)? {
-            Message::Output { output } => Ok(output),
-            _ => bail!(
-                "plugin '{}' answered the run with something else",
-                self.info.name
-            ),
-        }
+        self.call(OP_RUN, request, events)?
+            .into_output(&self.info.name)
     }
 }
 

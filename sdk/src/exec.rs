@@ -58,6 +58,40 @@ impl From<Event> for Message {
     }
 }
 
+impl Message {
+    /// The event this message carries, if it is one (`log`, `progress`).
+    pub fn event(&self) -> Option<Event> {
+        match self {
+            Message::Log { level, message } => Some(Event::Log {
+                level: *level,
+                message: message.clone(),
+            }),
+            Message::Progress { done, total, unit } => Some(Event::Progress {
+                done: *done,
+                total: *total,
+                unit: unit.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The answer to `plan`; `who` names the backend in the error.
+    pub fn into_plan(self, who: &str) -> anyhow::Result<Plan> {
+        match self {
+            Message::Plan { plan } => Ok(plan),
+            _ => anyhow::bail!("backend '{who}' answered the plan with something else"),
+        }
+    }
+
+    /// The answer to `run`; `who` names the backend in the error.
+    pub fn into_output(self, who: &str) -> anyhow::Result<Output> {
+        match self {
+            Message::Output { output } => Ok(output),
+            _ => anyhow::bail!("backend '{who}' answered the run with something else"),
+        }
+    }
+}
+
 struct StdoutSink;
 
 fn send(message: &Message) {

@@ -166,6 +166,28 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The event as one line of text for people.
+    pub fn text(&self) -> String {
+        match self {
+            Event::Log { message, .. } => message.clone(),
+            Event::Progress {
+                done,
+                total: Some(t),
+                unit,
+            } => format!("{done}/{t} {unit}"),
+            Event::Progress { done, unit, .. } => format!("{done} {unit}"),
+        }
+    }
+}
+
+/// A sink that drops every event (for calls whose events nobody shows, like `plan`).
+pub struct NoEvents;
+
+impl EventSink for NoEvents {
+    fn event(&mut self, _event: Event) {}
+}
+
 /// Where a backend sends its events.
 pub trait EventSink {
     fn event(&mut self, event: Event);

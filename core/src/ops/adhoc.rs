@@ -27,16 +27,9 @@ struct Forward<'a>(&'a mut dyn Reporter, String);
 
 impl EventSink for Forward<'_> {
     fn event(&mut self, event: ostree_build_sdk::Event) {
-        let message = match event {
-            ostree_build_sdk::Event::Log { message, .. } => message,
-            ostree_build_sdk::Event::Progress { done, total, unit } => match total {
-                Some(t) => format!("{done}/{t} {unit}"),
-                None => format!("{done} {unit}"),
-            },
-        };
         self.0.event(Event::Log {
             name: self.1.clone(),
-            message,
+            message: event.text(),
         });
     }
 }

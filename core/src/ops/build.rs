@@ -218,16 +218,9 @@ struct ChannelSink {
 
 impl EventSink for ChannelSink {
     fn event(&mut self, event: ostree_build_sdk::Event) {
-        let message = match event {
-            ostree_build_sdk::Event::Log { message, .. } => message,
-            ostree_build_sdk::Event::Progress { done, total, unit } => match total {
-                Some(t) => format!("{done}/{t} {unit}"),
-                None => format!("{done} {unit}"),
-            },
-        };
         let _ = self.tx.send(Event::Log {
             name: self.name.clone(),
-            message,
+            message: event.text(),
         });
     }
 }
