@@ -318,15 +318,66 @@ fn client_pulls_the_published_branch_over_http_using_the_delta() {
     fsck(&client);
 }
 
-/// `ostree-build build` in the background, output captured.
-fn spawn_build(p: &Project) -> std::process::Child {
-    Command::new(binary())
-        .arg("build")
-        .current_dir(p.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ostree-build")
+/// `ostree-build build` running in the background, its stdout read as it comes.
+struct Background {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: std::cell::RefCell<Vec<String>>,
+}
+
+impl Background {
+    fn build(p: &Project) -> Background {
+        let mut child = Command::new(binary())
+            .arg("build")
+            .current_dir(p.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ostree-build");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        Background {
+            child,
+            lines,
+            seen: Default::default(),
+        }
+    }
+
+    /// Wait (at most a minute) for a line containing `marker`.
+    fn wait_for(&self, marker: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            let found = line.contains(marker);
+            self.seen.borrow_mut().push(line);
+            if found {
+                return;
+            }
+        }
+        panic!(
+            "no line with {marker:?} in:\n{}",
+            self.seen.borrow().join("\n")
+        );
+    }
+
+    /// Wait for the run to end: its status and everything it printed.
+    fn finish(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        let mut seen = self.seen.into_inner();
+        seen.extend(self.lines.try_iter());
+        (status, seen.join("\n"))
+    }
 }
 
 fn content_checksum(repo: &std::path::Path, rev: &str) -> String {
@@ -503,11 +554,11 @@ fn two_runs_on_one_project_are_serialised() {
         "{ name = \"prune\",",
         "{ name = \"slow\", run = \"sleep 2\" },\n  { name = \"prune\",",
     ));
-    let first = spawn_build(&p);
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let first = Background::build(&p);
+    first.wait_for("Composing image");
     let second = p.run(&["build"]).ok();
-    let first = first.wait_with_output().unwrap();
-    assert!(first.status.success());
+    let (status, _) = first.finish();
+    assert!(status.success());
     assert!(second.stdout.contains("Blocking"), "{}", second.stdout);
     // The second run saw the first one's result and had nothing left to do.
     assert!(second.stdout.contains("nothing to do"), "{}", second.stdout);
@@ -565,22 +616,18 @@ fn interrupting_a_run_that_waits_for_the_lock_leaves_the_other_run_alone() {
         "{ name = \"prune\",",
         "{ name = \"slow\", run = \"sleep 2 && echo late > \\\"$OSTREE_BUILD_ROOT/usr/share/late\\\"\" },\n  { name = \"prune\",",
     ));
-    let first = spawn_build(&p);
-    std::thread::sleep(std::time::Duration::from_millis(700));
-    let mut waiting = spawn_build(&p);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let first = Background::build(&p);
+    first.wait_for("Composing image");
+    let waiting = Background::build(&p);
+    waiting.wait_for("Blocking");
     let signalled = Command::new("kill")
-        .args(["-INT", &waiting.id().to_string()])
+        .args(["-INT", &waiting.child.id().to_string()])
         .status()
         .unwrap();
     assert!(signalled.success());
-    let waited = waiting.wait().unwrap();
+    let (waited, _) = waiting.finish();
     assert!(!waited.success(), "the interrupted run did not stop");
-    let first = first.wait_with_output().unwrap();
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    let (status, output) = first.finish();
+    assert!(status.success(), "{output}");
     assert_eq!(cat(&p.export_repo(), IMAGE, "/usr/share/late"), "late\n");
 }
