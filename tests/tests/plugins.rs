@@ -163,12 +163,23 @@ fn backends_lists_every_source_and_warns_about_shadowing() {
     let later = p.p("later");
     script(&later.join("ostree-build-hello"), "#!/bin/sh\nexit 2\n");
     script(&later.join("ostree-build-dir"), "#!/bin/sh\nexit 2\n");
-    std::fs::write(later.join("ostree-build-broken"), "#!/bin/sh\n").unwrap();
+    // A file on PATH that is not executable.
+    let on_path = p.p("on-path");
+    std::fs::create_dir_all(&on_path).unwrap();
+    std::fs::write(on_path.join("ostree-build-broken"), "#!/bin/sh\n").unwrap();
     let path = std::env::join_paths([plugins.as_path(), later.as_path()]).unwrap();
+    let system_path = format!(
+        "{}:{}",
+        on_path.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let out = p
         .run_env(
             &["backends"],
-            &[("OSTREE_BUILD_PLUGIN_PATH", path.as_os_str())],
+            &[
+                ("OSTREE_BUILD_PLUGIN_PATH", path.as_os_str()),
+                ("PATH", OsStr::new(&system_path)),
+            ],
         )
         .ok();
     let line = |name: &str| {
@@ -510,4 +521,23 @@ fn a_backend_whose_tree_escapes_the_root_is_refused() {
         &["/usr/evil: symlink to '../../../etc/shadow' points outside the root"],
         &[],
     );
+}
+
+#[test]
+fn a_cdylib_plugin_for_another_protocol_is_refused_in_one_line() {
+    let p = Project::new("");
+    let plugins = example_backends(p.path());
+    let run = p
+        .run_env(
+            &["greet", "--who", "x", "--branch", "t/x"],
+            &[
+                ("OSTREE_BUILD_PLUGIN_PATH", plugins.as_os_str()),
+                ("GREET_FAKE_PROTOCOL", OsStr::new("7")),
+            ],
+        )
+        .fails();
+    assert!(run.stderr.contains("backend 'greet'"), "{}", run.stderr);
+    assert!(run.stderr.contains("speaks protocol [7]"), "{}", run.stderr);
+    assert!(run.stderr.contains("rebuild the backend"), "{}", run.stderr);
+    assert!(!p.p("build-repo").exists());
 }

@@ -14,7 +14,11 @@ impl Backend for Greet {
             name: "greet".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "writes a greeting (an example cdylib backend)".into(),
-            protocols: vec![PROTOCOL_VERSION],
+            // Tests set GREET_FAKE_PROTOCOL to see how a host treats a plugin for another protocol.
+            protocols: vec![std::env::var("GREET_FAKE_PROTOCOL")
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(PROTOCOL_VERSION)],
             capabilities: vec![],
             options: vec![OptionSpec::new("who", "string", true, "whom to greet")],
         }
