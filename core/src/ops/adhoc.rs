@@ -116,7 +116,7 @@ pub fn run(found: &Found, adhoc: &AdHoc, rep: &mut dyn Reporter) -> Result<Strin
         .parent()
         .unwrap_or(&cwd)
         .join(".ostree-build")
-        .join("work")
+        // Not under work/, which a locked `build` of the same project clears.
         .join(format!("adhoc-{}", std::process::id()));
     crate::fsutil::remove_tree(&scratch)?;
     std::fs::create_dir_all(&scratch)
