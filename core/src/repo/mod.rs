@@ -11,7 +11,7 @@ mod union;
 mod worktree;
 
 pub use union::ComposeConflict;
-pub use worktree::{Snapshot, Stamp, SyncStats};
+pub use worktree::{Snapshot, SyncStats};
 
 use anyhow::{anyhow, bail, Context, Result};
 use gio::prelude::*;
