@@ -26,6 +26,9 @@ use std::sync::{Arc, Mutex};
 
 const NO_CANCEL: Option<&gio::Cancellable> = gio::Cancellable::NONE;
 
+/// See `Repo::in_transaction`.
+static TRANSACTION_EDGES: Mutex<()> = Mutex::new(());
+
 /// A cancellation flag for long repository operations, shareable between threads.
 #[derive(Clone, Default)]
 pub struct Cancel(gio::Cancellable);
@@ -413,12 +416,22 @@ impl Repo {
         &self,
         body: impl FnOnce(&ostree::Repo) -> Result<(T, WriteStats)>,
     ) -> Result<(T, WriteStats)> {
-        self.repo
-            .prepare_transaction(NO_CANCEL)
-            .map_err(gerr)
-            .with_context(|| format!("cannot start a transaction in {}", self.path.display()))?;
+        // Starting and ending transactions is serialised within the process: libostree
+        // scans, reuses and removes staging directories there, and two handles doing it at
+        // once (parallel component imports) can see each other's directory vanish. The
+        // writes in between stay parallel.
+        {
+            let _turn = TRANSACTION_EDGES.lock().unwrap_or_else(|e| e.into_inner());
+            self.repo
+                .prepare_transaction(NO_CANCEL)
+                .map_err(gerr)
+                .with_context(|| {
+                    format!("cannot start a transaction in {}", self.path.display())
+                })?;
+        }
         match body(&self.repo) {
             Ok((value, _)) => {
+                let _turn = TRANSACTION_EDGES.lock().unwrap_or_else(|e| e.into_inner());
                 let stats = self.repo.commit_transaction(NO_CANCEL).map_err(gerr)?;
                 Ok((
                     value,
@@ -430,6 +443,7 @@ impl Repo {
                 ))
             }
             Err(e) => {
+                let _turn = TRANSACTION_EDGES.lock().unwrap_or_else(|e| e.into_inner());
                 let _ = self.repo.abort_transaction(NO_CANCEL);
                 Err(e)
             }
