@@ -91,6 +91,9 @@ impl Registry {
                 vec![
                     Arc::new(ostree_build_dir::DirBackend),
                     Arc::new(ostree_build_tarball::TarballBackend),
+                    Arc::new(ostree_build_debootstrap::DebootstrapBackend),
+                    Arc::new(ostree_build_dnf::DnfBackend::DNF),
+                    Arc::new(ostree_build_dnf::DnfBackend::YUM),
                 ]
             };
         let builtin_names: Vec<String> = builtins.iter().map(|b| b.info().name).collect();

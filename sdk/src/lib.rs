@@ -72,6 +72,10 @@ pub struct Request {
     /// The component's options from the manifest, as a JSON object.
     #[serde(default)]
     pub options: serde_json::Map<String, serde_json::Value>,
+    /// A directory kept between runs, one per backend and project, for what is worth
+    /// keeping across builds (downloaded packages, metadata). `None` from an older core.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Request {
@@ -92,6 +96,52 @@ impl Request {
     /// A path option resolved against the project directory, if set.
     pub fn path_option(&self, key: &str) -> anyhow::Result<Option<PathBuf>> {
         Ok(self.str_option(key)?.map(|p| self.project_dir.join(p)))
+    }
+
+    /// A list option: a JSON array of strings, or one string of comma-separated items
+    /// (as given on the command line). Missing: empty.
+    pub fn list_option(&self, key: &str) -> anyhow::Result<Vec<String>> {
+        match self.options.get(key) {
+            None => Ok(vec![]),
+            Some(serde_json::Value::String(s)) => Ok(s
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()),
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    serde_json::Value::String(s) => Ok(s.clone()),
+                    other => anyhow::bail!(
+                        "component '{}': option '{}' must be a list of strings, got {}",
+                        self.component,
+                        key,
+                        other
+                    ),
+                })
+                .collect(),
+            Some(other) => anyhow::bail!(
+                "component '{}': option '{}' must be a list of strings, got {}",
+                self.component,
+                key,
+                other
+            ),
+        }
+    }
+
+    /// A boolean option, or `default` when missing.
+    pub fn bool_option(&self, key: &str, default: bool) -> anyhow::Result<bool> {
+        match self.options.get(key) {
+            None => Ok(default),
+            Some(serde_json::Value::Bool(b)) => Ok(*b),
+            Some(other) => anyhow::bail!(
+                "component '{}': option '{}' must be true or false, got {}",
+                self.component,
+                key,
+                other
+            ),
+        }
     }
 
     /// A path option that must be present.

@@ -125,9 +125,18 @@ pub fn run(found: &Found, adhoc: &AdHoc, rep: &mut dyn Reporter) -> Result<Strin
         protocol: PROTOCOL_VERSION,
         component: found.info.name.clone(),
         arch: std::env::consts::ARCH.to_string(),
-        project_dir: cwd,
+        project_dir: cwd.clone(),
         root: scratch.clone(),
         options,
+        cache_dir: Some(
+            adhoc
+                .repo
+                .parent()
+                .unwrap_or(&cwd)
+                .join(".ostree-build")
+                .join("cache")
+                .join(crate::manifest::escape_ref_part(&found.info.name)),
+        ),
     };
     rep.event(Event::Started {
         kind: Kind::Component,

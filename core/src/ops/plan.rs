@@ -130,6 +130,12 @@ fn plan_component(
         project_dir: manifest.dir.clone(),
         root: scratch_root.join(crate::manifest::escape_ref_part(name)),
         options,
+        cache_dir: Some(
+            manifest
+                .state_dir()
+                .join("cache")
+                .join(crate::manifest::escape_ref_part(&section.backend)),
+        ),
     };
     let backend_plan = backend.backend.plan(&request).map_err(|e| {
         let at = section
