@@ -105,13 +105,54 @@ pub enum ConflictPolicy {
     LastWins,
 }
 
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Trigger {
-    /// A short name shown in output.
+    /// A short name shown in output; without `run`, the name of a built-in trigger
+    /// (`ldconfig`, `depmod`, `systemd-presets`).
     pub name: String,
     /// A shell command run with `$OSTREE_BUILD_ROOT` set to the composed tree.
-    pub run: String,
+    #[serde(default)]
+    pub run: Option<String>,
+    /// Paths in the image the trigger depends on: it re-runs only when one of them changed
+    /// and otherwise its previous output is reused. Unset: it runs at every compose.
+    #[serde(default)]
+    pub inputs: Option<Vec<String>>,
+    /// Where the command runs: `host` (the host's tools, read-only, with the image at
+    /// `$OSTREE_BUILD_ROOT`) or `image` (the image is `/`). Both without network.
+    #[serde(default)]
+    pub sandbox: SandboxKind,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SandboxKind {
+    #[default]
+    Host,
+    Image,
+}
+
+/// What the bootable layout does with regular files found in `/var` (and in the
+/// directories that move there: /home, /root, /opt, /srv, /mnt, /usr/local).
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum VarFiles {
+    /// Ship them under /usr/share/factory/var and copy them in at boot (tmpfiles `C`).
+    #[default]
+    Factory,
+    /// A lint error naming them.
+    Error,
+    /// Drop them, with a warning.
+    Drop,
+}
+
+/// How a lint finding is reported.
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum LintLevel {
+    Error,
+    Warn,
+    Allow,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -131,6 +172,14 @@ pub struct ImageSection {
     pub metadata: BTreeMap<String, Spanned<toml::Value>>,
     #[serde(default)]
     pub triggers: Vec<Trigger>,
+    /// Lay the tree out for `ostree admin deploy` and lint it before committing.
+    #[serde(default)]
+    pub bootable: bool,
+    #[serde(default)]
+    pub var_files: VarFiles,
+    /// Lint rules whose level differs from their default.
+    #[serde(default)]
+    pub lint: BTreeMap<Spanned<String>, LintLevel>,
     /// Override of the image's ref (default `{ref-prefix}/{image}`).
     #[serde(default, rename = "ref")]
     pub ref_name: Option<String>,
@@ -342,11 +391,51 @@ impl Manifest {
                 }
             }
             for t in &section.triggers {
-                if t.run.trim().is_empty() {
+                match &t.run {
+                    Some(run) if run.trim().is_empty() => {
+                        return Err(self.error_at(
+                            self.find_text(&t.name),
+                            &format!("image '{image}': trigger '{}' has an empty `run`", t.name),
+                            None,
+                        ));
+                    }
+                    Some(_) => {}
+                    None if crate::triggers::builtin(&t.name).is_none() => {
+                        let names = crate::triggers::BUILTIN_NAMES;
+                        return Err(self.error_at(
+                            self.find_text(&t.name),
+                            &format!(
+                                "image '{image}': trigger '{}' has no `run` and is not a built-in trigger",
+                                t.name
+                            ),
+                            Some(&match did_you_mean(&t.name, names.iter().copied()) {
+                                Some(s) => format!("did you mean `{s}`? built-in triggers: {}", names.join(", ")),
+                                None => format!("built-in triggers: {}; or give a command with run = \"...\"", names.join(", ")),
+                            }),
+                        ));
+                    }
+                    None => {}
+                }
+                for input in t.inputs.iter().flatten() {
+                    if !input.starts_with('/') {
+                        return Err(self.error_at(
+                            self.find_text(input),
+                            &format!("image '{image}': trigger '{}': input '{input}' is not an absolute path in the image", t.name),
+                            Some("write inputs as paths in the image, e.g. \"/usr/lib\""),
+                        ));
+                    }
+                }
+            }
+            for rule in section.lint.keys() {
+                if !crate::repo::LINT_RULES.contains(&rule.get_ref().as_str()) {
+                    let names = crate::repo::LINT_RULES;
                     return Err(self.error_at(
-                        self.find_text(&t.name),
-                        &format!("image '{image}': trigger '{}' has an empty `run`", t.name),
-                        None,
+                        rule.span().start,
+                        &format!("image '{image}': unknown lint rule '{}'", rule.get_ref()),
+                        Some(&match did_you_mean(rule.get_ref(), names.iter().copied()) {
+                            Some(s) => format!("did you mean `{s}`? rules: {}", names.join(", ")),
+                            None => format!("rules: {}", names.join(", ")),
+                        }),
                     ));
                 }
             }
@@ -399,7 +488,7 @@ impl Manifest {
         located(&self.path, location(&self.source, offset), msg, hint)
     }
 
-    fn table_header(&self, dotted: &str) -> usize {
+    pub fn table_header(&self, dotted: &str) -> usize {
         self.source.find(&format!("[{dotted}]")).unwrap_or(0)
     }
 

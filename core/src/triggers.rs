@@ -1,9 +1,11 @@
-//! Triggers: commands run against a composed tree (the seed's `ldconfig -r`), behind a
-//! rofiles-fuse mount so that no hardlinked object of the build repository can be changed
-//! in place (the commit afterwards proves it was not: see `repo::worktree`).
+//! Triggers: commands run against a composed tree (the seed's `ldconfig -r`), in a
+//! bubblewrap sandbox (no network; nothing of the host writable) and behind a rofiles-fuse
+//! mount so that no hardlinked object of the build repository can be changed in place (the
+//! commit afterwards proves it was not: see `repo::worktree`). Built-in named triggers
+//! (`ldconfig`, `depmod`, `systemd-presets`) come with the paths they depend on.
 
 use crate::lock::unmount;
-use crate::manifest::Trigger;
+use crate::manifest::{SandboxKind, Trigger};
 use anyhow::{anyhow, bail, Context, Result};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -57,10 +59,56 @@ impl Drop for RofilesMount {
     }
 }
 
+/// The built-in triggers a manifest can name without `run`.
+pub const BUILTIN_NAMES: &[&str] = &["ldconfig", "depmod", "systemd-presets"];
+
+/// A built-in trigger: its command (host tools, the image at `$OSTREE_BUILD_ROOT`) and the
+/// paths it depends on.
+pub struct Builtin {
+    pub run: &'static str,
+    pub inputs: &'static [&'static str],
+}
+
+pub fn builtin(name: &str) -> Option<Builtin> {
+    match name {
+        "ldconfig" => Some(Builtin {
+            run: "ldconfig -r \"$OSTREE_BUILD_ROOT\"",
+            inputs: &[
+                "/usr/lib",
+                "/usr/lib64",
+                "/usr/local/lib",
+                "/lib",
+                "/lib64",
+                "/etc/ld.so.conf",
+                "/etc/ld.so.conf.d",
+            ],
+        }),
+        "depmod" => Some(Builtin {
+            run: "for d in \"$OSTREE_BUILD_ROOT\"/usr/lib/modules/*/; do [ -d \"$d\" ] || continue; k=$(basename \"$d\"); depmod -b \"$OSTREE_BUILD_ROOT/usr\" \"$k\" 2>/dev/null || depmod -b \"$OSTREE_BUILD_ROOT\" \"$k\" || exit 1; done",
+            inputs: &["/usr/lib/modules", "/lib/modules"],
+        }),
+        "systemd-presets" => Some(Builtin {
+            run: "systemctl --root=\"$OSTREE_BUILD_ROOT\" preset-all",
+            inputs: &[
+                "/usr/lib/systemd/system",
+                "/usr/lib/systemd/system-preset",
+                "/usr/lib/systemd/user",
+                "/usr/lib/systemd/user-preset",
+                "/etc/systemd/system",
+                "/etc/systemd/system-preset",
+                "/etc/systemd/user",
+            ],
+        }),
+        _ => None,
+    }
+}
+
 /// What one trigger run printed and how long it took.
 pub struct TriggerRun {
     pub name: String,
     pub seconds: f64,
+    /// Its inputs had not changed: its previous output was applied instead.
+    pub reused: bool,
 }
 
 /// The process group of the trigger running now (0: none), for [`kill_running`].
@@ -75,63 +123,138 @@ pub fn kill_running() {
     }
 }
 
-/// Run `triggers` in order against `tree`, each seeing the tree through rofiles-fuse at
-/// `mount_point` as `$OSTREE_BUILD_ROOT` (also its working directory). Each runs in its
-/// own process group, killed when the trigger's shell exits, so nothing it left in the
-/// background can change the tree while it is committed.
-pub fn run_triggers(
+/// A trigger with its built-in definition filled in.
+pub struct Resolved {
+    pub name: String,
+    pub run: String,
+    /// Paths it depends on; `None`: it runs at every compose.
+    pub inputs: Option<Vec<String>>,
+    pub sandbox: SandboxKind,
+}
+
+impl Resolved {
+    pub fn of(t: &Trigger) -> Resolved {
+        let found = builtin(&t.name);
+        Resolved {
+            name: t.name.clone(),
+            run: t
+                .run
+                .clone()
+                .or_else(|| found.as_ref().map(|b| b.run.to_string()))
+                .unwrap_or_default(),
+            inputs: t.inputs.clone().or_else(|| {
+                // A built-in's own inputs hold only for its own command.
+                found
+                    .filter(|_| t.run.is_none())
+                    .map(|b| b.inputs.iter().map(|s| s.to_string()).collect())
+            }),
+            sandbox: t.sandbox,
+        }
+    }
+}
+
+/// The bubblewrap command line for one trigger: no network, no IPC or PID sharing, nothing
+/// of the host writable but the image (through the rofiles-fuse mount at `mount_point`).
+fn sandboxed(t: &Resolved, image: &str, mount_point: &Path, project_dir: &Path) -> Command {
+    let mut cmd = Command::new("bwrap");
+    cmd.args([
+        "--die-with-parent",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-pid",
+        "--unshare-uts",
+        "--hostname",
+        "ostree-build",
+    ]);
+    let root_in_sandbox = match t.sandbox {
+        SandboxKind::Host => {
+            cmd.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"])
+                .args(["--tmpfs", "/tmp", "--tmpfs", "/run"]);
+            // /tmp is private; the project (often under /tmp in tests) stays readable.
+            cmd.arg("--ro-bind").arg(project_dir).arg(project_dir);
+            cmd.arg("--bind").arg(mount_point).arg(mount_point);
+            mount_point.to_path_buf()
+        }
+        SandboxKind::Image => {
+            cmd.arg("--bind").arg(mount_point).arg("/");
+            cmd.args([
+                "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/run",
+            ]);
+            PathBuf::from("/")
+        }
+    };
+    cmd.arg("--chdir")
+        .arg(&root_in_sandbox)
+        .arg("--setenv")
+        .arg("OSTREE_BUILD_ROOT")
+        .arg(&root_in_sandbox)
+        .args(["--setenv", "OSTREE_BUILD_IMAGE", image])
+        .args(["--setenv", "TMPDIR", "/tmp"])
+        .args(["--", "/bin/sh", "-c", &t.run]);
+    cmd
+}
+
+/// Run one trigger against `tree`, seen through rofiles-fuse at `mount_point` as
+/// `$OSTREE_BUILD_ROOT`, inside a bubblewrap sandbox. It runs in its own process group,
+/// killed when it exits, so nothing it left in the background can change the tree while
+/// it is committed.
+pub fn run_trigger(
     image: &str,
     tree: &Path,
     mount_point: &Path,
-    triggers: &[Trigger],
-) -> Result<Vec<TriggerRun>> {
+    project_dir: &Path,
+    t: &Resolved,
+) -> Result<TriggerRun> {
+    if t.sandbox == SandboxKind::Image && std::fs::symlink_metadata(tree.join("bin/sh")).is_err() {
+        bail!(
+            "image '{image}': trigger '{}' has sandbox = \"image\" but the image has no /bin/sh\n  help: use sandbox = \"host\" to run the host's tools against $OSTREE_BUILD_ROOT",
+            t.name
+        );
+    }
     let mut mount = RofilesMount::new(tree, mount_point)?;
     let log = mount_point.with_extension("log");
-    let mut runs = Vec::new();
-    for t in triggers {
-        let start = std::time::Instant::now();
-        let output = std::fs::File::create(&log)
-            .with_context(|| format!("cannot create {}", log.display()))?;
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(&t.run)
-            .current_dir(mount_point)
-            .env("OSTREE_BUILD_ROOT", mount_point)
-            .env("OSTREE_BUILD_IMAGE", image)
-            .stdin(Stdio::null())
-            .stdout(output.try_clone()?)
-            .stderr(output)
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("image '{image}': cannot start trigger '{}'", t.name))?;
-        RUNNING.store(child.id() as i32, Ordering::SeqCst);
-        let status = child.wait();
-        kill_running();
-        RUNNING.store(0, Ordering::SeqCst);
-        let status =
-            status.with_context(|| format!("image '{image}': trigger '{}' was lost", t.name))?;
-        if !status.success() {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let mut tail: Vec<&str> = text.lines().collect();
-            tail.truncate(10);
-            bail!(
-                "image '{image}': trigger '{}' failed ({}){}\n  help: the command was: {}{}",
-                t.name,
-                status,
-                tail.first().map(|l| format!(": {l}")).unwrap_or_default(),
-                t.run,
-                if tail.len() > 1 {
-                    format!("\n  output:\n    {}", tail.join("\n    "))
-                } else {
-                    String::new()
-                }
-            );
-        }
-        runs.push(TriggerRun {
-            name: t.name.clone(),
-            seconds: start.elapsed().as_secs_f64(),
-        });
-    }
+    let start = std::time::Instant::now();
+    let output =
+        std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+    let mut child = sandboxed(t, image, mount_point, project_dir)
+        .stdin(Stdio::null())
+        .stdout(output.try_clone()?)
+        .stderr(output)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| {
+            anyhow!(
+                "image '{image}': cannot start trigger '{}' in bubblewrap: {e}\n  help: triggers run sandboxed by bwrap: apt-get install bubblewrap",
+                t.name
+            )
+        })?;
+    RUNNING.store(child.id() as i32, Ordering::SeqCst);
+    let status = child.wait();
+    kill_running();
+    RUNNING.store(0, Ordering::SeqCst);
+    let status =
+        status.with_context(|| format!("image '{image}': trigger '{}' was lost", t.name))?;
     mount.unmount()?;
-    Ok(runs)
+    if !status.success() {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let mut tail: Vec<&str> = text.lines().collect();
+        tail.truncate(10);
+        bail!(
+            "image '{image}': trigger '{}' failed ({}){}\n  help: the command was: {}; triggers run sandboxed: no network, only the image is writable, /tmp is private{}",
+            t.name,
+            status,
+            tail.first().map(|l| format!(": {l}")).unwrap_or_default(),
+            t.run,
+            if tail.len() > 1 {
+                format!("\n  output:\n    {}", tail.join("\n    "))
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(TriggerRun {
+        name: t.name.clone(),
+        seconds: start.elapsed().as_secs_f64(),
+        reused: false,
+    })
 }

@@ -146,12 +146,26 @@ pub fn build(
             inputs: &inputs,
             input_hash: &input_hash,
         };
-        let (commit, detail) = compose::compose_image(manifest, &repo, &lock, &job, &mut |union| {
-            if section.publish {
-                prefetch.start(&build_path, &manifest.export_repo_path(), union);
-            }
-        })
-        .with_context(|| format!("image '{}' was not composed; no ref was changed", ip.name))?;
+        let mut warnings = Vec::new();
+        let composed = compose::compose_image(
+            manifest,
+            &repo,
+            &lock,
+            &job,
+            &mut |union| {
+                if section.publish {
+                    prefetch.start(&build_path, &manifest.export_repo_path(), union);
+                }
+            },
+            &mut warnings,
+        );
+        for w in warnings {
+            rep.event(Event::Warning {
+                message: format!("image '{}': {w}", ip.name),
+            });
+        }
+        let (commit, detail) = composed
+            .with_context(|| format!("image '{}' was not composed; no ref was changed", ip.name))?;
         rep.event(Event::Finished {
             kind: Kind::Image,
             name: ip.name.clone(),

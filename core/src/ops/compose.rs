@@ -1,14 +1,15 @@
-//! Composing an image: the in-memory union of its components, then, when it has
-//! triggers, a worktree kept between builds under `.ostree-build/images/<image>/`, synced to
-//! the new union, handed to the triggers behind rofiles-fuse, and committed as the union
-//! plus what the triggers touched.
+//! Composing an image: the in-memory union of its components; then its triggers, each
+//! either re-applied from its last output (inputs unchanged) or run in a worktree kept
+//! between builds under `.ostree-build/images/<image>/` and committed as the tree plus what
+//! it touched; then, for a bootable image, the OSTree layout and its lint.
 
 use super::plan::*;
 use crate::lock::ProjectLock;
-use crate::manifest::{ImageSection, Manifest};
-use crate::repo::{MetaValue, NewCommit, Repo, Snapshot};
+use crate::manifest::{ImageSection, LintLevel, Manifest};
+use crate::repo::{Change, LayoutOptions, LintErrors, MetaValue, NewCommit, Repo, Snapshot};
 use crate::triggers;
 use anyhow::Result;
+use std::collections::HashMap;
 
 pub(super) fn image_input_hash(
     repo: &Repo,
@@ -21,7 +22,14 @@ pub(super) fn image_input_hash(
     h.str(&serde_json::to_string(&section.conflicts)?)
         .str(&serde_json::to_string(&section.triggers)?)
         .str(section.version.as_deref().unwrap_or(""))
-        .str(section.subject.as_deref().unwrap_or(""));
+        .str(section.subject.as_deref().unwrap_or(""))
+        .str(&format!(
+            "bootable={} var-files={:?}",
+            section.bootable, section.var_files
+        ));
+    for (rule, level) in &section.lint {
+        h.str(rule.get_ref()).str(&format!("{level:?}"));
+    }
     for (k, v) in &section.metadata {
         h.str(k).str(&v.get_ref().to_string());
     }
@@ -83,6 +91,7 @@ pub(super) fn compose_image(
     lock: &ProjectLock,
     job: &ComposeJob,
     union_ready: &mut dyn FnMut(&str),
+    warnings: &mut Vec<String>,
 ) -> Result<(String, String)> {
     let ComposeJob {
         ip,
@@ -151,62 +160,192 @@ pub(super) fn compose_image(
             e
         }
     };
-    if section.triggers.is_empty() {
+    if section.triggers.is_empty() && !section.bootable {
         let (c, _) = repo
             .union_commit(inputs, last_wins, &commit)
             .map_err(conflict_hint)?;
         return Ok((c, format!("version {version}, {} components", inputs.len())));
     }
-    // Triggers need a real tree: union in memory, check out by hardlink, run them behind
-    // rofiles-fuse, prove the object store is untouched, commit back with the devino cache.
-    let union_commit = NewCommit {
+    let intermediate = |subject: &'static str| NewCommit {
         parent: None,
-        subject: "ostree-build union (before triggers)",
+        subject,
         metadata: &[],
         timestamp: commit.timestamp,
     };
     let mut timer = super::PhaseTimer::start();
     let (union, _) = repo
-        .union_commit(inputs, last_wins, &union_commit)
+        .union_commit(
+            inputs,
+            last_wins,
+            &intermediate("ostree-build union (before triggers)"),
+        )
         .map_err(conflict_hint)?;
     union_ready(&union);
     timer.lap("union");
-    // The worktree reflects the commit named in `tree.commit`; that file is removed while
-    // the tree is being changed, so an interrupted run starts from a fresh checkout.
+    let mut account = vec![format!("version {version}, {} components", inputs.len())];
+    let mut tree = union;
+    if !section.triggers.is_empty() {
+        let (after, runs) =
+            run_triggers(manifest, repo, lock, &ip.name, section, &tree, &mut timer)?;
+        tree = after;
+        account.push(runs);
+    }
+    let (c, _) = if section.bootable {
+        let levels: HashMap<String, LintLevel> = section
+            .lint
+            .iter()
+            .map(|(k, v)| (k.get_ref().clone(), *v))
+            .collect();
+        let options = LayoutOptions {
+            var_files: section.var_files,
+            levels: &levels,
+        };
+        let (c, report) = repo.bootable_commit(&tree, &options, &commit).map_err(|e| {
+            match e.downcast_ref::<LintErrors>() {
+                Some(errors) => manifest.error_at(
+                    manifest_image_offset(manifest, &ip.name),
+                    &format!("image '{}': not bootable:\n  {errors}", ip.name),
+                    Some(&format!(
+                        "fix the components, or set lint.<rule> = \"warn\" in [image.{}] to accept it",
+                        ip.name
+                    )),
+                ),
+                None => e.context(format!("image '{}': bootable layout", ip.name)),
+            }
+        })?;
+        timer.lap("layout");
+        account.push(format!(
+            "bootable: kernel {}, {} tmpfiles.d lines{}",
+            report.kernel.as_deref().unwrap_or("none"),
+            report.tmpfiles_lines,
+            if report.factory_files > 0 {
+                format!(
+                    ", {} /var files in /usr/share/factory",
+                    report.factory_files
+                )
+            } else {
+                String::new()
+            }
+        ));
+        warnings.extend(report.warnings);
+        (c, ())
+    } else {
+        (repo.apply_changes(&tree, &[], &commit)?, ())
+    };
+    account.push(timer.report());
+    Ok((c, account.join("; ")))
+}
+
+fn manifest_image_offset(manifest: &Manifest, image: &str) -> usize {
+    manifest.table_header(&format!("image.{image}"))
+}
+
+/// Per trigger: its input fingerprint and what it changed, from the last time it ran.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct TriggerRecords {
+    #[serde(default)]
+    triggers: HashMap<String, TriggerRecord>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TriggerRecord {
+    fingerprint: String,
+    changes: Vec<Change>,
+}
+
+/// Run the image's triggers in order on `base`. A trigger whose declared inputs are
+/// unchanged since it last ran is not run: its recorded changes are applied instead.
+/// The others run in the image's worktree (kept between builds under
+/// `.ostree-build/images/<image>/`, synced to the tree they must see). Returns the commit
+/// after the last trigger and a one-line account.
+fn run_triggers(
+    manifest: &Manifest,
+    repo: &Repo,
+    lock: &ProjectLock,
+    image: &str,
+    section: &ImageSection,
+    base: &str,
+    timer: &mut super::PhaseTimer,
+) -> Result<(String, String)> {
     let dir = lock
         .state_dir
         .join("images")
-        .join(crate::manifest::escape_ref_part(&ip.name));
-    let tree = dir.join("tree");
+        .join(crate::manifest::escape_ref_part(image));
+    std::fs::create_dir_all(&dir)?;
+    let records_path = dir.join("triggers.json");
+    let mut records: TriggerRecords = std::fs::read(&records_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    // The worktree reflects the commit named in `tree.commit`; that file is removed while
+    // the tree is being changed, so an interrupted run starts from a fresh checkout.
+    let worktree = dir.join("tree");
     let state = dir.join("tree.commit");
-    let previous = std::fs::read_to_string(&state)
+    let mut worktree_at = std::fs::read_to_string(&state)
         .ok()
         .map(|s| s.trim().to_string())
-        .filter(|c| tree.is_dir() && repo.has_commit(c).unwrap_or(false));
-    crate::fsutil::remove_entry(&state)?;
-    std::fs::create_dir_all(&dir)?;
-    let sync = repo.sync_checkout(&tree, previous.as_deref(), &union)?;
-    timer.lap(if sync.fresh { "checkout" } else { "sync" });
-    let before = Snapshot::take(&tree, &dir)?;
-    let runs = triggers::run_triggers(&ip.name, &tree, &dir.join("mnt"), &section.triggers)?;
-    timer.lap("triggers");
-    let (c, stats, touched) = repo.commit_touched(&tree, &union, &before, &commit)?;
-    std::fs::write(&state, &c)?;
-    timer.lap("commit");
-    Ok((
-        c,
-        format!(
-            "version {version}, {} components, triggers: {}; worktree {}, {touched} entries touched, {} objects written; {}",
-            inputs.len(),
-            runs.iter()
-                .map(|r| format!("{} {:.2}s", r.name, r.seconds))
-                .collect::<Vec<_>>()
-                .join(", "),
-            if sync.fresh { "checked out".to_string() } else { format!("synced ({} entries)", sync.entries) },
-            stats.content_objects_written,
-            timer.report()
-        ),
-    ))
+        .filter(|c| worktree.is_dir() && repo.has_commit(c).unwrap_or(false));
+    let step = NewCommit {
+        parent: None,
+        subject: "ostree-build trigger output",
+        metadata: &[],
+        timestamp: super::commit_time(),
+    };
+    let mut current = base.to_string();
+    let mut account = Vec::new();
+    for t in &section.triggers {
+        let t = triggers::Resolved::of(t);
+        let fingerprint = match &t.inputs {
+            Some(paths) => {
+                let mut h = crate::inputs::Hasher::new("trigger v1");
+                h.str(&t.name).str(&t.run).str(&format!("{:?}", t.sandbox));
+                for (path, id) in paths.iter().zip(repo.path_ids(&current, paths)?) {
+                    h.str(path).str(&id);
+                }
+                Some(h.finish())
+            }
+            None => None,
+        };
+        if let (Some(fp), Some(record)) = (&fingerprint, records.triggers.get(&t.name)) {
+            if *fp == record.fingerprint && repo.changes_available(&record.changes)? {
+                current = repo.apply_changes(&current, &record.changes, &step)?;
+                account.push(format!("{} reused", t.name));
+                continue;
+            }
+        }
+        std::fs::remove_file(&state).ok();
+        let sync = repo.sync_checkout(&worktree, worktree_at.as_deref(), &current)?;
+        timer.lap(if sync.fresh { "checkout" } else { "sync" });
+        let before = Snapshot::take(&worktree, &dir)?;
+        let run = triggers::run_trigger(image, &worktree, &dir.join("mnt"), &manifest.dir, &t)?;
+        let (after, _, touched) = repo.commit_touched(&worktree, &current, &before, &step)?;
+        std::fs::write(&state, &after)?;
+        worktree_at = Some(after.clone());
+        timer.lap("triggers");
+        if let Some(fp) = fingerprint {
+            let changes = repo.tree_changes(&current, &after)?;
+            records.triggers.insert(
+                t.name.clone(),
+                TriggerRecord {
+                    fingerprint: fp,
+                    changes,
+                },
+            );
+            std::fs::write(&records_path, serde_json::to_vec(&records)?)?;
+        }
+        account.push(format!(
+            "{} {:.2}s (worktree {}, {touched} entries touched)",
+            run.name,
+            run.seconds,
+            if sync.fresh {
+                "checked out".to_string()
+            } else {
+                format!("synced ({} entries)", sync.entries)
+            }
+        ));
+        current = after;
+    }
+    Ok((current, format!("triggers: {}", account.join(", "))))
 }
 
 #[cfg(test)]

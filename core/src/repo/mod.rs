@@ -6,10 +6,14 @@
 //! static deltas and the summary. Submodules add the in-memory union of component trees
 //! (`union`), worktrees for triggers (`worktree`) and read access to committed trees (`tree`).
 
+mod changes;
+mod layout;
 mod tree;
 mod union;
 mod worktree;
 
+pub use changes::Change;
+pub use layout::{LayoutOptions, LayoutReport, LintErrors, LINT_RULES};
 pub use union::ComposeConflict;
 pub use worktree::{Snapshot, SyncStats};
 
@@ -460,6 +464,18 @@ fn write_commit_from_mtree(
     let root = root
         .downcast::<RepoFile>()
         .map_err(|_| anyhow!("libostree returned a root that is not a repository file"))?;
+    Ok((
+        write_commit_from_root(repo, &root, commit)?,
+        WriteStats::default(),
+    ))
+}
+
+/// Write a commit of the tree `root` (written already).
+fn write_commit_from_root(
+    repo: &ostree::Repo,
+    root: &RepoFile,
+    commit: &NewCommit,
+) -> Result<String> {
     let dict = glib::VariantDict::new(None);
     for (key, value) in commit.metadata {
         dict.insert_value(key, &value.to_variant());
@@ -470,12 +486,12 @@ fn write_commit_from_mtree(
             Some(commit.subject),
             None,
             Some(&dict.end()),
-            &root,
+            root,
             commit.timestamp,
             NO_CANCEL,
         )
         .map_err(gerr)?;
-    Ok((checksum.to_string(), WriteStats::default()))
+    Ok(checksum.to_string())
 }
 
 /// A commit modifier that records device nodes and symlinks escaping the root instead of

@@ -2,7 +2,7 @@
 //! objects as (uid, gid, mode, xattrs), and lookups of a path in a commit.
 
 use super::{gerr, NO_CANCEL};
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use ostree::{MutableTree, ObjectType};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -120,6 +120,19 @@ impl TreeIndex {
         })
     }
 
+    /// An index of a tree that is not (yet) a commit's, by its root checksums.
+    pub fn from_root(repo: &ostree::Repo, root: (String, String)) -> TreeIndex {
+        TreeIndex {
+            repo: repo.clone(),
+            root,
+            dirs: RefCell::new(HashMap::new()),
+        }
+    }
+
+    pub fn repo(&self) -> &ostree::Repo {
+        &self.repo
+    }
+
     pub fn root(&self) -> &(String, String) {
         &self.root
     }
@@ -167,5 +180,78 @@ pub(crate) fn lookup_entry(
         Ok(found) => Ok(found),
         Err(e) if e.matches(gio::IOErrorEnum::NotFound) => Ok((None, None)),
         Err(e) => Err(gerr(e)),
+    }
+}
+
+/// Path-level edits of a mutable tree: what the bootable layout and re-applied trigger
+/// output need. New directories get `default_meta`.
+pub(crate) struct Editor<'a> {
+    pub repo: &'a ostree::Repo,
+    pub root: &'a MutableTree,
+    pub default_meta: String,
+}
+
+fn split(path: &str) -> Vec<&str> {
+    path.split('/').filter(|p| !p.is_empty()).collect()
+}
+
+impl Editor<'_> {
+    /// The directory at `path` in the tree being laid out, created (with `meta`) where
+    /// missing.
+    pub fn ensure_dir(&self, path: &str, meta: &str) -> Result<MutableTree> {
+        let mut dir = self.root.clone();
+        for part in split(path) {
+            let (file, sub) = lookup_entry(&dir, part)?;
+            dir = match (file, sub) {
+                (_, Some(sub)) => sub,
+                (Some(_), None) => bail!("/{path}: /{part} is a file, not a directory"),
+                (None, None) => {
+                    let sub = dir.ensure_dir(part).map_err(gerr)?;
+                    sub.set_metadata_checksum(meta);
+                    sub
+                }
+            };
+        }
+        Ok(dir)
+    }
+
+    pub fn parent_and_name<'p>(&self, path: &'p str) -> Result<(MutableTree, &'p str)> {
+        let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+        Ok((self.ensure_dir(parent, &self.default_meta)?, name))
+    }
+
+    pub fn remove(&self, path: &str) -> Result<()> {
+        let (parent, name) = self.parent_and_name(path)?;
+        parent.remove(name, true).map_err(gerr)
+    }
+
+    pub fn put_file(&self, path: &str, checksum: &str) -> Result<()> {
+        let (parent, name) = self.parent_and_name(path)?;
+        parent.remove(name, true).map_err(gerr)?;
+        parent.replace_file(name, checksum).map_err(gerr)
+    }
+
+    pub fn put_dir(&self, path: &str, contents: &str, meta: &str) -> Result<()> {
+        let (parent, name) = self.parent_and_name(path)?;
+        parent.remove(name, true).map_err(gerr)?;
+        let dir = parent.ensure_dir(name).map_err(gerr)?;
+        dir.fill_empty_from_dirtree(self.repo, contents, meta);
+        Ok(())
+    }
+
+    pub fn put_empty_dir(&self, path: &str, meta: &str) -> Result<()> {
+        let (parent, name) = self.parent_and_name(path)?;
+        parent.remove(name, true).map_err(gerr)?;
+        let dir = parent.ensure_dir(name).map_err(gerr)?;
+        dir.set_metadata_checksum(meta);
+        Ok(())
+    }
+
+    pub fn put_symlink(&self, path: &str, target: &str) -> Result<()> {
+        let checksum = self
+            .repo
+            .write_symlink(None, 0, 0, Some(&no_xattrs()), target, NO_CANCEL)
+            .map_err(gerr)?;
+        self.put_file(path, &checksum)
     }
 }

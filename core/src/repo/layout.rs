@@ -1,0 +1,678 @@
+//! The bootable layout: turns a composed tree into what `ostree admin deploy` boots, in
+//! memory (no checkout), then lints the result before it is committed.
+//!
+//! What moves where follows the OSTree conventions the field converges on (deb-ostree-builder,
+//! meta-updater, rpm-ostree): `/etc` becomes `/usr/etc`; `/var` ships empty and its content
+//! becomes tmpfiles.d lines (directories `d`, symlinks `L`, files per [`VarFiles`]);
+//! `/home`, `/root`, `/opt`, `/srv`, `/mnt`, `/usr/local` and `/media` become symlinks into
+//! `/var` (or `/run`); the kernel and initramfs move from `/boot` to
+//! `/usr/lib/modules/<kver>/`; `/dev`, `/proc`, `/sys`, `/run` and `/tmp` ship empty.
+
+use super::tree::{
+    commit_root, no_xattrs, read_dirmeta, read_dirtree, write_dirmeta, DirMeta, DirTree, Editor,
+    Entry, TreeIndex,
+};
+use super::{gerr, NewCommit, Repo, NO_CANCEL};
+use crate::manifest::{LintLevel, VarFiles};
+use anyhow::{anyhow, bail, Result};
+use gio::prelude::*;
+use ostree::{MutableTree, RepoFile};
+use std::collections::{BTreeMap, HashMap};
+
+/// The lint rules a manifest may set to "error", "warn" or "allow".
+pub const LINT_RULES: &[&str] = &["no-kernel", "no-os-release", "etc-shadow", "broken-symlink"];
+
+fn default_level(rule: &str) -> LintLevel {
+    match rule {
+        "broken-symlink" => LintLevel::Warn,
+        _ => LintLevel::Error,
+    }
+}
+
+/// How one image is laid out and linted.
+pub struct LayoutOptions<'a> {
+    pub var_files: VarFiles,
+    /// Lint levels that differ from the defaults, by rule.
+    pub levels: &'a HashMap<String, LintLevel>,
+}
+
+/// One lint finding.
+pub struct Finding {
+    pub rule: &'static str,
+    pub level: LintLevel,
+    pub message: String,
+}
+
+/// What the layout did, for the build's one-line account and its warnings.
+#[derive(Default)]
+pub struct LayoutReport {
+    pub kernel: Option<String>,
+    pub tmpfiles_lines: usize,
+    pub factory_files: usize,
+    pub dropped_files: usize,
+    pub warnings: Vec<String>,
+}
+
+/// Lint errors that stop an image from being committed.
+#[derive(Debug)]
+pub struct LintErrors(pub Vec<String>);
+
+impl std::fmt::Display for LintErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.join("\n  "))
+    }
+}
+
+impl std::error::Error for LintErrors {}
+
+const TMPFILES_CONF: &str = "usr/lib/tmpfiles.d/ostree-build-var.conf";
+const FACTORY: &str = "usr/share/factory";
+
+/// Top-level directories that live in `/var` (or `/run`) on an OSTree system:
+/// (path in the tree, where its content goes, the symlink left in its place).
+const MOVED_DIRS: &[(&str, &str, &str)] = &[
+    ("home", "var/home", "var/home"),
+    ("root", "var/roothome", "var/roothome"),
+    ("opt", "var/opt", "var/opt"),
+    ("srv", "var/srv", "var/srv"),
+    ("mnt", "var/mnt", "var/mnt"),
+    ("usr/local", "var/usrlocal", "../var/usrlocal"),
+    ("media", "run/media", "run/media"),
+];
+
+/// Directories that are mount points at boot: shipped empty.
+const API_DIRS: &[(&str, u32)] = &[
+    ("dev", 0o755),
+    ("proc", 0o555),
+    ("sys", 0o555),
+    ("run", 0o755),
+    ("tmp", 0o1777),
+    ("sysroot", 0o755),
+    ("boot", 0o755),
+];
+
+impl Repo {
+    /// Lay out `base` for booting and lint it; write it as a commit unless a lint finding
+    /// at level error remains (then [`LintErrors`], and nothing is referenced).
+    pub fn bootable_commit(
+        &self,
+        base: &str,
+        options: &LayoutOptions,
+        commit: &NewCommit,
+    ) -> Result<(String, LayoutReport)> {
+        self.in_transaction(|repo| {
+            let index = TreeIndex::new(repo, base)?;
+            let (contents, meta) = commit_root(repo, base)?;
+            let root = MutableTree::new();
+            root.fill_empty_from_dirtree(repo, &contents, &meta);
+            let dir_meta = |mode: u32| {
+                write_dirmeta(
+                    repo,
+                    &DirMeta {
+                        uid: 0,
+                        gid: 0,
+                        mode: 0o040000 | mode,
+                        xattrs: no_xattrs(),
+                    },
+                )
+            };
+            let mut layout = Layout {
+                repo,
+                index: &index,
+                edit: Editor {
+                    repo,
+                    root: &root,
+                    default_meta: dir_meta(0o755)?,
+                },
+                tmpfiles: Vec::new(),
+                findings: Vec::new(),
+                report: LayoutReport::default(),
+                options,
+                symlink_targets: HashMap::new(),
+            };
+            layout.kernel()?;
+            layout.var_and_moved_dirs()?;
+            if options.var_files == VarFiles::Error && layout.report.dropped_files > 5 {
+                layout.findings.push(Finding {
+                    rule: "var-content",
+                    level: LintLevel::Error,
+                    message: format!(
+                        "... and {} more files in /var",
+                        layout.report.dropped_files - 5
+                    ),
+                });
+            }
+            layout.etc()?;
+            for (dir, mode) in API_DIRS {
+                let meta = match index.lookup(dir)? {
+                    Some(Entry::Dir { meta, .. }) => meta,
+                    _ => dir_meta(*mode)?,
+                };
+                layout.edit.put_empty_dir(dir, &meta)?;
+            }
+            layout.edit.put_symlink("ostree", "sysroot/ostree")?;
+            layout.write_tmpfiles()?;
+            let written = repo.write_mtree(&root, NO_CANCEL).map_err(gerr)?;
+            let written = written
+                .downcast::<RepoFile>()
+                .map_err(|_| anyhow!("libostree returned a root that is not a repository file"))?;
+            let final_root = (
+                written
+                    .tree_get_contents_checksum()
+                    .ok_or_else(|| anyhow!("written tree has no contents checksum"))?
+                    .to_string(),
+                written
+                    .tree_get_metadata_checksum()
+                    .ok_or_else(|| anyhow!("written tree has no metadata checksum"))?
+                    .to_string(),
+            );
+            layout.lint(&TreeIndex::from_root(repo, final_root))?;
+            let mut errors = Vec::new();
+            for f in std::mem::take(&mut layout.findings) {
+                let level = options.levels.get(f.rule).copied().unwrap_or(f.level);
+                let line = format!("{} [{}]", f.message, f.rule);
+                match level {
+                    LintLevel::Error => errors.push(line),
+                    LintLevel::Warn => layout.report.warnings.push(line),
+                    LintLevel::Allow => {}
+                }
+            }
+            if !errors.is_empty() {
+                return Err(LintErrors(errors).into());
+            }
+            let checksum = super::write_commit_from_root(repo, &written, commit)?;
+            Ok((
+                (checksum, std::mem::take(&mut layout.report)),
+                super::WriteStats::default(),
+            ))
+        })
+        .map(|(done, _)| done)
+    }
+}
+
+struct Layout<'a> {
+    repo: &'a ostree::Repo,
+    index: &'a TreeIndex,
+    edit: Editor<'a>,
+    tmpfiles: Vec<String>,
+    findings: Vec<Finding>,
+    report: LayoutReport,
+    options: &'a LayoutOptions<'a>,
+    symlink_targets: HashMap<String, Option<String>>,
+}
+
+impl Layout<'_> {
+    /// The target of the symlink object `checksum`, or `None` for a regular file.
+    fn symlink_target(&mut self, checksum: &str) -> Result<Option<String>> {
+        if let Some(t) = self.symlink_targets.get(checksum) {
+            return Ok(t.clone());
+        }
+        let (_, info, _) = self.repo.load_file(checksum, NO_CANCEL).map_err(gerr)?;
+        let target = (info.file_type() == gio::FileType::SymbolicLink)
+            .then(|| {
+                info.symlink_target()
+                    .map(|t| t.to_string_lossy().into_owned())
+            })
+            .flatten();
+        self.symlink_targets
+            .insert(checksum.to_string(), target.clone());
+        Ok(target)
+    }
+
+    fn dirtree_at(&self, path: &str) -> Result<Option<(DirTree, String, String)>> {
+        match self.index.lookup(path)? {
+            Some(Entry::Dir { contents, meta }) => {
+                Ok(Some((read_dirtree(self.repo, &contents)?, contents, meta)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Move the kernel, initramfs and their companions from `/boot` into
+    /// `/usr/lib/modules/<kver>/`, where libostree looks first.
+    fn kernel(&mut self) -> Result<()> {
+        let mut kernels: BTreeMap<String, String> = BTreeMap::new();
+        let mut initramfs: BTreeMap<String, String> = BTreeMap::new();
+        let mut companions: Vec<(String, String, String)> = Vec::new();
+        if let Some((boot, _, _)) = self.dirtree_at("boot")? {
+            for (name, checksum) in &boot.files {
+                if self.symlink_target(checksum)?.is_some() {
+                    continue;
+                }
+                let kernel = ["vmlinuz-", "vmlinux-", "bzImage-", "zImage-", "Image-"]
+                    .iter()
+                    .find_map(|p| name.strip_prefix(p));
+                if let Some(kver) = kernel {
+                    kernels.insert(kver.to_string(), checksum.clone());
+                } else if let Some(kver) = name
+                    .strip_prefix("initrd.img-")
+                    .or_else(|| {
+                        name.strip_prefix("initramfs-")
+                            .map(|r| r.strip_suffix(".img").unwrap_or(r))
+                    })
+                    .or_else(|| name.strip_prefix("initrd-"))
+                {
+                    initramfs.insert(kver.to_string(), checksum.clone());
+                } else if let Some(kver) = name.strip_prefix("config-") {
+                    companions.push((kver.into(), "config".into(), checksum.clone()));
+                } else if let Some(kver) = name.strip_prefix("System.map-") {
+                    companions.push((kver.into(), "System.map".into(), checksum.clone()));
+                }
+            }
+        }
+        if kernels.len() > 1 {
+            bail!(
+                "more than one kernel in /boot: {}\n  help: a bootable image carries one kernel; drop the others from its components",
+                kernels.keys().map(|k| format!("vmlinuz-{k}")).collect::<Vec<_>>().join(", ")
+            );
+        }
+        if let Some((kver, checksum)) = kernels.into_iter().next() {
+            let dir = format!("usr/lib/modules/{kver}");
+            self.edit.ensure_dir(&dir, &self.edit.default_meta)?;
+            self.edit.put_file(&format!("{dir}/vmlinuz"), &checksum)?;
+            if let Some(initrd) = initramfs.get(&kver) {
+                self.edit
+                    .put_file(&format!("{dir}/initramfs.img"), initrd)?;
+            }
+            for (k, name, checksum) in &companions {
+                if *k == kver {
+                    self.edit.put_file(&format!("{dir}/{name}"), checksum)?;
+                }
+            }
+            self.report.kernel = Some(kver);
+        } else if let Some((modules, _, _)) = self.dirtree_at("usr/lib/modules")? {
+            // Already in place (a kernel package that installs to /usr/lib/modules).
+            for kver in modules.dirs.keys() {
+                if matches!(
+                    self.index
+                        .lookup(&format!("usr/lib/modules/{kver}/vmlinuz"))?,
+                    Some(Entry::File(_))
+                ) {
+                    self.report.kernel = Some(kver.clone());
+                }
+            }
+        }
+        if self.report.kernel.is_none() {
+            self.findings.push(Finding {
+                rule: "no-kernel",
+                level: default_level("no-kernel"),
+                message: "no kernel: neither /boot/vmlinuz-<kver> nor /usr/lib/modules/<kver>/vmlinuz; `ostree admin deploy` needs one (add a kernel component)".into(),
+            });
+        }
+        // The symlinks Debian keeps at / and in /boot would dangle once /boot is empty.
+        if let Some((root, _, _)) = self.dirtree_at("")? {
+            for name in root.files.keys() {
+                if name.starts_with("vmlinuz") || name.starts_with("initrd.img") {
+                    self.edit.remove(name)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `/var` and the directories that move into it become tmpfiles.d lines; the tree
+    /// ships them empty.
+    fn var_and_moved_dirs(&mut self) -> Result<()> {
+        let mut sources: Vec<(String, String)> = Vec::new();
+        if let Some((_, contents, meta)) = self.dirtree_at("var")? {
+            self.walk_var("var", &contents, &meta, true)?;
+            self.edit.put_empty_dir("var", &meta)?;
+            sources.push(("var".into(), contents));
+        } else {
+            self.edit
+                .put_empty_dir("var", &self.edit.default_meta.clone())?;
+        }
+        for (from, to, link) in MOVED_DIRS {
+            match self.index.lookup(from)? {
+                Some(Entry::Dir { contents, meta }) => {
+                    if to.starts_with("run/") {
+                        let tree = read_dirtree(self.repo, &contents)?;
+                        if !tree.files.is_empty() || !tree.dirs.is_empty() {
+                            self.report.warnings.push(format!(
+                                "/{from} has content, dropped: /{to} is a tmpfs at boot"
+                            ));
+                        }
+                        let m = read_dirmeta(self.repo, &meta)?;
+                        self.tmpfiles.push(format!(
+                            "d /{to} {:04o} {} {} -",
+                            m.mode & 0o7777,
+                            m.uid,
+                            m.gid
+                        ));
+                    } else {
+                        self.walk_var(to, &contents, &meta, false)?;
+                    }
+                    self.edit.remove(from)?;
+                    self.edit.put_symlink(from, link)?;
+                }
+                Some(Entry::File(checksum)) if self.symlink_target(&checksum)?.is_some() => {}
+                Some(Entry::File(_)) => bail!(
+                    "/{from} is a regular file; a bootable image needs it to be a directory or a symlink to /{to}"
+                ),
+                None => {
+                    self.tmpfiles.push(format!("d /{to} 0755 0 0 -"));
+                    self.edit.put_symlink(from, link)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// tmpfiles.d lines for the directory `path` and everything below it.
+    fn walk_var(&mut self, path: &str, contents: &str, meta: &str, is_var: bool) -> Result<()> {
+        if !is_var {
+            let m = read_dirmeta(self.repo, meta)?;
+            self.tmpfiles.push(format!(
+                "d {} {:04o} {} {} -",
+                tmpfiles_path(&format!("/{path}")),
+                m.mode & 0o7777,
+                m.uid,
+                m.gid
+            ));
+        }
+        let tree = read_dirtree(self.repo, contents)?;
+        for (name, checksum) in &tree.files {
+            let child = format!("{path}/{name}");
+            if let Some(target) = self.symlink_target(checksum)? {
+                self.tmpfiles.push(format!(
+                    "L {} - - - - {}",
+                    tmpfiles_path(&format!("/{child}")),
+                    target
+                ));
+                continue;
+            }
+            match self.options.var_files {
+                VarFiles::Factory => {
+                    let stored = format!("{FACTORY}/{child}");
+                    self.edit.put_file(&stored, checksum)?;
+                    self.tmpfiles.push(format!(
+                        "C {} - - - - /{}",
+                        tmpfiles_path(&format!("/{child}")),
+                        tmpfiles_path(&stored)
+                    ));
+                    self.report.factory_files += 1;
+                }
+                VarFiles::Drop => {
+                    self.report.dropped_files += 1;
+                    if self.report.dropped_files <= 5 {
+                        self.report.warnings.push(format!(
+                            "/{child}: file in /var dropped (var-files = \"drop\")"
+                        ));
+                    }
+                }
+                VarFiles::Error => {
+                    self.report.dropped_files += 1;
+                    if self.report.dropped_files <= 5 {
+                        self.findings.push(Finding {
+                            rule: "var-content",
+                            level: LintLevel::Error,
+                            message: format!("/{child}: a file in /var would be lost: OSTree ships /var empty (set var-files = \"factory\" to copy it in at boot, or move it under /usr)"),
+                        });
+                    }
+                }
+            }
+        }
+        for (name, (c, m)) in &tree.dirs {
+            self.walk_var(&format!("{path}/{name}"), c, m, false)?;
+        }
+        Ok(())
+    }
+
+    /// `/etc` becomes `/usr/etc`; entries the tree already has in `/usr/etc` must agree.
+    fn etc(&mut self) -> Result<()> {
+        let Some((etc, contents, meta)) = self.dirtree_at("etc")? else {
+            if self.dirtree_at("usr/etc")?.is_none() {
+                self.edit
+                    .put_empty_dir("usr/etc", &self.edit.default_meta.clone())?;
+            }
+            return Ok(());
+        };
+        self.edit.remove("etc")?;
+        match self.dirtree_at("usr/etc")? {
+            None => self.edit.put_dir("usr/etc", &contents, &meta),
+            Some((usr_etc, _, _)) => self.merge_etc("", &etc, &usr_etc),
+        }
+    }
+
+    fn merge_etc(&mut self, rel: &str, etc: &DirTree, usr_etc: &DirTree) -> Result<()> {
+        for (name, checksum) in &etc.files {
+            let path = format!("{rel}/{name}");
+            match usr_etc.files.get(name) {
+                Some(c) if c == checksum => {}
+                Some(_) => self.findings.push(Finding {
+                    rule: "etc-shadow",
+                    level: default_level("etc-shadow"),
+                    message: format!("/etc{path} shadows a different /usr/etc{path}: at deploy the one in /etc wins and /usr/etc's is lost"),
+                }),
+                None => self.edit.put_file(&format!("usr/etc{path}"), checksum)?,
+            }
+        }
+        for (name, (c, m)) in &etc.dirs {
+            let path = format!("{rel}/{name}");
+            match usr_etc.dirs.get(name) {
+                Some((uc, _)) if uc == c => {}
+                Some((uc, _)) => {
+                    let (a, b) = (read_dirtree(self.repo, c)?, read_dirtree(self.repo, uc)?);
+                    self.merge_etc(&path, &a, &b)?;
+                }
+                None => self.edit.put_dir(&format!("usr/etc{path}"), c, m)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn write_tmpfiles(&mut self) -> Result<()> {
+        if self.tmpfiles.is_empty() {
+            return Ok(());
+        }
+        let mut text = String::from(
+            "# Written by ostree-build: what the image had in /var, /home, /root, /opt, /srv,\n# /mnt and /usr/local, recreated at boot (OSTree ships /var empty).\n",
+        );
+        for line in &self.tmpfiles {
+            text.push_str(line);
+            text.push('\n');
+        }
+        let checksum = self
+            .repo
+            .write_regfile_inline(
+                None,
+                0,
+                0,
+                0o100644,
+                Some(&no_xattrs()),
+                text.as_bytes(),
+                NO_CANCEL,
+            )
+            .map_err(gerr)?;
+        self.report.tmpfiles_lines = self.tmpfiles.len();
+        self.edit.put_file(TMPFILES_CONF, &checksum)
+    }
+
+    /// Lints that need the final tree: os-release and symlinks into /usr that dangle.
+    fn lint(&mut self, tree: &TreeIndex) -> Result<()> {
+        let view = DeployedView { tree };
+        if !matches!(view.resolve("/usr/lib/os-release", 0)?, Resolved::File) {
+            self.findings.push(Finding {
+                rule: "no-os-release",
+                level: default_level("no-os-release"),
+                message: "no /usr/lib/os-release: the deployed system and `ostree admin deploy` read the OS name and version from it (Debian's base-files and Fedora's *-release packages ship it)".into(),
+            });
+        }
+        let mut broken = Vec::new();
+        let (contents, _) = tree.root().clone();
+        self.find_broken(&view, "", &contents, &mut broken)?;
+        let total = broken.len();
+        for (i, (path, target)) in broken.into_iter().enumerate() {
+            if i == 5 {
+                self.findings.push(Finding {
+                    rule: "broken-symlink",
+                    level: default_level("broken-symlink"),
+                    message: format!("... and {} more broken symlinks into /usr", total - 5),
+                });
+                break;
+            }
+            self.findings.push(Finding {
+                rule: "broken-symlink",
+                level: default_level("broken-symlink"),
+                message: format!("{path} -> {target}: the target does not exist in /usr"),
+            });
+        }
+        Ok(())
+    }
+
+    fn find_broken(
+        &mut self,
+        view: &DeployedView,
+        dir: &str,
+        contents: &str,
+        out: &mut Vec<(String, String)>,
+    ) -> Result<()> {
+        let tree = read_dirtree(self.repo, contents)?;
+        for (name, checksum) in &tree.files {
+            let Some(target) = self.symlink_target(checksum)? else {
+                continue;
+            };
+            // Paths under /usr/etc are seen at /etc once deployed.
+            let at = match dir.strip_prefix("/usr/etc") {
+                Some(rest) => format!("/etc{rest}"),
+                None => dir.to_string(),
+            };
+            let full = if target.starts_with('/') {
+                target.clone()
+            } else {
+                format!("{at}/{target}")
+            };
+            let normal = normalize(&full);
+            if !(normal == "/usr" || normal.starts_with("/usr/")) {
+                continue;
+            }
+            if matches!(view.resolve(&full, 0)?, Resolved::Missing) {
+                out.push((format!("{at}/{name}"), target));
+            }
+        }
+        for (name, (c, _)) in &tree.dirs {
+            self.find_broken(view, &format!("{dir}/{name}"), c, out)?;
+        }
+        Ok(())
+    }
+}
+
+/// A path escaped for a tmpfiles.d line (whitespace and backslashes as C escapes).
+fn tmpfiles_path(path: &str) -> String {
+    let mut out = String::new();
+    for c in path.chars() {
+        match c {
+            ' ' => out.push_str("\\x20"),
+            '\t' => out.push_str("\\x09"),
+            '\\' => out.push_str("\\\\"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `.` and `..` folded away lexically.
+fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+enum Resolved {
+    File,
+    Dir,
+    Missing,
+    /// Leaves the tree (runtime directories, too many links).
+    Unknown,
+}
+
+/// The final tree as a deployment sees it: `/etc` is `/usr/etc`.
+struct DeployedView<'a> {
+    tree: &'a TreeIndex,
+}
+
+impl DeployedView<'_> {
+    fn resolve(&self, path: &str, depth: usize) -> Result<Resolved> {
+        if depth > 40 {
+            return Ok(Resolved::Unknown);
+        }
+        let mut at = String::new();
+        let parts: Vec<String> = normalize(path)
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect();
+        for (i, part) in parts.iter().enumerate() {
+            let candidate = format!("{at}/{part}");
+            if [
+                "/var", "/run", "/proc", "/sys", "/dev", "/tmp", "/sysroot", "/boot",
+            ]
+            .contains(&candidate.as_str())
+            {
+                return Ok(Resolved::Unknown);
+            }
+            let stored = match candidate.strip_prefix("/etc") {
+                Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("/usr/etc{rest}"),
+                _ => candidate.clone(),
+            };
+            match self.tree.lookup(&stored)? {
+                None => return Ok(Resolved::Missing),
+                Some(Entry::Dir { .. }) => at = candidate,
+                Some(Entry::File(checksum)) => {
+                    let (_, info, _) = self
+                        .tree
+                        .repo()
+                        .load_file(&checksum, NO_CANCEL)
+                        .map_err(gerr)?;
+                    if info.file_type() == gio::FileType::SymbolicLink {
+                        let target = info
+                            .symlink_target()
+                            .map(|t| t.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        let next = if target.starts_with('/') {
+                            target
+                        } else {
+                            format!("{at}/{target}")
+                        };
+                        let rest = parts[i + 1..].join("/");
+                        let joined = if rest.is_empty() {
+                            next
+                        } else {
+                            format!("{next}/{rest}")
+                        };
+                        return self.resolve(&joined, depth + 1);
+                    }
+                    return Ok(if i + 1 == parts.len() {
+                        Resolved::File
+                    } else {
+                        Resolved::Missing
+                    });
+                }
+            }
+        }
+        Ok(Resolved::Dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{normalize, tmpfiles_path};
+
+    #[test]
+    fn paths_normalize_and_escape() {
+        assert_eq!(
+            normalize("/usr/etc/../lib/./os-release"),
+            "/usr/lib/os-release"
+        );
+        assert_eq!(normalize("/../x"), "/x");
+        assert_eq!(tmpfiles_path("/var/a b"), "/var/a\\x20b");
+    }
+}
