@@ -224,3 +224,57 @@ pub fn python_tar(dest: &Path, script_body: &str) {
         .expect("python3");
     assert!(status.success(), "python tar script failed");
 }
+
+/// A static HTTP server on 127.0.0.1 (Python's http.server) that logs requests.
+pub struct HttpServer {
+    child: std::process::Child,
+    pub url: String,
+    log: std::path::PathBuf,
+}
+
+impl HttpServer {
+    pub fn start(dir: &std::path::Path) -> HttpServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.parent().unwrap().join(format!("http-{port}.log"));
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("python3 http.server");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        HttpServer {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -401,60 +401,6 @@ fn count_files(dir: &std::path::Path) -> usize {
     n
 }
 
-/// A static HTTP server on 127.0.0.1 (Python's http.server) that logs requests.
-struct HttpServer {
-    child: std::process::Child,
-    url: String,
-    log: std::path::PathBuf,
-}
-
-impl HttpServer {
-    fn start(dir: &std::path::Path) -> HttpServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = dir.parent().unwrap().join(format!("http-{port}.log"));
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--directory",
-            ])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("python3 http.server");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        HttpServer {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn status_shows_fresh_stale_and_published() {
     let p = project();

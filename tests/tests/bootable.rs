@@ -1,0 +1,406 @@
+//! Bootable images: the OSTree layout (/etc → /usr/etc, /var → tmpfiles.d, kernel into
+//! /usr/lib/modules, top-level directories as symlinks into /var), its lint, and a client
+//! deploying the result with `ostree admin`. Triggers with declared inputs and the sandbox.
+
+use ostree_build_tests::*;
+use std::path::Path;
+
+const IMAGE: &str = "exampleos/x86_64/standard";
+const KVER: &str = "6.1.0-test";
+
+fn manifest(image_extra: &str) -> String {
+    format!(
+        r#"
+[os]
+name = "exampleos"
+arch = "x86_64"
+
+[component.base]
+backend = "dir"
+path = "base"
+
+[component.kernel]
+backend = "dir"
+path = "kernel"
+
+[image.standard]
+components = ["base", "kernel"]
+bootable = true
+version = "1.0"
+{image_extra}
+"#
+    )
+}
+
+/// A small FHS tree: os-release, /etc, content in /var, /home and /root, a stand-in kernel.
+fn project(image_extra: &str) -> Project {
+    let p = Project::new(&manifest(image_extra));
+    p.file(
+        "base/usr/lib/os-release",
+        "ID=exampleos\nNAME=ExampleOS\nVERSION_ID=1\n",
+        0o644,
+    )
+    .symlink("base/etc/os-release", "../usr/lib/os-release")
+    .file("base/etc/hostname", "example\n", 0o644)
+    .file("base/usr/bin/hello", "#!/bin/sh\necho hello\n", 0o755)
+    .file("base/var/lib/app/state", "seed\n", 0o600)
+    .symlink("base/var/lib/dpkg", "../../usr/lib/sysimage/dpkg")
+    .file("base/home/user/.profile", "PS1=x\n", 0o644)
+    .file("base/root/.bashrc", "alias l=ls\n", 0o644)
+    .file("base/tmp/leftover", "junk\n", 0o644)
+    .file("base/run/leftover", "junk\n", 0o644)
+    .symlink("base/vmlinuz", &format!("boot/vmlinuz-{KVER}"))
+    .file(
+        &format!("kernel/boot/vmlinuz-{KVER}"),
+        "stand-in kernel\n",
+        0o644,
+    )
+    .file(
+        &format!("kernel/boot/initrd.img-{KVER}"),
+        "stand-in initramfs\n",
+        0o644,
+    )
+    .file(&format!("kernel/boot/config-{KVER}"), "CONFIG_X=y\n", 0o644)
+    .file(
+        &format!("kernel/usr/lib/modules/{KVER}/kernel/drivers/dummy.ko"),
+        "module\n",
+        0o644,
+    );
+    std::fs::create_dir_all(p.p("base/var/log")).unwrap();
+    p
+}
+
+fn tree(repo: &Path) -> String {
+    ostree(repo, &["ls", "-R", IMAGE])
+}
+
+#[test]
+fn bootable_image_follows_the_ostree_layout() {
+    let p = project("");
+    p.run(&["build"]).ok();
+    let export = p.export_repo();
+    let all = tree(&export);
+    // Kernel and initramfs where libostree looks first; /boot ships empty.
+    assert_eq!(
+        cat(&export, IMAGE, &format!("/usr/lib/modules/{KVER}/vmlinuz")),
+        "stand-in kernel\n"
+    );
+    assert_eq!(
+        cat(
+            &export,
+            IMAGE,
+            &format!("/usr/lib/modules/{KVER}/initramfs.img")
+        ),
+        "stand-in initramfs\n"
+    );
+    assert_eq!(
+        cat(&export, IMAGE, &format!("/usr/lib/modules/{KVER}/config")),
+        "CONFIG_X=y\n"
+    );
+    assert!(!all.contains("/boot/"), "{all}");
+    assert!(!all.contains("/vmlinuz "), "{all}");
+    // /etc is /usr/etc, symlinks kept.
+    assert!(!all.lines().any(|l| l.ends_with(" /etc")), "{all}");
+    assert_eq!(cat(&export, IMAGE, "/usr/etc/hostname"), "example\n");
+    assert!(ls(&export, IMAGE, "/usr/etc/os-release").contains("-> ../usr/lib/os-release"));
+    // Top-level directories point into /var; /var, /tmp and /run ship empty.
+    for (link, target) in [
+        ("/home", "var/home"),
+        ("/root", "var/roothome"),
+        ("/opt", "var/opt"),
+        ("/srv", "var/srv"),
+        ("/mnt", "var/mnt"),
+        ("/usr/local", "../var/usrlocal"),
+        ("/ostree", "sysroot/ostree"),
+    ] {
+        let line = ls(&export, IMAGE, link);
+        assert!(
+            line.starts_with('l') && line.contains(&format!("-> {target}")),
+            "{line}"
+        );
+    }
+    for dir in [
+        "/var", "/tmp", "/run", "/proc", "/sys", "/dev", "/sysroot", "/boot",
+    ] {
+        assert!(ls(&export, IMAGE, dir).starts_with('d'), "{dir}: {all}");
+        assert!(
+            !all.contains(&format!(" {dir}/")),
+            "{dir} is not empty: {all}"
+        );
+    }
+    // /var content became tmpfiles.d lines; files are copied from /usr/share/factory.
+    let conf = cat(&export, IMAGE, "/usr/lib/tmpfiles.d/ostree-build-var.conf");
+    for line in [
+        "d /var/lib/app 0755 ",
+        "C /var/lib/app/state - - - - /usr/share/factory/var/lib/app/state",
+        "L /var/lib/dpkg - - - - ../../usr/lib/sysimage/dpkg",
+        "d /var/log 0755 ",
+        "d /var/home 0755 ",
+        "C /var/home/user/.profile - - - - /usr/share/factory/var/home/user/.profile",
+        "C /var/roothome/.bashrc - - - - /usr/share/factory/var/roothome/.bashrc",
+        "d /var/usrlocal 0755 0 0 -",
+    ] {
+        assert!(conf.contains(line), "missing {line:?} in:\n{conf}");
+    }
+    assert_eq!(
+        cat(&export, IMAGE, "/usr/share/factory/var/lib/app/state"),
+        "seed\n"
+    );
+    assert!(ls(&export, IMAGE, "/usr/share/factory/var/lib/app/state").starts_with("-00600"));
+    fsck(&export);
+}
+
+#[test]
+fn lint_errors_name_every_problem_and_move_no_ref() {
+    let p = Project::new(&manifest(""));
+    p.file("base/usr/bin/hello", "hi\n", 0o755).file(
+        "kernel/usr/share/doc/readme",
+        "no kernel here\n",
+        0o644,
+    );
+    let out = p.run(&["build"]).fails();
+    assert!(
+        out.stderr.contains("image 'standard': not bootable"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("no kernel") && out.stderr.contains("[no-kernel]"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("/usr/lib/os-release") && out.stderr.contains("[no-os-release]"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("lint.<rule> = \"warn\""),
+        "{}",
+        out.stderr
+    );
+    assert!(refs(&p.build_repo()).iter().all(|(r, _)| r != IMAGE));
+    assert!(!p
+        .export_repo()
+        .join("refs/heads/exampleos/x86_64/standard")
+        .exists());
+
+    // Accepting both as warnings builds the image and says what was accepted.
+    p.write_manifest(&manifest(
+        r#"lint = { "no-kernel" = "warn", "no-os-release" = "allow" }"#,
+    ));
+    let ok = p.run(&["build"]).ok();
+    let printed = format!("{}{}", ok.stdout, ok.stderr);
+    assert!(
+        printed.contains("warning: image 'standard': no kernel"),
+        "{printed}"
+    );
+    assert!(!printed.contains("os-release"), "{printed}");
+    assert_eq!(cat(&p.export_repo(), IMAGE, "/usr/bin/hello"), "hi\n");
+}
+
+#[test]
+fn etc_that_shadows_usr_etc_and_files_in_var_can_be_refused() {
+    let p = project(r#"var-files = "error""#);
+    p.file("kernel/usr/etc/hostname", "other\n", 0o644);
+    let before = refs(&p.build_repo());
+    let out = p.run(&["build"]).fails();
+    assert!(
+        out.stderr
+            .contains("/etc/hostname shadows a different /usr/etc/hostname"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("[etc-shadow]"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("/var/lib/app/state: a file in /var would be lost"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("/var/home/user/.profile"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(refs(&p.build_repo()), before);
+}
+
+#[test]
+fn unknown_lint_rule_and_unknown_named_trigger_are_named() {
+    let p = project(r#"lint = { "no-kernal" = "warn" }"#);
+    let out = p.run(&["build"]).fails();
+    assert!(
+        out.stderr.contains("unknown lint rule 'no-kernal'"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("did you mean `no-kernel`?"),
+        "{}",
+        out.stderr
+    );
+
+    p.write_manifest(&manifest(r#"triggers = [{ name = "ldconfg" }]"#));
+    let out = p.run(&["build"]).fails();
+    assert!(
+        out.stderr
+            .contains("trigger 'ldconfg' has no `run` and is not a built-in trigger"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("did you mean `ldconfig`?"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn triggers_rerun_only_when_their_inputs_change() {
+    let p = project(
+        r#"triggers = [
+  { name = "depmod" },
+  { name = "doc-index", run = "ls usr/share/doc > usr/share/doc-index", inputs = ["/usr/share/doc"] },
+]"#,
+    );
+    p.file("base/usr/share/doc/a", "a\n", 0o644);
+    let first = p.run(&["build"]).ok();
+    assert!(first.stdout.contains("depmod "), "{}", first.stdout);
+    let export = p.export_repo();
+    assert_eq!(cat(&export, IMAGE, "/usr/share/doc-index"), "a\n");
+    let dep = cat(
+        &export,
+        IMAGE,
+        &format!("/usr/lib/modules/{KVER}/modules.dep"),
+    );
+    assert!(dep.contains("kernel/drivers/dummy.ko:"), "{dep}");
+
+    // A change outside both triggers' inputs: both outputs are reused, not re-run.
+    p.file("base/usr/bin/hello", "#!/bin/sh\necho changed\n", 0o755);
+    let second = p.run(&["build"]).ok();
+    assert!(
+        second.stdout.contains("depmod reused") && second.stdout.contains("doc-index reused"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(cat(&export, IMAGE, "/usr/share/doc-index"), "a\n");
+    assert_eq!(
+        cat(
+            &export,
+            IMAGE,
+            &format!("/usr/lib/modules/{KVER}/modules.dep")
+        ),
+        dep
+    );
+    assert!(cat(&export, IMAGE, "/usr/bin/hello").contains("changed"));
+
+    // A change to one trigger's inputs re-runs that trigger only.
+    p.file("base/usr/share/doc/b", "b\n", 0o644);
+    let third = p.run(&["build"]).ok();
+    assert!(third.stdout.contains("depmod reused"), "{}", third.stdout);
+    assert!(
+        !third.stdout.contains("doc-index reused"),
+        "{}",
+        third.stdout
+    );
+    assert_eq!(cat(&export, IMAGE, "/usr/share/doc-index"), "a\nb\n");
+    fsck(&p.build_repo());
+    fsck(&export);
+}
+
+#[test]
+fn triggers_have_no_network_and_cannot_write_to_the_host() {
+    // The project directory is readable in the sandbox, but not writable.
+    let p = project("");
+    let marker = p.p("written-by-trigger");
+    p.write_manifest(&manifest(&format!(
+        r#"triggers = [{{ name = "escape", run = "(echo x > '{}') 2>/dev/null; mkdir -p usr/share && touch usr/share/inside" }}]"#,
+        marker.display()
+    )));
+    p.run(&["build"]).ok();
+    assert!(!marker.exists(), "a trigger wrote outside the image");
+    assert_eq!(cat(&p.export_repo(), IMAGE, "/usr/share/inside"), "");
+
+    let before = refs(&p.build_repo());
+    p.write_manifest(&manifest(
+        r#"triggers = [{ name = "fetch", run = "curl -sS --max-time 10 http://deb.debian.org/debian/ > usr/bin/page" }]"#,
+    ));
+    let out = p.run(&["build"]).fails();
+    assert!(
+        out.stderr.contains("trigger 'fetch' failed"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("no network"), "{}", out.stderr);
+    assert!(
+        out.stderr.to_lowercase().contains("resolve"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(refs(&p.build_repo()), before);
+}
+
+#[test]
+fn client_deploys_the_published_image_with_ostree_admin() {
+    let p = project(r#"metadata = { "exampleos.channel" = "stable" }"#);
+    p.run(&["build"]).ok();
+    let server = HttpServer::start(&p.export_repo());
+    let sysroot = p.p("sysroot");
+    deploy(&sysroot, &server.url);
+    let deployment = only_deployment(&sysroot);
+    assert_eq!(
+        std::fs::read_to_string(deployment.join("usr/bin/hello")).unwrap(),
+        "#!/bin/sh\necho hello\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(deployment.join("etc/hostname")).unwrap(),
+        "example\n"
+    );
+    let entries = std::fs::read_dir(sysroot.join("boot/loader/entries"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<String>();
+    assert!(entries.contains(&format!("vmlinuz-{KVER}")), "{entries}");
+    assert!(entries.contains("title exampleos 1.0"), "{entries}");
+}
+
+/// `ostree admin init-fs`, `os-init`, a remote over HTTP, pull and deploy.
+pub fn deploy(sysroot: &Path, url: &str) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("ostree")
+            .args(args)
+            .output()
+            .expect("ostree");
+        assert!(
+            out.status.success(),
+            "ostree {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let s = sysroot.to_str().unwrap();
+    let repo = format!("--repo={s}/ostree/repo");
+    std::fs::create_dir_all(sysroot).unwrap();
+    run(&["admin", "init-fs", s]);
+    run(&["admin", "os-init", &format!("--sysroot={s}"), "exampleos"]);
+    run(&[&repo, "remote", "add", "--no-gpg-verify", "exampleos", url]);
+    run(&[&repo, "pull", "exampleos", IMAGE]);
+    run(&[
+        "admin",
+        "deploy",
+        &format!("--sysroot={s}"),
+        "--os=exampleos",
+        &format!("exampleos:{IMAGE}"),
+    ]);
+}
+
+pub fn only_deployment(sysroot: &Path) -> std::path::PathBuf {
+    let dir = sysroot.join("ostree/deploy/exampleos/deploy");
+    let found: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found[0].clone()
+}
