@@ -63,6 +63,9 @@ enum Command {
     Status {
         #[command(flatten)]
         project: ProjectArgs,
+        /// List the installed packages of each component and image
+        #[arg(long)]
+        packages: bool,
     },
     /// List every backend: name, version, where it came from; warn about shadowed names
     Backends {
@@ -83,7 +86,7 @@ fn main() {
         std::env::set_var("OSTREE_BUILD_PLUGIN_DEBUG", "1");
     }
     let json = match &cli.command {
-        Command::Build { project, .. } | Command::Status { project } => {
+        Command::Build { project, .. } | Command::Status { project, .. } => {
             project.message_format == MessageFormat::Json
         }
         Command::Backends { message_format } => *message_format == MessageFormat::Json,
@@ -156,7 +159,7 @@ fn run(cli: Cli) -> Result<()> {
                 &mut rep,
             )?;
         }
-        Command::Status { project } => {
+        Command::Status { project, packages } => {
             let manifest = load(&project)?;
             let units = ostree_build_core::ops::status::status(&manifest)?;
             if project.message_format == MessageFormat::Json {
@@ -176,6 +179,9 @@ fn run(cli: Cli) -> Result<()> {
                     if let Some(b) = &u.backend {
                         line.push_str(&format!("  ({b})"));
                     }
+                    if !u.packages.is_empty() {
+                        line.push_str(&format!("  {} packages", u.packages.len()));
+                    }
                     if let Some(r) = &u.reason {
                         line.push_str(&format!("  [{r}]"));
                     }
@@ -186,6 +192,11 @@ fn run(cli: Cli) -> Result<()> {
                         ));
                     }
                     println!("{line}");
+                    if packages {
+                        for p in &u.packages {
+                            println!("    {p}");
+                        }
+                    }
                 }
             }
         }

@@ -8,6 +8,7 @@ pub mod inputs;
 pub mod lock;
 pub mod manifest;
 pub mod ops;
+pub mod packages;
 pub mod repo;
 pub mod report;
 pub mod triggers;

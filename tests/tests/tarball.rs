@@ -79,17 +79,17 @@ path = "oe.tar.gz"
 
 [image.standard]
 components = ["oe"]
-triggers = [{ name = "ldconfig", run = "ldconfig -r \"$OSTREE_BUILD_ROOT\"" }]
+triggers = [{ name = "ldconfig" }]
 "#;
 
-/// An OpenEmbedded-style image: a setuid binary with a hardlink, a file capability and a
-/// user xattr, files owned by a service user, a symlink.
+/// An OpenEmbedded-style image: a setuid binary with a hardlink, a file capability, an
+/// SELinux label and a user xattr, files owned by a service user, a symlink.
 const OE_TAR: &str = r#"
 dir('usr'); dir('usr/bin'); dir('usr/lib'); dir('etc')
 reg('usr/bin/su', b'su binary\n', 0o4755)
 hard('usr/bin/su-alias', 'usr/bin/su')
 ti = tarfile.TarInfo('usr/bin/ping'); ti.size = 5; ti.mode = 0o755
-ti.pax_headers = {'SCHILY.xattr.security.capability': '\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00', 'SCHILY.xattr.user.origin': 'oe'}
+ti.pax_headers = {'SCHILY.xattr.security.capability': '\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00', 'SCHILY.xattr.user.origin': 'oe', 'SCHILY.xattr.security.selinux': 'system_u:object_r:ping_exec_t:s0'}
 t.addfile(ti, io.BytesIO(b'ping\n'))
 reg('usr/lib/service.conf', b'owned\n', 0o640, 999, 998)
 sym('usr/lib/libfoo.so', 'libfoo.so.1')
@@ -107,6 +107,12 @@ fn openembedded_metadata_survives_into_the_published_image() {
         let ping = ostree(&repo, &["ls", "-X", IMAGE, "/usr/bin/ping"]);
         assert!(ping.contains("security.capability"), "{ping}");
         assert!(ping.contains("user.origin"), "{ping}");
+        assert!(ping.contains("security.selinux"), "{ping}");
+        let label: Vec<String> = "system_u:object_r:ping_exec_t:s0"
+            .bytes()
+            .map(|b| format!("0x{b:02x}"))
+            .collect();
+        assert!(ping.contains(&label.join(", ")), "{ping}");
         assert!(ls(&repo, IMAGE, "/usr/lib/service.conf").starts_with("-00640 999 998"));
         assert!(ls(&repo, IMAGE, "/usr/lib/libfoo.so").ends_with("-> libfoo.so.1"));
         // The trigger ran on the composed tree.

@@ -281,22 +281,27 @@ fn build_components<'a>(
                     let res = res.with_context(|| {
                         format!("component '{}' was not built; no ref was changed", p.name)
                     });
-                    if let Ok((commit, stats)) = &res {
+                    if let Ok((commit, stats, packages)) = &res {
                         let _ = tx.send(Event::Finished {
                             kind: Kind::Component,
                             name: p.name.clone(),
                             commit: commit.clone(),
                             seconds: t.elapsed().as_secs_f64(),
                             detail: format!(
-                                "{}; {} objects written, {}",
+                                "{}; {} objects written, {}{}",
                                 p.reason.as_deref().unwrap_or(""),
                                 stats.content_objects_written,
-                                human_bytes(stats.content_bytes_written)
+                                human_bytes(stats.content_bytes_written),
+                                if packages.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!("; {packages}")
+                                }
                             ),
                         });
                     }
                     if let Ok(mut r) = results.lock() {
-                        r[i] = Some(res.map(|(c, _)| c));
+                        r[i] = Some(res.map(|(c, _, _)| c));
                     }
                 }
             });
@@ -332,7 +337,7 @@ fn build_component(
     repo: &Repo,
     p: &ComponentPlan,
     tx: &mpsc::Sender<Event>,
-) -> Result<(String, WriteStats)> {
+) -> Result<(String, WriteStats, String)> {
     let mut sink = ChannelSink {
         name: p.name.clone(),
         tx: tx.clone(),
@@ -388,7 +393,13 @@ fn build_component(
         Output::Archive { path, .. } => repo.import_archive(path, &commit),
     };
     let _ = crate::fsutil::remove_tree(&p.request.root);
-    result
+    let packages = crate::packages::describe(
+        p.current
+            .as_ref()
+            .map(|c| c.lists.get(META_PACKAGES).map_or(&[][..], |l| &l[..])),
+        output.packages(),
+    );
+    result.map(|(c, stats)| (c, stats, packages))
 }
 
 fn human_bytes(n: u64) -> String {

@@ -119,6 +119,25 @@ pub(super) fn compose_image(
             MetaValue::StrList(inputs.iter().map(|(n, c)| format!("{n}={c}")).collect()),
         ),
     ];
+    let mut component_packages = Vec::new();
+    for (_, c) in inputs.iter() {
+        component_packages.push(
+            repo.commit_info(c)?
+                .lists
+                .remove(META_PACKAGES)
+                .unwrap_or_default(),
+        );
+    }
+    let packages = crate::packages::merge(component_packages.iter().map(|l| &l[..]));
+    let package_account = crate::packages::describe(
+        ip.current
+            .as_ref()
+            .map(|c| c.lists.get(META_PACKAGES).map_or(&[][..], |l| &l[..])),
+        &packages,
+    );
+    if !packages.is_empty() {
+        metadata.push((META_PACKAGES.to_string(), MetaValue::StrList(packages)));
+    }
     for (k, v) in &section.metadata {
         metadata.push((
             k.clone(),
@@ -164,7 +183,11 @@ pub(super) fn compose_image(
         let (c, _) = repo
             .union_commit(inputs, last_wins, &commit)
             .map_err(conflict_hint)?;
-        return Ok((c, format!("version {version}, {} components", inputs.len())));
+        let mut account = format!("version {version}, {} components", inputs.len());
+        if !package_account.is_empty() {
+            account.push_str(&format!(", {package_account}"));
+        }
+        return Ok((c, account));
     }
     let intermediate = |subject: &'static str| NewCommit {
         parent: None,
@@ -183,6 +206,9 @@ pub(super) fn compose_image(
     union_ready(&union);
     timer.lap("union");
     let mut account = vec![format!("version {version}, {} components", inputs.len())];
+    if !package_account.is_empty() {
+        account.push(package_account);
+    }
     let mut tree = union;
     if !section.triggers.is_empty() {
         let (after, runs) =

@@ -1,7 +1,7 @@
 //! `ostree-build status`: every component and image with its ref, commit, version and
 //! whether it is up to date, read-only.
 
-use super::plan::{plan, META_BACKEND, META_VERSION};
+use super::plan::{plan, META_BACKEND, META_PACKAGES, META_VERSION};
 use crate::manifest::Manifest;
 use crate::repo::Repo;
 use anyhow::Result;
@@ -21,6 +21,9 @@ pub struct UnitStatus {
     pub reason: Option<String>,
     /// For images: the commit the export repository serves.
     pub published: Option<String>,
+    /// Installed packages (`name-version.arch`) recorded in the commit, if the backend
+    /// reports them; an image has those of its components.
+    pub packages: Vec<String>,
 }
 
 pub fn status(manifest: &Manifest) -> Result<Vec<UnitStatus>> {
@@ -43,6 +46,7 @@ pub fn status(manifest: &Manifest) -> Result<Vec<UnitStatus>> {
             state: state(c.current.is_some(), c.reason.is_some()),
             reason: c.reason,
             published: None,
+            packages: packages(c.current.as_ref()),
         });
     }
     for i in plan.images {
@@ -59,8 +63,10 @@ pub fn status(manifest: &Manifest) -> Result<Vec<UnitStatus>> {
         {
             reason = Some("not published yet".into());
         }
+        let packages = packages(i.current.as_ref());
         out.push(UnitStatus {
             kind: "image",
+            packages,
             state: state(commit.is_some(), reason.is_some()),
             name: i.name,
             ref_name: i.ref_name,
@@ -75,6 +81,12 @@ pub fn status(manifest: &Manifest) -> Result<Vec<UnitStatus>> {
         });
     }
     Ok(out)
+}
+
+fn packages(commit: Option<&crate::repo::CommitInfo>) -> Vec<String> {
+    commit
+        .and_then(|c| c.lists.get(META_PACKAGES).cloned())
+        .unwrap_or_default()
 }
 
 fn state(exists: bool, stale: bool) -> String {

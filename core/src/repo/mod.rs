@@ -68,6 +68,8 @@ pub struct CommitInfo {
     pub tree: String,
     /// String-valued metadata (other types are rendered as text).
     pub metadata: BTreeMap<String, String>,
+    /// String-list metadata (`as`), such as the package list.
+    pub lists: BTreeMap<String, Vec<String>>,
 }
 
 /// What one write transaction did.
@@ -255,12 +257,16 @@ impl Repo {
             .map_err(gerr)
             .with_context(|| format!("cannot load commit {checksum}"))?;
         let mut metadata = BTreeMap::new();
+        let mut lists = BTreeMap::new();
         for entry in commit.child_value(0).iter() {
             let key: String = entry.child_value(0).get().unwrap_or_default();
             let value = entry
                 .child_value(1)
                 .as_variant()
                 .unwrap_or(entry.child_value(1));
+            if let Some(list) = value.get::<Vec<String>>() {
+                lists.insert(key.clone(), list);
+            }
             let text = value
                 .str()
                 .map(str::to_string)
@@ -277,6 +283,7 @@ impl Repo {
                 ostree::checksum_from_bytes_v(&commit.child_value(7))
             ),
             metadata,
+            lists,
         })
     }
 
