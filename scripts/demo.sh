@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo, end to end: install what is needed, build ostree-build, copy the demo distro
 # (templates/demo) to a scratch project, build and publish it, show the result, then pull
-# it over HTTP into a client repository the way a device would.
+# it over HTTP into a client repository, and deploy it into a test sysroot with
+# `ostree admin deploy` the way a device would.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -31,4 +32,15 @@ ostree --repo=client remote add --no-gpg-verify demo "http://127.0.0.1:$port"
 ostree --repo=client pull demo exampleos/x86_64/standard
 ostree --repo=client checkout exampleos/x86_64/standard client-tree >/dev/null 2>&1 || ostree --repo=client checkout -U exampleos/x86_64/standard client-tree
 ./client-tree/usr/bin/hello
+echo "== a device deploys it (ostree admin init-fs, os-init, deploy into ./sysroot)"
+rm -rf sysroot && mkdir sysroot
+ostree admin init-fs sysroot >/dev/null
+ostree admin os-init --sysroot=sysroot exampleos
+ostree --repo=sysroot/ostree/repo remote add --no-gpg-verify exampleos "http://127.0.0.1:$port"
+ostree --repo=sysroot/ostree/repo pull exampleos exampleos/x86_64/standard
+ostree admin deploy --sysroot=sysroot --os=exampleos exampleos:exampleos/x86_64/standard
+ostree admin status --sysroot=sysroot
+deployment=$(ls -d sysroot/ostree/deploy/exampleos/deploy/*.0)
+echo "deployed /etc/hostname: $(cat "$deployment/etc/hostname")"
+cat sysroot/boot/loader/entries/*.conf
 echo "demo done: project in $demo, export repository in $demo/build/repo"
