@@ -12,7 +12,7 @@ pub fn merge<'a>(lists: impl IntoIterator<Item = &'a [String]>) -> Vec<String> {
 /// "N packages" and, when there was an earlier list, what was added and removed
 /// (at most five of each named). Empty when there are no packages at all.
 pub fn describe(old: Option<&[String]>, new: &[String]) -> String {
-    if new.is_empty() && old.map_or(true, |o| o.is_empty()) {
+    if new.is_empty() && old.unwrap_or_default().is_empty() {
         return String::new();
     }
     let mut text = format!("{} packages", new.len());

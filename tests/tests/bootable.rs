@@ -343,7 +343,20 @@ fn triggers_have_no_network_and_cannot_write_to_the_host() {
 
 #[test]
 fn client_deploys_the_published_image_with_ostree_admin() {
-    let p = project(r#"metadata = { "exampleos.channel" = "stable" }"#);
+    let p = project(
+        r#"metadata = { "exampleos.channel" = "stable" }
+triggers = [{ name = "systemd-presets" }]"#,
+    );
+    p.file(
+        "base/usr/lib/systemd/system/exampled.service",
+        "[Service]\nExecStart=/usr/bin/hello\n[Install]\nWantedBy=multi-user.target\n",
+        0o644,
+    )
+    .file(
+        "base/usr/lib/systemd/system-preset/90-exampleos.preset",
+        "enable exampled.service\ndisable *\n",
+        0o644,
+    );
     p.run(&["build"]).ok();
     let server = HttpServer::start(&p.export_repo());
     let sysroot = p.p("sysroot");
@@ -357,6 +370,15 @@ fn client_deploys_the_published_image_with_ostree_admin() {
         std::fs::read_to_string(deployment.join("etc/hostname")).unwrap(),
         "example\n"
     );
+    // The systemd-presets trigger enabled the unit; /etc came from /usr/etc.
+    assert_eq!(
+        std::fs::read_link(
+            deployment.join("etc/systemd/system/multi-user.target.wants/exampled.service")
+        )
+        .unwrap(),
+        Path::new("/usr/lib/systemd/system/exampled.service")
+    );
+    assert!(deployment.join("usr/etc/hostname").is_file());
     let entries = std::fs::read_dir(sysroot.join("boot/loader/entries"))
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())

@@ -111,8 +111,9 @@ pub fn run(found: &Found, adhoc: &AdHoc, rep: &mut dyn Reporter) -> Result<Strin
     let options = options(found, &adhoc.options)?;
     let repo = Repo::open_or_create(&adhoc.repo, RepoKind::Build)?;
     let cwd = std::env::current_dir()?;
-    let scratch = adhoc
-        .repo
+    // Absolute, so backends that run tools elsewhere get usable paths.
+    let repo_path = cwd.join(&adhoc.repo);
+    let scratch = repo_path
         .parent()
         .unwrap_or(&cwd)
         .join(".ostree-build")
@@ -129,8 +130,7 @@ pub fn run(found: &Found, adhoc: &AdHoc, rep: &mut dyn Reporter) -> Result<Strin
         root: scratch.clone(),
         options,
         cache_dir: Some(
-            adhoc
-                .repo
+            repo_path
                 .parent()
                 .unwrap_or(&cwd)
                 .join(".ostree-build")

@@ -146,7 +146,7 @@ fn plan_component(
             .unwrap_or(section.backend_span.start);
         manifest.error_at(
             at,
-            &e.to_string(),
+            &format!("{e:#}"),
             Some("fix the component's options in the manifest"),
         )
     })?;
