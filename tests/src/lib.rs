@@ -278,3 +278,70 @@ impl Drop for HttpServer {
         let _ = self.child.wait();
     }
 }
+
+/// Build the local RPM repository of `tests/fixtures/rpm/*.spec` (exampleos-base, -lib,
+/// -extra: noarch, no scriptlets) with rpmbuild and createrepo_c under `tmp`; returns it.
+pub fn build_rpm_repo(tmp: &Path) -> PathBuf {
+    {
+        for tool in ["rpmbuild", "createrepo_c", "dnf", "rpm"] {
+            assert!(
+                std::process::Command::new("sh")
+                    .args(["-c", &format!("command -v {tool}")])
+                    .stdout(std::process::Stdio::null())
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false),
+                "{tool} not found: run `bash scripts/setup.sh`"
+            );
+        }
+        let specs = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rpm");
+        let work = tmp.join(format!("dnf-rpms.tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        let top = work.join("rpmbuild");
+        let repo = work.join("repo");
+        std::fs::create_dir_all(&repo).unwrap();
+        let mut spec_files: Vec<PathBuf> = std::fs::read_dir(&specs)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "spec"))
+            .collect();
+        spec_files.sort();
+        assert!(!spec_files.is_empty(), "no spec in {}", specs.display());
+        for spec in &spec_files {
+            let out = std::process::Command::new("rpmbuild")
+                .arg("--define")
+                .arg(format!("_topdir {}", top.display()))
+                .args(["--quiet", "-bb"])
+                .arg(spec)
+                .env("HOME", &work)
+                .output()
+                .expect("run rpmbuild");
+            assert!(
+                out.status.success(),
+                "rpmbuild {} failed: {}",
+                spec.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        for e in std::fs::read_dir(top.join("RPMS/noarch")).unwrap() {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, repo.join(p.file_name().unwrap())).unwrap();
+        }
+        let out = std::process::Command::new("createrepo_c")
+            .arg("--quiet")
+            .arg(&repo)
+            .output()
+            .expect("run createrepo_c");
+        assert!(
+            out.status.success(),
+            "createrepo_c failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // One directory per binary run; the previous run's goes.
+        let dest = tmp.join("rpms");
+        let _ = std::fs::remove_dir_all(&dest);
+        std::fs::rename(&repo, &dest).unwrap();
+        let _ = std::fs::remove_dir_all(&work);
+        dest
+    }
+}

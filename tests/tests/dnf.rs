@@ -17,69 +17,7 @@ const BASE_REF: &str = "exampleos/x86_64/components/base";
 /// The local RPM repository (exampleos-base, -lib, -extra), built once per test binary.
 fn rpm_repo() -> &'static Path {
     static REPO: OnceLock<PathBuf> = OnceLock::new();
-    REPO.get_or_init(|| {
-        for tool in ["rpmbuild", "createrepo_c", "dnf", "rpm"] {
-            assert!(
-                Command::new("sh")
-                    .args(["-c", &format!("command -v {tool}")])
-                    .stdout(Stdio::null())
-                    .status()
-                    .map(|s| s.success())
-                    .unwrap_or(false),
-                "{tool} not found: run `bash scripts/setup.sh`"
-            );
-        }
-        let specs = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rpm");
-        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let work = tmp.join(format!("dnf-rpms.tmp-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&work);
-        let top = work.join("rpmbuild");
-        let repo = work.join("repo");
-        std::fs::create_dir_all(&repo).unwrap();
-        let mut spec_files: Vec<PathBuf> = std::fs::read_dir(&specs)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "spec"))
-            .collect();
-        spec_files.sort();
-        assert!(!spec_files.is_empty(), "no spec in {}", specs.display());
-        for spec in &spec_files {
-            let out = Command::new("rpmbuild")
-                .arg("--define")
-                .arg(format!("_topdir {}", top.display()))
-                .args(["--quiet", "-bb"])
-                .arg(spec)
-                .env("HOME", &work)
-                .output()
-                .expect("run rpmbuild");
-            assert!(
-                out.status.success(),
-                "rpmbuild {} failed: {}",
-                spec.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        for e in std::fs::read_dir(top.join("RPMS/noarch")).unwrap() {
-            let p = e.unwrap().path();
-            std::fs::copy(&p, repo.join(p.file_name().unwrap())).unwrap();
-        }
-        let out = Command::new("createrepo_c")
-            .arg("--quiet")
-            .arg(&repo)
-            .output()
-            .expect("run createrepo_c");
-        assert!(
-            out.status.success(),
-            "createrepo_c failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // One directory per binary run; the previous run's goes.
-        let dest = tmp.join("dnf-rpms");
-        let _ = std::fs::remove_dir_all(&dest);
-        std::fs::rename(&repo, &dest).unwrap();
-        let _ = std::fs::remove_dir_all(&work);
-        dest
-    })
+    REPO.get_or_init(|| build_rpm_repo(Path::new(env!("CARGO_TARGET_TMPDIR"))))
 }
 
 fn manifest(component: &str) -> String {

@@ -109,7 +109,6 @@ pub fn run(found: &Found, adhoc: &AdHoc, rep: &mut dyn Reporter) -> Result<Strin
     crate::repo::check_ref(&adhoc.branch)
         .map_err(|e| anyhow!("--branch '{}': {e}\n  help: use letters, digits, '.', '-', '_' and '/' (e.g. exampleos/x86_64/base)", adhoc.branch))?;
     let options = options(found, &adhoc.options)?;
-    let repo = Repo::open_or_create(&adhoc.repo, RepoKind::Build)?;
     let cwd = std::env::current_dir()?;
     // Absolute, so backends that run tools elsewhere get usable paths.
     let repo_path = cwd.join(&adhoc.repo);
@@ -119,9 +118,6 @@ pub fn run(found: &Found, adhoc: &AdHoc, rep: &mut dyn Reporter) -> Result<Strin
         .join(".ostree-build")
         // Not under work/, which a locked `build` of the same project clears.
         .join(format!("adhoc-{}", std::process::id()));
-    crate::fsutil::remove_tree(&scratch)?;
-    std::fs::create_dir_all(&scratch)
-        .with_context(|| format!("cannot create {}", scratch.display()))?;
     let request = Request {
         protocol: PROTOCOL_VERSION,
         component: found.info.name.clone(),
@@ -138,12 +134,18 @@ pub fn run(found: &Found, adhoc: &AdHoc, rep: &mut dyn Reporter) -> Result<Strin
                 .join(crate::manifest::escape_ref_part(&found.info.name)),
         ),
     };
+    // The backend checks its options (and says "needs root", "not installed") before
+    // anything is created on disk.
+    found.backend.plan(&request)?;
+    let repo = Repo::open_or_create(&adhoc.repo, RepoKind::Build)?;
+    crate::fsutil::remove_tree(&scratch)?;
+    std::fs::create_dir_all(&scratch)
+        .with_context(|| format!("cannot create {}", scratch.display()))?;
     rep.event(Event::Started {
         kind: Kind::Component,
         name: adhoc.branch.clone(),
     });
     let result = (|| -> Result<String> {
-        found.backend.plan(&request)?;
         let output = found
             .backend
             .run(&request, &mut Forward(rep, found.info.name.clone()))

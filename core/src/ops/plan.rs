@@ -144,11 +144,11 @@ fn plan_component(
             .next()
             .map(|s| s.start)
             .unwrap_or(section.backend_span.start);
-        manifest.error_at(
-            at,
-            &format!("{e:#}"),
-            Some("fix the component's options in the manifest"),
-        )
+        let message = format!("{e:#}");
+        // A backend that says what to do (install a tool, check a mirror) is not second-guessed.
+        let hint =
+            (!message.contains("help:")).then_some("fix the component's options in the manifest");
+        manifest.error_at(at, &message, hint)
     })?;
     let inputs_hash = {
         let mut h = Hasher::new("inputs");

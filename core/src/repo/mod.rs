@@ -11,6 +11,7 @@ mod layout;
 mod tree;
 mod union;
 mod worktree;
+mod xattrs;
 
 pub use changes::Change;
 pub use layout::{LayoutOptions, LayoutReport, LintErrors, LINT_RULES};
@@ -311,6 +312,7 @@ impl Repo {
             res.map_err(|e| explain_archive_error(e, archive))?;
             write_commit_from_mtree(repo, &mtree, commit)
         })
+        .and_then(|(c, stats)| Ok((self.canonicalize_xattrs(&c, commit)?.0, stats)))
     }
 
     /// Commit an existing directory tree as it is on disk.

@@ -298,16 +298,16 @@ fn scan_touched(
 }
 
 /// Ownership, mode and xattrs of a content object.
-struct FileMeta {
+pub(super) struct FileMeta {
     uid: u32,
     gid: u32,
     mode: u32,
-    xattrs: glib::Variant,
+    pub xattrs: glib::Variant,
 }
 
 /// The metadata a `bare-user` object keeps in its `user.ostreemeta` xattr, if `path` has it
 /// (an object's own inode, or a copy made with its xattrs, e.g. `cp -a`).
-fn object_meta(path: &Path) -> Result<Option<FileMeta>> {
+pub(super) fn object_meta(path: &Path) -> Result<Option<FileMeta>> {
     let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
     let name = c"user.ostreemeta";
     let mut buf = vec![0u8; 4096];

@@ -1,0 +1,391 @@
+//! The built-in `debootstrap` backend against the real Debian mirror
+//! (http://deb.debian.org/debian): ad hoc and from a manifest, debootstrap and mmdebstrap,
+//! the package cache kept between runs, the fingerprint that keeps a fresh component from
+//! being rebuilt, and each bad input failing with one clear line and no ref moved.
+//!
+//! Needs root (debootstrap), network, and debootstrap, mmdebstrap and curl
+//! (`bash scripts/setup.sh`).
+
+use ostree_build_tests::*;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::Command;
+
+const MIRROR: &str = "http://deb.debian.org/debian";
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Tests that bootstrap need root; say so instead of failing in a confusing way.
+fn require_root() -> bool {
+    if !is_root() {
+        eprintln!("skipped: needs root (debootstrap)");
+    }
+    is_root()
+}
+
+/// `--repo` for ad hoc runs in `p`: the backend's cache is then `<p>/.ostree-build/cache`.
+fn repo(p: &Project) -> String {
+    p.p("repo").display().to_string()
+}
+
+fn adhoc(p: &Project, branch: &str, extra: &[&str]) -> Run {
+    let repo = repo(p);
+    let mut args = vec![
+        "debootstrap",
+        "--branch",
+        branch,
+        "--repo",
+        &repo,
+        "--mirror",
+        MIRROR,
+    ];
+    args.extend_from_slice(extra);
+    p.run(&args)
+}
+
+/// Package downloads debootstrap reports (`I: Retrieving <pkg> <version>`), not indexes.
+fn package_downloads(out: &str) -> usize {
+    out.lines()
+        .filter_map(|l| l.split("I: Retrieving ").nth(1))
+        .filter(|what| !["InRelease", "Release", "Packages"].contains(&what.trim()))
+        .count()
+}
+
+/// What a user checks in a minbase Debian 12 commit.
+fn check_bookworm_tree(repo: &Path, rev: &str) {
+    let dpkg = ls(repo, rev, "/usr/bin/dpkg");
+    assert!(dpkg.starts_with("-00755 0 0"), "{dpkg}");
+    assert!(
+        cat(repo, rev, "/etc/debian_version").starts_with("12"),
+        "not Debian 12"
+    );
+    let link = ls(repo, rev, "/var/lib/dpkg");
+    assert!(link.starts_with('l'), "{link}");
+    assert!(
+        link.ends_with("/var/lib/dpkg -> ../../usr/lib/sysimage/dpkg"),
+        "{link}"
+    );
+    assert!(cat(repo, rev, "/usr/lib/sysimage/dpkg/status").contains("Package: dpkg\n"));
+    // Nothing from the bootstrap that must not be in an image.
+    let dev = ostree(repo, &["ls", rev, "/dev"]);
+    assert_eq!(dev.lines().count(), 1, "/dev is not empty:\n{dev}");
+    let lists = ostree(repo, &["ls", rev, "/var/lib/apt/lists"]);
+    assert_eq!(lists.lines().count(), 1, "apt lists left:\n{lists}");
+    let archives = ostree(repo, &["ls", "-R", rev, "/var/cache/apt/archives"]);
+    assert!(!archives.contains(".deb"), "{archives}");
+    let packages = ostree(
+        repo,
+        &["show", "--print-metadata-key=ostree-build.packages", rev],
+    );
+    assert!(packages.contains("'dpkg-"), "{packages}");
+    assert!(packages.contains("'base-files-12"), "{packages}");
+    fsck(repo);
+}
+
+fn cache_debs(dir: &Path) -> Vec<(String, std::time::SystemTime)> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".deb"))
+                .map(|e| {
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        e.metadata().unwrap().modified().unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+#[test]
+fn ad_hoc_minbase_is_committed_and_a_second_run_downloads_nothing() {
+    if !require_root() {
+        return;
+    }
+    let p = Project::new("");
+    std::fs::remove_file(p.p("ostree-build.toml")).unwrap();
+    let branch = "t/x86_64/base";
+    let first = adhoc(&p, branch, &["--suite", "bookworm", "--variant", "minbase"]).ok();
+    assert!(
+        first.stdout.contains("Built component t/x86_64/base"),
+        "{}",
+        first.stdout
+    );
+    let r = p.p("repo");
+    check_bookworm_tree(&r, branch);
+    let cache = p.p(".ostree-build/cache/debootstrap/bookworm-amd64");
+    let debs = cache_debs(&cache);
+    assert!(debs.len() > 50, "cache: {debs:?}");
+    assert!(package_downloads(&first.stdout) > 50, "{}", first.stdout);
+
+    let second = adhoc(&p, branch, &["--suite", "bookworm", "--variant", "minbase"]).ok();
+    assert_eq!(
+        package_downloads(&second.stdout),
+        0,
+        "the second run downloaded packages:\n{}",
+        second.stdout
+    );
+    assert_eq!(cache_debs(&cache), debs, "the cache changed");
+    check_bookworm_tree(&r, branch);
+    // The new commit follows the first.
+    let log = ostree(&r, &["log", branch]);
+    assert_eq!(log.matches("commit ").count(), 2, "{log}");
+}
+
+#[test]
+fn a_manifest_component_is_not_rebuilt_while_the_release_file_is_unchanged() {
+    if !require_root() {
+        return;
+    }
+    let p = Project::new(&format!(
+        r#"
+[os]
+name = "exampleos"
+arch = "x86_64"
+
+[component.base]
+backend = "debootstrap"
+suite = "bookworm"
+variant = "minbase"
+mirror = "{MIRROR}"
+include = ["ca-certificates"]
+"#
+    ));
+    let first = p.run(&["build"]).ok();
+    assert!(
+        first.stdout.contains("Built component base"),
+        "{}",
+        first.stdout
+    );
+    let build = p.build_repo();
+    let rev = "exampleos/x86_64/components/base";
+    check_bookworm_tree(&build, rev);
+    assert!(ls(&build, rev, "/etc/ssl/certs/ca-certificates.crt").starts_with('-'));
+    let packages = ostree(
+        &build,
+        &["show", "--print-metadata-key=ostree-build.packages", rev],
+    );
+    assert!(packages.contains("'ca-certificates-"), "{packages}");
+    let before = refs(&build);
+
+    let second = p.run(&["build"]).ok();
+    assert!(
+        !second.stdout.contains("Built component"),
+        "rebuilt although the mirror did not change:\n{}",
+        second.stdout
+    );
+    assert!(second.stdout.contains("nothing to do"), "{}", second.stdout);
+    assert_eq!(refs(&build), before);
+
+    // An option change rebuilds it.
+    p.write_manifest(
+        &std::fs::read_to_string(p.p("ostree-build.toml"))
+            .unwrap()
+            .replace(
+                "include = [\"ca-certificates\"]",
+                "include = [\"ca-certificates\", \"less\"]",
+            ),
+    );
+    let dry = p.run(&["build", "--dry-run"]).ok();
+    assert!(dry.stdout.contains("options changed"), "{}", dry.stdout);
+}
+
+#[test]
+fn mmdebstrap_builds_a_minbase_tree() {
+    if !require_root() {
+        return;
+    }
+    let p = Project::new("");
+    std::fs::remove_file(p.p("ostree-build.toml")).unwrap();
+    let out = adhoc(
+        &p,
+        "t/x86_64/mm",
+        &["--suite", "bookworm", "--tool", "mmdebstrap"],
+    )
+    .ok();
+    assert!(out.stdout.contains("mmdebstrap"), "{}", out.stdout);
+    check_bookworm_tree(&p.p("repo"), "t/x86_64/mm");
+    let debs = cache_debs(&p.p(".ostree-build/cache/debootstrap/bookworm-amd64"));
+    assert!(
+        debs.len() > 50,
+        "mmdebstrap did not fill the cache: {debs:?}"
+    );
+}
+
+/// Run a failing ad hoc build; it must fail with one error line (plus help) naming every
+/// `needles`, and create no ref.
+fn fails(p: &Project, args: &[&str], env: &[(&str, &OsStr)], needles: &[&str]) -> Run {
+    let repo = repo(p);
+    let mut all = vec!["debootstrap", "--branch", "t/x86_64/bad", "--repo", &repo];
+    all.extend_from_slice(args);
+    let run = p.run_env(&all, env).fails();
+    let error: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .collect();
+    assert_eq!(error.len(), 1, "{}", run.stderr);
+    for n in needles {
+        assert!(error[0].contains(n), "'{n}' not in: {}", run.stderr);
+    }
+    assert!(
+        refs(&p.p("repo")).is_empty(),
+        "a ref was created: {:?}",
+        refs(&p.p("repo"))
+    );
+    run
+}
+
+#[test]
+fn an_unknown_suite_is_named_with_the_mirror() {
+    let p = Project::new("");
+    let run = fails(
+        &p,
+        &["--suite", "bookwrom", "--mirror", MIRROR],
+        &[],
+        &["suite 'bookwrom' is unknown", MIRROR],
+    );
+    assert!(
+        run.stderr.contains("did you mean 'bookworm'"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_unknown_package_is_named_with_suite_and_mirror() {
+    if !require_root() {
+        return;
+    }
+    let p = Project::new("");
+    fails(
+        &p,
+        &[
+            "--suite",
+            "bookworm",
+            "--mirror",
+            MIRROR,
+            "--include",
+            "no-such-package-xyz",
+        ],
+        &[],
+        &["no-such-package-xyz", "'bookworm'", MIRROR],
+    );
+}
+
+#[test]
+fn an_unreachable_mirror_fails_fast() {
+    let p = Project::new("");
+    let start = std::time::Instant::now();
+    fails(
+        &p,
+        &[
+            "--suite",
+            "bookworm",
+            "--mirror",
+            "http://127.0.0.1:9/debian",
+        ],
+        &[],
+        &["unreachable", "http://127.0.0.1:9/debian"],
+    );
+    assert!(start.elapsed().as_secs() < 10, "{:?}", start.elapsed());
+}
+
+#[test]
+fn a_mirror_that_never_answers_times_out() {
+    // Accepts connections (the kernel's backlog) and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mirror = format!("http://{}/debian", listener.local_addr().unwrap());
+    let p = Project::new("");
+    let start = std::time::Instant::now();
+    fails(
+        &p,
+        &["--suite", "bookworm", "--mirror", &mirror, "--timeout", "2"],
+        &[],
+        &["unreachable", &mirror, "2s"],
+    );
+    let took = start.elapsed().as_secs_f64();
+    assert!((1.5..10.0).contains(&took), "took {took}s");
+    drop(listener);
+}
+
+#[test]
+fn a_missing_tool_names_the_package_to_install() {
+    // A PATH with curl but neither debootstrap nor mmdebstrap.
+    let p = Project::new("");
+    let bin = p.p("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let curl = ["/usr/bin/curl", "/bin/curl"]
+        .iter()
+        .find(|c| Path::new(c).exists())
+        .expect("curl installed");
+    std::os::unix::fs::symlink(curl, bin.join("curl")).unwrap();
+    for tool in ["debootstrap", "mmdebstrap"] {
+        if tool == "debootstrap" && !is_root() {
+            continue;
+        }
+        let run = fails(
+            &p,
+            &["--suite", "bookworm", "--mirror", MIRROR, "--tool", tool],
+            &[("PATH", bin.as_os_str())],
+            &[&format!("{tool} is not")],
+        );
+        assert!(
+            run.stderr.contains(&format!("apt-get install {tool}")),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn debootstrap_without_root_points_at_mmdebstrap() {
+    if !is_root() {
+        // Already not root: no need to drop privileges.
+        let p = Project::new("");
+        fails(
+            &p,
+            &["--suite", "bookworm", "--mirror", MIRROR],
+            &[],
+            &["debootstrap needs root", "mmdebstrap"],
+        );
+        return;
+    }
+    // A directory user nobody can write to (the ad hoc repository and scratch live there).
+    let p = Project::new("");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(binary())
+        .args([
+            "debootstrap",
+            "--branch",
+            "t/x86_64/bad",
+            "--repo",
+            &repo(&p),
+            "--suite",
+            "bookworm",
+            "--mirror",
+            MIRROR,
+        ])
+        .current_dir(p.path())
+        .output()
+        .expect("setpriv");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let error: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(error.len(), 1, "{stderr}");
+    assert!(error[0].contains("debootstrap needs root"), "{stderr}");
+    assert!(stderr.contains("mmdebstrap"), "{stderr}");
+    assert!(refs(&p.p("repo")).is_empty());
+}
