@@ -345,3 +345,52 @@ pub fn build_rpm_repo(tmp: &Path) -> PathBuf {
         dest
     }
 }
+
+/// Run a command that must succeed; its stdout.
+pub fn command(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What a device does: `ostree admin init-fs` and `os-init` in `sysroot`, a remote at
+/// `url`, pull `branch`, `ostree admin deploy`. Returns the one deployment's directory.
+pub fn deploy(sysroot: &Path, url: &str, os: &str, branch: &str) -> PathBuf {
+    let s = sysroot.to_str().expect("UTF-8 path");
+    let repo = format!("--repo={s}/ostree/repo");
+    std::fs::create_dir_all(sysroot).expect("create sysroot");
+    command("ostree", &["admin", "init-fs", s]);
+    command(
+        "ostree",
+        &["admin", "os-init", &format!("--sysroot={s}"), os],
+    );
+    command(
+        "ostree",
+        &[&repo, "remote", "add", "--no-gpg-verify", os, url],
+    );
+    command("ostree", &[&repo, "pull", os, branch]);
+    command(
+        "ostree",
+        &[
+            "admin",
+            "deploy",
+            &format!("--sysroot={s}"),
+            &format!("--os={os}"),
+            &format!("{os}:{branch}"),
+        ],
+    );
+    let found: Vec<PathBuf> = std::fs::read_dir(sysroot.join(format!("ostree/deploy/{os}/deploy")))
+        .expect("deployments")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found[0].clone()
+}

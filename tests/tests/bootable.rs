@@ -360,8 +360,7 @@ triggers = [{ name = "systemd-presets" }]"#,
     p.run(&["build"]).ok();
     let server = HttpServer::start(&p.export_repo());
     let sysroot = p.p("sysroot");
-    deploy(&sysroot, &server.url);
-    let deployment = only_deployment(&sysroot);
+    let deployment = deploy(&sysroot, &server.url, "exampleos", IMAGE);
     assert_eq!(
         std::fs::read_to_string(deployment.join("usr/bin/hello")).unwrap(),
         "#!/bin/sh\necho hello\n"
@@ -385,44 +384,4 @@ triggers = [{ name = "systemd-presets" }]"#,
         .collect::<String>();
     assert!(entries.contains(&format!("vmlinuz-{KVER}")), "{entries}");
     assert!(entries.contains("title exampleos 1.0"), "{entries}");
-}
-
-/// `ostree admin init-fs`, `os-init`, a remote over HTTP, pull and deploy.
-pub fn deploy(sysroot: &Path, url: &str) {
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("ostree")
-            .args(args)
-            .output()
-            .expect("ostree");
-        assert!(
-            out.status.success(),
-            "ostree {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let s = sysroot.to_str().unwrap();
-    let repo = format!("--repo={s}/ostree/repo");
-    std::fs::create_dir_all(sysroot).unwrap();
-    run(&["admin", "init-fs", s]);
-    run(&["admin", "os-init", &format!("--sysroot={s}"), "exampleos"]);
-    run(&[&repo, "remote", "add", "--no-gpg-verify", "exampleos", url]);
-    run(&[&repo, "pull", "exampleos", IMAGE]);
-    run(&[
-        "admin",
-        "deploy",
-        &format!("--sysroot={s}"),
-        "--os=exampleos",
-        &format!("exampleos:{IMAGE}"),
-    ]);
-}
-
-pub fn only_deployment(sysroot: &Path) -> std::path::PathBuf {
-    let dir = sysroot.join("ostree/deploy/exampleos/deploy");
-    let found: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    assert_eq!(found.len(), 1, "{found:?}");
-    found[0].clone()
 }

@@ -7,7 +7,6 @@
 use ostree_build_tests::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 
 const IMAGE: &str = "exampleos/x86_64/standard";
 const KVER: &str = "6.1.0-exampleos";
@@ -21,19 +20,6 @@ ti.pax_headers = {'SCHILY.xattr.security.capability': '\x01\x00\x00\x02\x00\x20\
 t.addfile(ti, io.BytesIO(b'ping\n'))
 reg('usr/lib/oe/service.conf', b'owned\n', 0o640, 999, 998)
 "#;
-
-fn command(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[test]
 fn debian_rpm_and_openembedded_components_make_an_image_a_client_deploys() {
@@ -126,43 +112,8 @@ triggers = [
     // A client pulls over HTTP and deploys.
     let server = HttpServer::start(&export);
     let sysroot = p.p("sysroot");
-    let s = sysroot.to_str().unwrap();
-    let client = format!("--repo={s}/ostree/repo");
-    std::fs::create_dir_all(&sysroot).unwrap();
-    command("ostree", &["admin", "init-fs", s]);
-    command(
-        "ostree",
-        &["admin", "os-init", &format!("--sysroot={s}"), "exampleos"],
-    );
-    command(
-        "ostree",
-        &[
-            &client,
-            "remote",
-            "add",
-            "--no-gpg-verify",
-            "exampleos",
-            &server.url,
-        ],
-    );
-    command("ostree", &[&client, "pull", "exampleos", IMAGE]);
-    command(
-        "ostree",
-        &[
-            "admin",
-            "deploy",
-            &format!("--sysroot={s}"),
-            "--os=exampleos",
-            &format!("exampleos:{IMAGE}"),
-        ],
-    );
-    let deployments: Vec<_> = std::fs::read_dir(sysroot.join("ostree/deploy/exampleos/deploy"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    assert_eq!(deployments.len(), 1);
-    let d = &deployments[0];
+    let d = &deploy(&sysroot, &server.url, "exampleos", IMAGE);
+    let client = format!("--repo={}/ostree/repo", sysroot.display());
 
     // /usr: Debian's, the RPMs', OpenEmbedded's (setuid, capability) and the kernel.
     assert!(d.join("usr/bin/dpkg").is_file());
