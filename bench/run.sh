@@ -169,7 +169,7 @@ write_manifest() {
       printf '[component.%s]\nbackend = "tarball"\npath = "%s"\n\n' "$c" "$TARS/$c.tar"
     done
     printf '[image.standard]\ncomponents = [%s]\n' "$list"
-    printf '%s\n' 'triggers = [{ name = "ldconfig", run = "ldconfig -r \"$OSTREE_BUILD_ROOT\"" }]'
+    printf '%s\n' 'triggers = [{ name = "ldconfig" }]'
   } >"$OBUILD/ostree-build.toml"
 }
 
