@@ -5,7 +5,7 @@ set -euo pipefail
 # debootstrap, mmdebstrap, dnf, rpm (rpmbuild) and createrepo-c: the package backends and
 # the local RPM repository their tests build; kmod: the depmod trigger; curl: HTTP checks.
 packages=(libostree-dev ostree fuse3 bubblewrap pkg-config python3 time attr gzip bzip2 xz-utils zstd
-  debootstrap mmdebstrap dnf rpm createrepo-c kmod curl)
+  debootstrap mmdebstrap uidmap dnf rpm createrepo-c kmod curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

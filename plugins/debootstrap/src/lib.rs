@@ -29,6 +29,8 @@ pub struct DebootstrapBackend;
 /// slow mirror well under an hour.
 const TOOL_LIMIT: Duration = Duration::from_secs(2 * 60 * 60);
 const DEFAULT_TIMEOUT: u64 = 20;
+/// What mmdebstrap writes into the scratch directory.
+const ROOTFS_TAR: &str = "rootfs.tar";
 const DEBOOTSTRAP_VARIANTS: &[&str] = &["minbase", "buildd", "fakechroot"];
 const MMDEBSTRAP_VARIANTS: &[&str] = &[
     "extract",
@@ -400,7 +402,10 @@ fn command(cfg: &Config, exe: &Path, root: &Path, cache: Option<&Path>) -> Comma
             cmd.arg(&cfg.suite).arg(root).arg(&cfg.mirror);
         }
         Tool::Mmdebstrap => {
-            cmd.arg("--mode=auto");
+            // A tarball, not a directory: without root (unshare mode) the directory would
+            // belong to subordinate ids this process cannot read; the tar carries owners as
+            // they are in the image, and the core streams it in. Device nodes stay out.
+            cmd.args(["--mode=auto", "--format=tar", "--skip=output/dev"]);
             if let Some(cache) = cache {
                 let cache = sh_quote(&cache.to_string_lossy());
                 // Keep the packages of the essential set in /var/cache/apt/archives so
@@ -414,7 +419,18 @@ fn command(cfg: &Config, exe: &Path, root: &Path, cache: Option<&Path>) -> Comma
                         "--customize-hook=sync-out /var/cache/apt/archives {cache}"
                     ));
             }
-            cmd.arg(&cfg.suite).arg(root).arg(&cfg.mirror);
+            cmd.arg(format!(
+                "--customize-hook=set -- \"$1\" hook\n{}",
+                tree::TIDY_SCRIPT
+            ))
+            .arg(format!(
+                "--customize-hook=copy-out /{}/status {}",
+                tree::DPKG_DB,
+                sh_quote(&root.to_string_lossy())
+            ));
+            cmd.arg(&cfg.suite)
+                .arg(root.join(ROOTFS_TAR))
+                .arg(&cfg.mirror);
             // Extra sources take part in resolving packages.
             for s in &cfg.extra_sources {
                 cmd.arg(&s.line);
@@ -522,22 +538,42 @@ fn failure(cfg: &Config, ran: &runner::Ran, root: &Path) -> anyhow::Error {
     )
 }
 
-/// Write the extra sources into the tree; with mmdebstrap, take them out of
-/// /etc/apt/sources.list, where it put them, so apt does not see them twice.
+/// `--skip=output/dev` leaves /dev out of mmdebstrap's tarball altogether; put back the
+/// empty directory (root-owned, 0755) that every other tree has as a mount point.
+fn append_empty_dev(tar: &Path, scratch: &Path) -> Result<()> {
+    let dir = scratch.join("empty-dev");
+    std::fs::create_dir_all(dir.join("dev"))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let out = Command::new("tar")
+        .arg("--append")
+        .arg("--file")
+        .arg(tar)
+        .args([
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            "--mode=0755",
+            "-C",
+        ])
+        .arg(&dir)
+        .arg("./dev")
+        .output()
+        .context("cannot run tar to add /dev to mmdebstrap's tarball")?;
+    if !out.status.success() {
+        bail!(
+            "cannot add /dev to {}: {}",
+            tar.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Write the extra sources into the tree (debootstrap; mmdebstrap keeps them in
+/// /etc/apt/sources.list, where it puts every source it installs from).
 fn write_extra_sources(cfg: &Config, root: &Path) -> Result<()> {
     if cfg.extra_sources.is_empty() {
         return Ok(());
-    }
-    if cfg.tool == Tool::Mmdebstrap {
-        let main = root.join("etc/apt/sources.list");
-        if let Ok(text) = std::fs::read_to_string(&main) {
-            let kept: Vec<&str> = text
-                .lines()
-                .filter(|l| !cfg.extra_sources.iter().any(|s| s.line == l.trim()))
-                .collect();
-            std::fs::write(&main, format!("{}\n", kept.join("\n")))
-                .with_context(|| format!("cannot write {}", main.display()))?;
-        }
     }
     let dir = root.join("etc/apt/sources.list.d");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -566,7 +602,7 @@ impl Backend for DebootstrapBackend {
                 OptionSpec::new("include", "list", false, "extra packages to install"),
                 OptionSpec::new("exclude", "list", false, "packages to leave out (debootstrap only)"),
                 OptionSpec::new("keyring", "path", false, "OpenPGP keyring to check the mirror's Release file with"),
-                OptionSpec::new("extra-sources", "list", false, "more apt source lines (\"deb URI SUITE COMPONENTS\"), written to /etc/apt/sources.list.d/ostree-build.list; mmdebstrap also installs from them"),
+                OptionSpec::new("extra-sources", "list", false, "more apt source lines (\"deb URI SUITE COMPONENTS\"), written to /etc/apt/sources.list.d/ostree-build.list (debootstrap) or used to install from and kept in /etc/apt/sources.list (mmdebstrap)"),
                 OptionSpec::new("tool", "string", false, "debootstrap (default, needs root) or mmdebstrap (also runs without root)"),
                 OptionSpec::new("timeout", "integer", false, "seconds to wait for the mirror when checking it, default 20"),
             ],
@@ -657,15 +693,21 @@ impl Backend for DebootstrapBackend {
         if !matches!(ran.status, Some(s) if s.success()) {
             return Err(failure(&cfg, &ran, &root));
         }
+        if cfg.tool == Tool::Mmdebstrap {
+            // Tidied by the customize hook; the status file was copied out next to the tar.
+            append_empty_dev(&root.join(ROOTFS_TAR), &root)?;
+            let packages = tree::packages(&root.join("status"))?;
+            events.info(&format!("{} packages installed", packages.len()));
+            return Ok(Output::Archive {
+                path: root.join(ROOTFS_TAR),
+                packages,
+            });
+        }
         write_extra_sources(&cfg, &root)?;
-        let tidied = tree::tidy(&root, Path::new("/etc"))
-            .context("cannot prepare the bootstrapped tree for committing")?;
-        events.info(&format!(
-            "tidied the tree: {} entries removed; {}",
-            tidied.removed,
-            tidied.notes.join("; ")
-        ));
-        let packages = tree::packages(&root)?;
+        let tidied =
+            tree::tidy(&root).context("cannot prepare the bootstrapped tree for committing")?;
+        events.info(&format!("tidied the tree: {tidied}"));
+        let packages = tree::packages(&root.join(tree::DPKG_DB).join("status"))?;
         events.info(&format!("{} packages installed", packages.len()));
         Ok(Output::Tree {
             root: request.root.clone(),
