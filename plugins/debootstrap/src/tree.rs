@@ -75,7 +75,7 @@ pub fn tidy(root: &Path) -> Result<String> {
 
 /// Installed packages from the dpkg status file `status`, as `name-version.arch`, sorted.
 pub fn packages(status: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(&status)
+    let text = std::fs::read_to_string(status)
         .with_context(|| format!("cannot read the dpkg status file {}", status.display()))?;
     let mut out = parse_status(&text);
     out.sort();
