@@ -373,7 +373,7 @@ fn debootstrap_without_root_points_at_mmdebstrap() {
     std::fs::set_permissions(p.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(binary())
+        .arg(binary_for_anyone(&p))
         .args([
             "debootstrap",
             "--branch",
@@ -395,6 +395,16 @@ fn debootstrap_without_root_points_at_mmdebstrap() {
     assert!(error[0].contains("debootstrap needs root"), "{stderr}");
     assert!(stderr.contains("mmdebstrap"), "{stderr}");
     assert!(refs(&p.p("repo")).is_empty());
+}
+
+/// A copy of the binary inside the project, which an unprivileged user can run wherever the
+/// checkout lives (CI may build under a directory only root can enter).
+fn binary_for_anyone(p: &Project) -> std::path::PathBuf {
+    let copy = p.p("ostree-build");
+    std::fs::copy(binary(), &copy).expect("copy the binary");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    copy
 }
 
 /// A user with subordinate ids (what mmdebstrap's unshare mode needs), created when
@@ -433,10 +443,11 @@ fn mmdebstrap_builds_without_root() {
     let user = unprivileged_builder();
     let p = Project::new("");
     std::fs::remove_file(p.p("ostree-build.toml")).unwrap();
+    let bin = binary_for_anyone(&p);
     command("chown", &["-R", user, p.path().to_str().unwrap()]);
     let out = Command::new("runuser")
         .args(["-u", user, "--"])
-        .arg(binary())
+        .arg(bin)
         .args([
             "debootstrap",
             "--branch",
