@@ -253,6 +253,10 @@ fn help(topic: Option<&str>) -> Result<()> {
         sub.print_help()?;
         return Ok(());
     }
+    if topic == "triggers" {
+        print_triggers_help();
+        return Ok(());
+    }
     let registry = ostree_build_core::backends::Registry::discover();
     match registry.resolve(topic)? {
         Ok(found) => print_backend_help(&found),
@@ -262,6 +266,31 @@ fn help(topic: Option<&str>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn print_triggers_help() {
+    use ostree_build_core::triggers::{builtin, BUILTIN_NAMES};
+    println!("Triggers run in order on an image's composed tree, in bubblewrap (no network, the");
+    println!("host read-only, /tmp private) behind rofiles-fuse. In [image.NAME]:\n");
+    println!("  triggers = [");
+    println!("    {{ name = \"ldconfig\" }},                       # a built-in");
+    println!("    {{ name = \"index\", run = \"...\", inputs = [\"/usr/share/x\"] }},");
+    println!(
+        "    {{ name = \"own-tool\", run = \"...\", sandbox = \"image\" }},   # the image is /"
+    );
+    println!("  ]\n");
+    println!("A trigger with `inputs` re-runs only when one of those paths changed; otherwise its");
+    println!("previous output is applied. `run` gets $OSTREE_BUILD_ROOT (the tree) and");
+    println!("$OSTREE_BUILD_IMAGE.\n\nBuilt-in triggers:");
+    for name in BUILTIN_NAMES {
+        if let Some(b) = builtin(name) {
+            println!(
+                "  {name}\n    run: {}\n    inputs: {}",
+                b.run,
+                b.inputs.join(", ")
+            );
+        }
+    }
 }
 
 fn print_backend_help(found: &ostree_build_core::backends::Found) {

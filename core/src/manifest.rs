@@ -409,8 +409,8 @@ impl Manifest {
                                 t.name
                             ),
                             Some(&match did_you_mean(&t.name, names.iter().copied()) {
-                                Some(s) => format!("did you mean `{s}`? built-in triggers: {}", names.join(", ")),
-                                None => format!("built-in triggers: {}; or give a command with run = \"...\"", names.join(", ")),
+                                Some(s) => format!("did you mean `{s}`? built-in triggers: {} (see `ostree-build help triggers`)", names.join(", ")),
+                                None => format!("built-in triggers: {}; or give a command with run = \"...\" (see `ostree-build help triggers`)", names.join(", ")),
                             }),
                         ));
                     }
