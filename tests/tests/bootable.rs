@@ -262,9 +262,14 @@ fn triggers_rerun_only_when_their_inputs_change() {
         r#"triggers = [
   { name = "depmod" },
   { name = "doc-index", run = "ls usr/share/doc > usr/share/doc-index", inputs = ["/usr/share/doc"] },
+  { name = "strip-debug", run = "rm -r usr/lib/debug", inputs = ["/usr/lib/debug"] },
 ]"#,
     );
-    p.file("base/usr/share/doc/a", "a\n", 0o644);
+    p.file("base/usr/share/doc/a", "a\n", 0o644).file(
+        "base/usr/lib/debug/hello.debug",
+        "symbols\n",
+        0o644,
+    );
     let first = p.run(&["build"]).ok();
     assert!(first.stdout.contains("depmod "), "{}", first.stdout);
     let export = p.export_repo();
@@ -280,9 +285,17 @@ fn triggers_rerun_only_when_their_inputs_change() {
     p.file("base/usr/bin/hello", "#!/bin/sh\necho changed\n", 0o755);
     let second = p.run(&["build"]).ok();
     assert!(
-        second.stdout.contains("depmod reused") && second.stdout.contains("doc-index reused"),
+        second.stdout.contains("depmod reused")
+            && second.stdout.contains("doc-index reused")
+            && second.stdout.contains("strip-debug reused"),
         "{}",
         second.stdout
+    );
+    // A reused deletion deletes again.
+    assert!(
+        !tree(&export).contains("/usr/lib/debug"),
+        "{}",
+        tree(&export)
     );
     assert_eq!(cat(&export, IMAGE, "/usr/share/doc-index"), "a\n");
     assert_eq!(

@@ -196,8 +196,7 @@ fn split(path: &str) -> Vec<&str> {
 }
 
 impl Editor<'_> {
-    /// The directory at `path` in the tree being laid out, created (with `meta`) where
-    /// missing.
+    /// The directory at `path`, created (with `meta`) where missing.
     pub fn ensure_dir(&self, path: &str, meta: &str) -> Result<MutableTree> {
         let mut dir = self.root.clone();
         for part in split(path) {
@@ -220,9 +219,17 @@ impl Editor<'_> {
         Ok((self.ensure_dir(parent, &self.default_meta)?, name))
     }
 
+    /// Remove the entry at `path`, if there is one; creates nothing.
     pub fn remove(&self, path: &str) -> Result<()> {
-        let (parent, name) = self.parent_and_name(path)?;
-        parent.remove(name, true).map_err(gerr)
+        let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let mut dir = self.root.clone();
+        for part in split(parent) {
+            match lookup_entry(&dir, part)? {
+                (_, Some(sub)) => dir = sub,
+                _ => return Ok(()),
+            }
+        }
+        dir.remove(name, true).map_err(gerr)
     }
 
     pub fn put_file(&self, path: &str, checksum: &str) -> Result<()> {
