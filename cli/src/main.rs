@@ -1,6 +1,20 @@
 //! The `ostree-build` command line: argument parsing and output only. Everything it does
 //! goes through `ostree_build_core`.
 
+/// `println!` that ends the process quietly when the reader has gone away
+/// (`ostree-build status | head`), as Unix tools do, instead of panicking: SIGPIPE is
+/// ignored in this process (by Rust, and again by GLib).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 use ostree_build_core::manifest::Manifest;
@@ -94,7 +108,7 @@ fn main() {
     };
     if let Err(e) = run(cli) {
         if json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({"event": "error", "message": format!("{e:#}")})
             );
@@ -164,7 +178,7 @@ fn run(cli: Cli) -> Result<()> {
             let units = ostree_build_core::ops::status::status(&manifest)?;
             if project.message_format == MessageFormat::Json {
                 for u in &units {
-                    println!("{}", serde_json::to_string(u)?);
+                    outln!("{}", serde_json::to_string(u)?);
                 }
             } else {
                 for u in &units {
@@ -191,10 +205,10 @@ fn run(cli: Cli) -> Result<()> {
                             u.published.as_deref().map(short).unwrap_or("no")
                         ));
                     }
-                    println!("{line}");
+                    outln!("{line}");
                     if packages {
                         for p in &u.packages {
-                            println!("    {p}");
+                            outln!("    {p}");
                         }
                     }
                 }
@@ -214,22 +228,22 @@ fn list_backends(json: bool) {
     let registry = Registry::discover();
     for item in registry.list() {
         match item {
-            Listed::Backend(f) if json => println!(
+            Listed::Backend(f) if json => outln!(
                 "{}",
                 serde_json::json!({"name": f.info.name, "version": f.info.version, "source": f.source, "description": f.info.description, "protocols": f.info.protocols})
             ),
-            Listed::Backend(f) => println!(
+            Listed::Backend(f) => outln!(
                 "{:<14} {:<9} {:<40} {}",
                 f.info.name,
                 f.info.version,
                 f.source.to_string(),
                 f.info.description
             ),
-            Listed::Command(c) if json => println!(
+            Listed::Command(c) if json => outln!(
                 "{}",
                 serde_json::json!({"name": c.name, "source": {"kind": "external-command", "path": c.path}})
             ),
-            Listed::Command(c) => println!(
+            Listed::Command(c) => outln!(
                 "{:<14} {:<9} {:<40} (external command, not a backend)",
                 c.name,
                 "-",
@@ -270,21 +284,19 @@ fn help(topic: Option<&str>) -> Result<()> {
 
 fn print_triggers_help() {
     use ostree_build_core::triggers::{builtin, BUILTIN_NAMES};
-    println!("Triggers run in order on an image's composed tree, in bubblewrap (no network, the");
-    println!("host read-only, /tmp private) behind rofiles-fuse. In [image.NAME]:\n");
-    println!("  triggers = [");
-    println!("    {{ name = \"ldconfig\" }},                       # a built-in");
-    println!("    {{ name = \"index\", run = \"...\", inputs = [\"/usr/share/x\"] }},");
-    println!(
-        "    {{ name = \"own-tool\", run = \"...\", sandbox = \"image\" }},   # the image is /"
-    );
-    println!("  ]\n");
-    println!("A trigger with `inputs` re-runs only when one of those paths changed; otherwise its");
-    println!("previous output is applied. `run` gets $OSTREE_BUILD_ROOT (the tree) and");
-    println!("$OSTREE_BUILD_IMAGE.\n\nBuilt-in triggers:");
+    outln!("Triggers run in order on an image's composed tree, in bubblewrap (no network, the");
+    outln!("host read-only, /tmp private) behind rofiles-fuse. In [image.NAME]:\n");
+    outln!("  triggers = [");
+    outln!("    {{ name = \"ldconfig\" }},                       # a built-in");
+    outln!("    {{ name = \"index\", run = \"...\", inputs = [\"/usr/share/x\"] }},");
+    outln!("    {{ name = \"own-tool\", run = \"...\", sandbox = \"image\" }},   # the image is /");
+    outln!("  ]\n");
+    outln!("A trigger with `inputs` re-runs only when one of those paths changed; otherwise its");
+    outln!("previous output is applied. `run` gets $OSTREE_BUILD_ROOT (the tree) and");
+    outln!("$OSTREE_BUILD_IMAGE.\n\nBuilt-in triggers:");
     for name in BUILTIN_NAMES {
         if let Some(b) = builtin(name) {
-            println!(
+            outln!(
                 "  {name}\n    run: {}\n    inputs: {}",
                 b.run,
                 b.inputs.join(", ")
@@ -295,26 +307,26 @@ fn print_triggers_help() {
 
 fn print_backend_help(found: &ostree_build_core::backends::Found) {
     let info = &found.info;
-    println!("{} {}: {}", info.name, info.version, info.description);
-    println!("from: {}\n", found.source);
-    println!(
+    outln!("{} {}: {}", info.name, info.version, info.description);
+    outln!("from: {}\n", found.source);
+    outln!(
         "In a manifest:\n  [component.NAME]\n  backend = \"{}\"",
         info.name
     );
     for o in &info.options {
-        println!(
+        outln!(
             "  {} = ...{}",
             o.name,
             if o.required { "" } else { "   # optional" }
         );
     }
-    println!(
+    outln!(
         "\nAd hoc:\n  ostree-build {} --branch BRANCH [--repo REPO] [--subject TEXT] [--OPTION VALUE]...",
         info.name
     );
-    println!("\nOptions:");
+    outln!("\nOptions:");
     for o in &info.options {
-        println!(
+        outln!(
             "  --{:<18} {:<8} {}{}",
             o.name,
             o.kind,
@@ -453,7 +465,7 @@ impl Reporter for Printer {
     fn event(&mut self, event: Event) {
         if self.json {
             if let Ok(s) = serde_json::to_string(&event) {
-                println!("{s}");
+                outln!("{s}");
             }
             return;
         }

@@ -378,6 +378,12 @@ fn repository_change_triggers_a_rebuild() {
         .status()
         .unwrap();
     assert!(status.success());
+    let dry = p.run(&["build", "--dry-run"]).ok();
+    assert!(
+        dry.stdout.contains("the dnf backend's fingerprint changed"),
+        "{}",
+        dry.stdout
+    );
     let run = p.run(&["build"]).ok();
     assert_ne!(refs(&p.build_repo()), first, "{}{}", run.stdout, run.stderr);
 }

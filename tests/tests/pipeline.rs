@@ -577,3 +577,22 @@ fn interrupting_a_run_that_waits_for_the_lock_leaves_the_other_run_alone() {
     assert!(status.success(), "{output}");
     assert_eq!(cat(&p.export_repo(), IMAGE, "/usr/share/late"), "late\n");
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let p = project();
+    p.run(&["build"]).ok();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            // The reader closes its end at once, so the first write meets a closed pipe.
+            "'{}' status --packages --message-format json | {{ exec <&-; sleep 1; }}",
+            binary().display()
+        ))
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}

@@ -372,6 +372,12 @@ fn build_component(
             MetaValue::Str(p.options_hash.clone()),
         ),
     ];
+    if !p.fingerprint.is_empty() {
+        metadata.push((
+            META_FINGERPRINT.to_string(),
+            MetaValue::Str(p.fingerprint.clone()),
+        ));
+    }
     if !output.packages().is_empty() {
         metadata.push((
             META_PACKAGES.to_string(),

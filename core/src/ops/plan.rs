@@ -16,6 +16,8 @@ pub const META_BACKEND_VERSION: &str = "ostree-build.backend-version";
 pub const META_INPUT_HASH: &str = "ostree-build.input-hash";
 pub const META_INPUTS_HASH: &str = "ostree-build.inputs-hash";
 pub const META_OPTIONS_HASH: &str = "ostree-build.options-hash";
+/// The backend's own fingerprint (a mirror's Release file, repositories' metadata).
+pub const META_FINGERPRINT: &str = "ostree-build.fingerprint";
 pub const META_PACKAGES: &str = "ostree-build.packages";
 pub const META_COMPONENTS: &str = "ostree-build.components";
 pub const META_VERSION: &str = "version";
@@ -29,6 +31,8 @@ pub struct ComponentPlan {
     pub input_hash: String,
     pub inputs_hash: String,
     pub options_hash: String,
+    /// The backend's fingerprint from its plan.
+    pub fingerprint: String,
     /// The commit the ref points at now, if any.
     pub current: Option<CommitInfo>,
     /// Why it must be built; `None` when it is fresh.
@@ -197,6 +201,15 @@ fn plan_component(
                 )
             } else if c.metadata.get(META_OPTIONS_HASH) != Some(&options_hash) {
                 "options changed".to_string()
+            } else if c
+                .metadata
+                .get(META_FINGERPRINT)
+                .is_some_and(|f| *f != backend_plan.fingerprint)
+            {
+                format!(
+                    "the {} backend's fingerprint changed (what it builds from was updated)",
+                    backend.info.name
+                )
             } else {
                 let names: Vec<String> = backend_plan
                     .inputs
@@ -208,7 +221,11 @@ fn plan_component(
                             .to_string()
                     })
                     .collect();
-                format!("input changed ({})", names.join(", "))
+                if names.is_empty() {
+                    "input changed".to_string()
+                } else {
+                    format!("input changed ({})", names.join(", "))
+                }
             },
         ),
     };
@@ -220,6 +237,7 @@ fn plan_component(
         input_hash,
         inputs_hash,
         options_hash,
+        fingerprint: backend_plan.fingerprint.clone(),
         current,
         reason,
     })
