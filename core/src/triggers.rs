@@ -157,7 +157,29 @@ impl Resolved {
 /// of the host writable but the image (through the rofiles-fuse mount at `mount_point`).
 fn sandboxed(t: &Resolved, image: &str, mount_point: &Path, project_dir: &Path) -> Command {
     let mut cmd = Command::new("bwrap");
+    // As root, bwrap would leave the trigger every capability, enough to remount the
+    // read-only host writable: keep only what file work in the image needs (owners, modes,
+    // file capabilities, ldconfig's chroot). Not CAP_DAC_READ_SEARCH (open_by_handle_at
+    // escapes), CAP_SYS_ADMIN (mounts) or CAP_MKNOD.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        cmd.args(["--cap-drop", "ALL"]);
+        for cap in [
+            "CAP_CHOWN",
+            "CAP_DAC_OVERRIDE",
+            "CAP_FOWNER",
+            "CAP_FSETID",
+            "CAP_SETFCAP",
+            "CAP_SETGID",
+            "CAP_SETUID",
+            "CAP_SYS_CHROOT",
+        ] {
+            cmd.args(["--cap-add", cap]);
+        }
+    }
     cmd.args([
+        // No controlling terminal: a trigger cannot push keystrokes into the user's shell.
+        "--new-session",
         "--die-with-parent",
         "--unshare-net",
         "--unshare-ipc",
@@ -192,6 +214,32 @@ fn sandboxed(t: &Resolved, image: &str, mount_point: &Path, project_dir: &Path) 
         .args(["--setenv", "TMPDIR", "/tmp"])
         .args(["--", "/bin/sh", "-c", &t.run]);
     cmd
+}
+
+/// For `sandbox = "image"`: the mount points bubblewrap needs in the image, created where
+/// the image lacks them (before the snapshot, so they are not trigger output). Returns
+/// those it created, for [`remove_mount_points`] after the run.
+pub fn create_mount_points(t: &Resolved, tree: &Path) -> Result<Vec<PathBuf>> {
+    let mut created = Vec::new();
+    if t.sandbox != SandboxKind::Image {
+        return Ok(created);
+    }
+    for dir in ["dev", "proc", "tmp", "run"] {
+        let path = tree.join(dir);
+        if std::fs::symlink_metadata(&path).is_err() {
+            std::fs::create_dir(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            created.push(path);
+        }
+    }
+    Ok(created)
+}
+
+pub fn remove_mount_points(created: &[PathBuf]) -> Result<()> {
+    for path in created {
+        std::fs::remove_dir(path).with_context(|| format!("cannot remove {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Run one trigger against `tree`, seen through rofiles-fuse at `mount_point` as
@@ -237,16 +285,21 @@ pub fn run_trigger(
     mount.unmount()?;
     if !status.success() {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let mut tail: Vec<&str> = text.lines().collect();
-        tail.truncate(10);
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(10)..];
         bail!(
             "image '{image}': trigger '{}' failed ({}){}\n  help: the command was: {}; triggers run sandboxed: no network, only the image is writable, /tmp is private{}",
             t.name,
             status,
-            tail.first().map(|l| format!(": {l}")).unwrap_or_default(),
+            tail.last().map(|l| format!(": {l}")).unwrap_or_default(),
             t.run,
             if tail.len() > 1 {
-                format!("\n  output:\n    {}", tail.join("\n    "))
+                format!(
+                    "\n  output (last {} lines; all of it in {}):\n    {}",
+                    tail.len(),
+                    log.display(),
+                    tail.join("\n    ")
+                )
             } else {
                 String::new()
             }

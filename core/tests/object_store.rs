@@ -45,10 +45,7 @@ fn in_place_write_to_a_hardlinked_object_is_detected() {
         .commit_touched(&tree, &c, &since, &new_commit())
         .unwrap();
     assert_eq!(stats.content_objects_written, 1);
-    assert!(
-        touched >= 2,
-        "the file and its directory are touched: {touched}"
-    );
+    assert_eq!(touched, vec!["usr/bin/other".to_string()]);
 
     // Writing through the hardlink is caught and named.
     let mut f = std::fs::OpenOptions::new()
@@ -115,7 +112,7 @@ fn synced_worktree_equals_a_fresh_checkout() {
     let (c, stats, touched) = repo
         .commit_touched(&tree, &cb, &since, &new_commit())
         .unwrap();
-    assert_eq!((stats.content_objects_written, touched), (0, 0));
+    assert_eq!((stats.content_objects_written, touched.len()), (0, 0));
     assert_eq!(
         repo.commit_info(&c).unwrap().tree,
         repo.commit_info(&cb).unwrap().tree

@@ -327,12 +327,21 @@ fn triggers_have_no_network_and_cannot_write_to_the_host() {
     // The project directory is readable in the sandbox, but not writable.
     let p = project("");
     let marker = p.p("written-by-trigger");
+    // Remounting the read-only host or project writable needs capabilities triggers lack.
+    let host_marker = Path::new("/var/tmp/ostree-build-escape-marker");
+    let _ = std::fs::remove_file(host_marker);
     p.write_manifest(&manifest(&format!(
-        r#"triggers = [{{ name = "escape", run = "(echo x > '{}') 2>/dev/null; mkdir -p usr/share && touch usr/share/inside" }}]"#,
-        marker.display()
+        r#"triggers = [{{ name = "escape", run = "(echo x > '{m}') 2>/dev/null; (mount -o remount,bind,rw / && echo x > {h}) 2>/dev/null; (mount -o remount,bind,rw '{d}' && echo x > '{m}') 2>/dev/null; mkdir -p usr/share && touch usr/share/inside" }}]"#,
+        m = marker.display(),
+        h = host_marker.display(),
+        d = p.path().display(),
     )));
     p.run(&["build"]).ok();
     assert!(!marker.exists(), "a trigger wrote outside the image");
+    assert!(
+        !host_marker.exists(),
+        "a trigger remounted the host writable"
+    );
     assert_eq!(cat(&p.export_repo(), IMAGE, "/usr/share/inside"), "");
 
     let before = refs(&p.build_repo());
@@ -397,4 +406,76 @@ triggers = [{ name = "systemd-presets" }]"#,
         .collect::<String>();
     assert!(entries.contains(&format!("vmlinuz-{KVER}")), "{entries}");
     assert!(entries.contains("title exampleos 1.0"), "{entries}");
+}
+
+/// Two dir components and one trigger; the image is not bootable (the trigger is the point).
+fn reuse_project(components: &str, trigger: &str) -> String {
+    format!(
+        r#"
+[os]
+name = "exampleos"
+arch = "x86_64"
+
+[component.a]
+backend = "dir"
+path = "a"
+
+[component.b]
+backend = "dir"
+path = "b"
+
+[image.standard]
+components = [{components}]
+triggers = [{trigger}]
+"#
+    )
+}
+
+#[test]
+fn reused_trigger_output_equals_running_the_trigger() {
+    let gen = r#"{ name = "gen", run = "mkdir -p gen && cat in/x > gen/out", inputs = ["/in"] }"#;
+    let p = Project::new(&reuse_project(r#""a""#, gen));
+    p.file("a/in/x", "input\n", 0o644)
+        .file("b/gen/keep", "from b\n", 0o644);
+    p.run(&["build"]).ok();
+    let export = p.export_repo();
+    assert_eq!(cat(&export, IMAGE, "/gen/out"), "input\n");
+
+    // b now ships /gen/keep: the trigger's inputs did not change, but re-applying "a new
+    // directory /gen" would drop b's file, so the trigger runs again.
+    p.write_manifest(&reuse_project(r#""a", "b""#, gen));
+    let out = p.run(&["build"]).ok();
+    assert!(!out.stdout.contains("gen reused"), "{}", out.stdout);
+    assert_eq!(cat(&export, IMAGE, "/gen/out"), "input\n");
+    assert_eq!(cat(&export, IMAGE, "/gen/keep"), "from b\n");
+
+    // A trigger that rewrites a file to what a component already ships records no change;
+    // when the component's file changes, the trigger's output is not the stale one.
+    let write = r#"{ name = "write", run = "cat in/x > gen/keep.new && mv gen/keep.new gen/keep", inputs = ["/in"] }"#;
+    p.write_manifest(&reuse_project(r#""a", "b""#, write));
+    p.file("b/gen/keep", "input\n", 0o644);
+    p.run(&["build"]).ok();
+    p.file("b/gen/keep", "stale\n", 0o644);
+    let out = p.run(&["build"]).ok();
+    assert!(!out.stdout.contains("write reused"), "{}", out.stdout);
+    assert_eq!(cat(&export, IMAGE, "/gen/keep"), "input\n");
+
+    // `--force` runs triggers whatever their inputs.
+    let out = p.run(&["build", "--force"]).ok();
+    assert!(!out.stdout.contains("reused"), "{}", out.stdout);
+}
+
+#[test]
+fn trigger_inputs_are_followed_through_symlinks() {
+    let index = r#"{ name = "index", run = "cat lib/data/x > index", inputs = ["/lib/data"] }"#;
+    let p = Project::new(&reuse_project(r#""a""#, index));
+    p.symlink("a/lib", "usr/lib")
+        .file("a/usr/lib/data/x", "v1\n", 0o644);
+    std::fs::create_dir_all(p.p("b")).unwrap();
+    p.run(&["build"]).ok();
+    assert_eq!(cat(&p.export_repo(), IMAGE, "/index"), "v1\n");
+    p.file("a/usr/lib/data/x", "v2\n", 0o644);
+    let out = p.run(&["build"]).ok();
+    assert!(!out.stdout.contains("index reused"), "{}", out.stdout);
+    assert_eq!(cat(&p.export_repo(), IMAGE, "/index"), "v2\n");
 }

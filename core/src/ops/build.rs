@@ -145,6 +145,7 @@ pub fn build(
             section,
             inputs: &inputs,
             input_hash: &input_hash,
+            force: options.force,
         };
         let mut warnings = Vec::new();
         let composed = compose::compose_image(

@@ -81,6 +81,8 @@ pub(super) struct ComposeJob<'a> {
     pub section: &'a ImageSection,
     pub inputs: &'a [(String, String)],
     pub input_hash: &'a str,
+    /// `build --force`: triggers run even when their inputs did not change.
+    pub force: bool,
 }
 
 /// Compose one image; `union_ready` hears the union commit as soon as it exists. Returns
@@ -98,6 +100,7 @@ pub(super) fn compose_image(
         section,
         inputs,
         input_hash,
+        ..
     } = *job;
     let prefix = section.version.clone().unwrap_or_else(|| "0".into());
     let version = next_version(
@@ -211,8 +214,9 @@ pub(super) fn compose_image(
     }
     let mut tree = union;
     if !section.triggers.is_empty() {
-        let (after, runs) =
-            run_triggers(manifest, repo, lock, &ip.name, section, &tree, &mut timer)?;
+        let (after, runs) = run_triggers(
+            manifest, repo, lock, &ip.name, section, &tree, job.force, &mut timer,
+        )?;
         tree = after;
         account.push(runs);
     }
@@ -277,6 +281,12 @@ struct TriggerRecords {
 struct TriggerRecord {
     fingerprint: String,
     changes: Vec<Change>,
+    /// Every path the trigger changed or touched (identical rewrites too), with what it
+    /// named in the tree the trigger saw. The changes are re-applied only onto a tree where
+    /// all of these are still the same: otherwise what another component now ships there
+    /// would be clobbered (a new directory replaces the old) or go stale (a rewrite that
+    /// left a file as it was is no change at all).
+    guards: Vec<(String, String)>,
 }
 
 /// Run the image's triggers in order on `base`. A trigger whose declared inputs are
@@ -291,6 +301,7 @@ fn run_triggers(
     image: &str,
     section: &ImageSection,
     base: &str,
+    force: bool,
     timer: &mut super::PhaseTimer,
 ) -> Result<(String, String)> {
     let dir = lock
@@ -325,15 +336,26 @@ fn run_triggers(
             Some(paths) => {
                 let mut h = crate::inputs::Hasher::new("trigger v1");
                 h.str(&t.name).str(&t.run).str(&format!("{:?}", t.sandbox));
-                for (path, id) in paths.iter().zip(repo.path_ids(&current, paths)?) {
+                for (path, id) in paths.iter().zip(repo.path_ids(&current, paths, true)?) {
                     h.str(path).str(&id);
                 }
                 Some(h.finish())
             }
             None => None,
         };
-        if let (Some(fp), Some(record)) = (&fingerprint, records.triggers.get(&t.name)) {
-            if *fp == record.fingerprint && repo.changes_available(&record.changes)? {
+        if let (Some(fp), Some(record), false) =
+            (&fingerprint, records.triggers.get(&t.name), force)
+        {
+            let guard_paths: Vec<String> = record.guards.iter().map(|(p, _)| p.clone()).collect();
+            let guards_hold = repo
+                .path_ids(&current, &guard_paths, false)?
+                .iter()
+                .zip(&record.guards)
+                .all(|(now, (_, then))| now == then);
+            if *fp == record.fingerprint
+                && guards_hold
+                && repo.changes_available(&record.changes)?
+            {
                 current = repo.apply_changes(&current, &record.changes, &step)?;
                 account.push(format!("{} reused", t.name));
                 continue;
@@ -342,25 +364,33 @@ fn run_triggers(
         std::fs::remove_file(&state).ok();
         let sync = repo.sync_checkout(&worktree, worktree_at.as_deref(), &current)?;
         timer.lap(if sync.fresh { "checkout" } else { "sync" });
+        let mount_points = triggers::create_mount_points(&t, &worktree)?;
         let before = Snapshot::take(&worktree, &dir)?;
         let run = triggers::run_trigger(image, &worktree, &dir.join("mnt"), &manifest.dir, &t)?;
+        triggers::remove_mount_points(&mount_points)?;
         let (after, _, touched) = repo.commit_touched(&worktree, &current, &before, &step)?;
         std::fs::write(&state, &after)?;
         worktree_at = Some(after.clone());
         timer.lap("triggers");
+        let touched_count = touched.len();
         if let Some(fp) = fingerprint {
             let changes = repo.tree_changes(&current, &after)?;
+            let mut paths: std::collections::BTreeSet<String> = touched.into_iter().collect();
+            paths.extend(changes.iter().map(|c| c.path().to_string()));
+            let paths: Vec<String> = paths.into_iter().collect();
+            let ids = repo.path_ids(&current, &paths, false)?;
             records.triggers.insert(
                 t.name.clone(),
                 TriggerRecord {
                     fingerprint: fp,
                     changes,
+                    guards: paths.into_iter().zip(ids).collect(),
                 },
             );
             std::fs::write(&records_path, serde_json::to_vec(&records)?)?;
         }
         account.push(format!(
-            "{} {:.2}s (worktree {}, {touched} entries touched)",
+            "{} {:.2}s (worktree {}, {touched_count} files touched)",
             run.name,
             run.seconds,
             if sync.fresh {

@@ -4,7 +4,7 @@
 //! The diff walks two committed trees side by side and descends only into directories
 //! whose contents differ, so its cost follows the size of the change.
 
-use super::tree::{commit_root, read_dirtree, Editor, TreeIndex};
+use super::tree::{commit_root, read_dirtree, Editor, Resolved, TreeIndex};
 use super::{gerr, write_commit_from_mtree, NewCommit, Repo, WriteStats, NO_CANCEL};
 use anyhow::Result;
 use ostree::{MutableTree, ObjectType};
@@ -33,6 +33,17 @@ pub enum Change {
     Deleted {
         path: String,
     },
+}
+
+impl Change {
+    pub fn path(&self) -> &str {
+        match self {
+            Change::File { path, .. }
+            | Change::Dir { path, .. }
+            | Change::DirMeta { path, .. }
+            | Change::Deleted { path } => path,
+        }
+    }
 }
 
 impl Repo {
@@ -148,8 +159,11 @@ impl Repo {
                         contents,
                         meta,
                     } => edit.put_dir(path, contents, meta)?,
+                    // Only where the directory still is: its metadata alone creates nothing.
                     Change::DirMeta { path, meta } => {
-                        edit.ensure_dir(path, meta)?.set_metadata_checksum(meta)
+                        if let Some(dir) = edit.existing_dir(path)? {
+                            dir.set_metadata_checksum(meta);
+                        }
                     }
                     Change::Deleted { path } => edit.remove(path)?,
                 }
@@ -163,19 +177,25 @@ impl Repo {
 
 impl Repo {
     /// One identifier per path of `commit` that changes whenever what the path names
-    /// changes (checksums; `-` when absent), for deciding whether a trigger must re-run.
-    pub fn path_ids(&self, commit: &str, paths: &[String]) -> Result<Vec<String>> {
+    /// changes (checksums; `-` when absent). With `follow`, symlinks on the way and at the
+    /// end are followed (`/lib/x` on a merged-/usr tree is `/usr/lib/x`), and the
+    /// resolved path is part of the identifier.
+    pub fn path_ids(&self, commit: &str, paths: &[String], follow: bool) -> Result<Vec<String>> {
         let index = TreeIndex::new(&self.repo, commit)?;
         paths
             .iter()
             .map(|p| {
-                Ok(match index.lookup(p)? {
-                    None => "-".to_string(),
-                    Some(super::tree::Entry::File(c)) => format!("file {c}"),
-                    Some(super::tree::Entry::Dir { contents, meta }) => {
-                        format!("dir {contents} {meta}")
-                    }
-                })
+                if follow {
+                    Ok(
+                        match index.resolve(p, &|p: &str| p.to_string(), &|_: &str| false)? {
+                            Resolved::Found(at, entry) => format!("{at} {}", entry.id()),
+                            Resolved::Missing => "-".to_string(),
+                            Resolved::Unknown => "?".to_string(),
+                        },
+                    )
+                } else {
+                    Ok(index.lookup(p)?.map_or_else(|| "-".to_string(), |e| e.id()))
+                }
             })
             .collect()
     }

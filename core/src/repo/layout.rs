@@ -10,7 +10,7 @@
 
 use super::tree::{
     commit_root, no_xattrs, read_dirmeta, read_dirtree, write_dirmeta, DirMeta, DirTree, Editor,
-    Entry, TreeIndex,
+    Entry, Resolved, TreeIndex,
 };
 use super::{gerr, NewCommit, Repo, NO_CANCEL};
 use crate::manifest::{LintLevel, VarFiles};
@@ -128,7 +128,6 @@ impl Repo {
                 findings: Vec::new(),
                 report: LayoutReport::default(),
                 options,
-                symlink_targets: HashMap::new(),
             };
             layout.kernel()?;
             layout.var_and_moved_dirs()?;
@@ -198,25 +197,11 @@ struct Layout<'a> {
     findings: Vec<Finding>,
     report: LayoutReport,
     options: &'a LayoutOptions<'a>,
-    symlink_targets: HashMap<String, Option<String>>,
 }
 
 impl Layout<'_> {
-    /// The target of the symlink object `checksum`, or `None` for a regular file.
-    fn symlink_target(&mut self, checksum: &str) -> Result<Option<String>> {
-        if let Some(t) = self.symlink_targets.get(checksum) {
-            return Ok(t.clone());
-        }
-        let (_, info, _) = self.repo.load_file(checksum, NO_CANCEL).map_err(gerr)?;
-        let target = (info.file_type() == gio::FileType::SymbolicLink)
-            .then(|| {
-                info.symlink_target()
-                    .map(|t| t.to_string_lossy().into_owned())
-            })
-            .flatten();
-        self.symlink_targets
-            .insert(checksum.to_string(), target.clone());
-        Ok(target)
+    fn symlink_target(&self, checksum: &str) -> Result<Option<String>> {
+        self.index.symlink_target(checksum)
     }
 
     fn dirtree_at(&self, path: &str) -> Result<Option<(DirTree, String, String)>> {
@@ -490,8 +475,10 @@ impl Layout<'_> {
 
     /// Lints that need the final tree: os-release and symlinks into /usr that dangle.
     fn lint(&mut self, tree: &TreeIndex) -> Result<()> {
-        let view = DeployedView { tree };
-        if !matches!(view.resolve("/usr/lib/os-release", 0)?, Resolved::File) {
+        if !matches!(
+            tree.resolve("/usr/lib/os-release", &deployed, &runtime)?,
+            Resolved::Found(_, Entry::File(_))
+        ) {
             self.findings.push(Finding {
                 rule: "no-os-release",
                 level: default_level("no-os-release"),
@@ -500,7 +487,7 @@ impl Layout<'_> {
         }
         let mut broken = Vec::new();
         let (contents, _) = tree.root().clone();
-        self.find_broken(&view, "", &contents, &mut broken)?;
+        self.find_broken(tree, "", &contents, &mut broken)?;
         let total = broken.len();
         for (i, (path, target)) in broken.into_iter().enumerate() {
             if i == 5 {
@@ -522,20 +509,20 @@ impl Layout<'_> {
 
     fn find_broken(
         &mut self,
-        view: &DeployedView,
+        tree_index: &TreeIndex,
         dir: &str,
         contents: &str,
         out: &mut Vec<(String, String)>,
     ) -> Result<()> {
         let tree = read_dirtree(self.repo, contents)?;
         for (name, checksum) in &tree.files {
-            let Some(target) = self.symlink_target(checksum)? else {
+            let Some(target) = tree_index.symlink_target(checksum)? else {
                 continue;
             };
             // Paths under /usr/etc are seen at /etc once deployed.
             let at = match dir.strip_prefix("/usr/etc") {
-                Some(rest) => format!("/etc{rest}"),
-                None => dir.to_string(),
+                Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("/etc{rest}"),
+                _ => dir.to_string(),
             };
             let full = if target.starts_with('/') {
                 target.clone()
@@ -546,12 +533,15 @@ impl Layout<'_> {
             if !(normal == "/usr" || normal.starts_with("/usr/")) {
                 continue;
             }
-            if matches!(view.resolve(&full, 0)?, Resolved::Missing) {
+            if matches!(
+                tree_index.resolve(&full, &deployed, &runtime)?,
+                Resolved::Missing
+            ) {
                 out.push((format!("{at}/{name}"), target));
             }
         }
         for (name, (c, _)) in &tree.dirs {
-            self.find_broken(view, &format!("{dir}/{name}"), c, out)?;
+            self.find_broken(tree_index, &format!("{dir}/{name}"), c, out)?;
         }
         Ok(())
     }
@@ -586,80 +576,21 @@ fn normalize(path: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-enum Resolved {
-    File,
-    Dir,
-    Missing,
-    /// Leaves the tree (runtime directories, too many links).
-    Unknown,
-}
-
-/// The final tree as a deployment sees it: `/etc` is `/usr/etc`.
-struct DeployedView<'a> {
-    tree: &'a TreeIndex,
-}
-
-impl DeployedView<'_> {
-    fn resolve(&self, path: &str, depth: usize) -> Result<Resolved> {
-        if depth > 40 {
-            return Ok(Resolved::Unknown);
-        }
-        let mut at = String::new();
-        let parts: Vec<String> = normalize(path)
-            .split('/')
-            .filter(|p| !p.is_empty())
-            .map(str::to_string)
-            .collect();
-        for (i, part) in parts.iter().enumerate() {
-            let candidate = format!("{at}/{part}");
-            if [
-                "/var", "/run", "/proc", "/sys", "/dev", "/tmp", "/sysroot", "/boot",
-            ]
-            .contains(&candidate.as_str())
-            {
-                return Ok(Resolved::Unknown);
-            }
-            let stored = match candidate.strip_prefix("/etc") {
-                Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("/usr/etc{rest}"),
-                _ => candidate.clone(),
-            };
-            match self.tree.lookup(&stored)? {
-                None => return Ok(Resolved::Missing),
-                Some(Entry::Dir { .. }) => at = candidate,
-                Some(Entry::File(checksum)) => {
-                    let (_, info, _) = self
-                        .tree
-                        .repo()
-                        .load_file(&checksum, NO_CANCEL)
-                        .map_err(gerr)?;
-                    if info.file_type() == gio::FileType::SymbolicLink {
-                        let target = info
-                            .symlink_target()
-                            .map(|t| t.to_string_lossy().into_owned())
-                            .unwrap_or_default();
-                        let next = if target.starts_with('/') {
-                            target
-                        } else {
-                            format!("{at}/{target}")
-                        };
-                        let rest = parts[i + 1..].join("/");
-                        let joined = if rest.is_empty() {
-                            next
-                        } else {
-                            format!("{next}/{rest}")
-                        };
-                        return self.resolve(&joined, depth + 1);
-                    }
-                    return Ok(if i + 1 == parts.len() {
-                        Resolved::File
-                    } else {
-                        Resolved::Missing
-                    });
-                }
-            }
-        }
-        Ok(Resolved::Dir)
+/// Where a deployment finds `path`: `/etc` is the commit's `/usr/etc`.
+fn deployed(path: &str) -> String {
+    match path.strip_prefix("/etc") {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("/usr/etc{rest}"),
+        _ => path.to_string(),
     }
+}
+
+/// Paths that are mounts or per-machine state once deployed: the commit cannot say what
+/// they hold.
+fn runtime(path: &str) -> bool {
+    [
+        "/var", "/run", "/proc", "/sys", "/dev", "/tmp", "/sysroot", "/boot",
+    ]
+    .contains(&path)
 }
 
 #[cfg(test)]

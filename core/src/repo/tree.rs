@@ -99,9 +99,29 @@ pub(crate) fn no_xattrs() -> glib::Variant {
 }
 
 /// What a path names in a committed tree.
+#[derive(Clone)]
 pub(crate) enum Entry {
     File(String),
     Dir { contents: String, meta: String },
+}
+
+impl Entry {
+    /// Changes whenever what the entry names changes.
+    pub fn id(&self) -> String {
+        match self {
+            Entry::File(c) => format!("file {c}"),
+            Entry::Dir { contents, meta } => format!("dir {contents} {meta}"),
+        }
+    }
+}
+
+/// Where a path leads once symlinks are followed.
+pub(crate) enum Resolved {
+    /// The entry, and the path it is at with every symlink resolved.
+    Found(String, Entry),
+    Missing,
+    /// Outside what the tree can say (a path `stop` names, a symlink loop).
+    Unknown,
 }
 
 /// Path lookups in one commit, with loaded dirtrees cached.
@@ -109,15 +129,12 @@ pub(crate) struct TreeIndex {
     repo: ostree::Repo,
     root: (String, String),
     dirs: RefCell<HashMap<String, Rc<DirTree>>>,
+    links: RefCell<HashMap<String, Option<String>>>,
 }
 
 impl TreeIndex {
     pub fn new(repo: &ostree::Repo, commit: &str) -> Result<TreeIndex> {
-        Ok(TreeIndex {
-            repo: repo.clone(),
-            root: commit_root(repo, commit)?,
-            dirs: RefCell::new(HashMap::new()),
-        })
+        Ok(TreeIndex::from_root(repo, commit_root(repo, commit)?))
     }
 
     /// An index of a tree that is not (yet) a commit's, by its root checksums.
@@ -126,11 +143,8 @@ impl TreeIndex {
             repo: repo.clone(),
             root,
             dirs: RefCell::new(HashMap::new()),
+            links: RefCell::new(HashMap::new()),
         }
-    }
-
-    pub fn repo(&self) -> &ostree::Repo {
-        &self.repo
     }
 
     pub fn root(&self) -> &(String, String) {
@@ -168,6 +182,83 @@ impl TreeIndex {
             }
         }
         Ok(Some(Entry::Dir { contents, meta }))
+    }
+}
+
+impl TreeIndex {
+    /// The target of the symlink object `checksum`; `None` for a regular file.
+    pub fn symlink_target(&self, checksum: &str) -> Result<Option<String>> {
+        if let Some(t) = self.links.borrow().get(checksum) {
+            return Ok(t.clone());
+        }
+        let (_, info, _) = self.repo.load_file(checksum, NO_CANCEL).map_err(gerr)?;
+        let target = (info.file_type() == gio::FileType::SymbolicLink)
+            .then(|| {
+                info.symlink_target()
+                    .map(|t| t.to_string_lossy().into_owned())
+            })
+            .flatten();
+        self.links
+            .borrow_mut()
+            .insert(checksum.to_string(), target.clone());
+        Ok(target)
+    }
+
+    /// Follow `path` through the tree as the kernel would: component by component, `..`
+    /// after the symlinks before it, at most 40 links. `map` gives where a path is stored
+    /// (a deployment sees `/usr/etc` at `/etc`); `stop` names paths the tree cannot answer
+    /// for (run-time mounts).
+    pub fn resolve(
+        &self,
+        path: &str,
+        map: &dyn Fn(&str) -> String,
+        stop: &dyn Fn(&str) -> bool,
+    ) -> Result<Resolved> {
+        let mut pending: Vec<String> = path.split('/').rev().map(str::to_string).collect();
+        let mut at: Vec<String> = Vec::new();
+        let mut links = 0;
+        let here = |at: &[String]| format!("/{}", at.join("/"));
+        while let Some(part) = pending.pop() {
+            match part.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    at.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            at.push(part);
+            let candidate = here(&at);
+            if stop(&candidate) {
+                return Ok(Resolved::Unknown);
+            }
+            match self.lookup(&map(&candidate))? {
+                None => return Ok(Resolved::Missing),
+                Some(Entry::Dir { .. }) => {}
+                Some(Entry::File(checksum)) => match self.symlink_target(&checksum)? {
+                    Some(target) => {
+                        links += 1;
+                        if links > 40 {
+                            return Ok(Resolved::Unknown);
+                        }
+                        at.pop();
+                        if target.starts_with('/') {
+                            at.clear();
+                        }
+                        pending.extend(target.split('/').rev().map(str::to_string));
+                    }
+                    None if pending.iter().all(|p| p.is_empty() || p == ".") => {
+                        return Ok(Resolved::Found(candidate, Entry::File(checksum)))
+                    }
+                    None => return Ok(Resolved::Missing),
+                },
+            }
+        }
+        let dir = here(&at);
+        Ok(match self.lookup(&map(&dir))? {
+            Some(entry) => Resolved::Found(dir, entry),
+            None => Resolved::Missing,
+        })
     }
 }
 
@@ -219,17 +310,25 @@ impl Editor<'_> {
         Ok((self.ensure_dir(parent, &self.default_meta)?, name))
     }
 
+    /// The directory at `path` if there is one; creates nothing.
+    pub fn existing_dir(&self, path: &str) -> Result<Option<MutableTree>> {
+        let mut dir = self.root.clone();
+        for part in split(path) {
+            match lookup_entry(&dir, part)? {
+                (_, Some(sub)) => dir = sub,
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(dir))
+    }
+
     /// Remove the entry at `path`, if there is one; creates nothing.
     pub fn remove(&self, path: &str) -> Result<()> {
         let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
-        let mut dir = self.root.clone();
-        for part in split(parent) {
-            match lookup_entry(&dir, part)? {
-                (_, Some(sub)) => dir = sub,
-                _ => return Ok(()),
-            }
+        match self.existing_dir(parent)? {
+            Some(dir) => dir.remove(name, true).map_err(gerr),
+            None => Ok(()),
         }
-        dir.remove(name, true).map_err(gerr)
     }
 
     pub fn put_file(&self, path: &str, checksum: &str) -> Result<()> {

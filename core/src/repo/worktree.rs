@@ -196,19 +196,24 @@ impl Repo {
     }
 
     /// Commit `tree`, a checkout of `base` changed after `before` was taken, as `base` plus
-    /// every entry touched since then. Returns the commit, write stats and how many
-    /// entries were touched.
+    /// every entry touched since then. Returns the commit, write stats and the touched
+    /// paths that are not directories (relative, no leading `/`), rewrites to identical
+    /// content included.
     pub fn commit_touched(
         &self,
         tree: &Path,
         base: &str,
         before: &Snapshot,
         commit: &NewCommit,
-    ) -> Result<(String, WriteStats, usize)> {
+    ) -> Result<(String, WriteStats, Vec<String>)> {
         let index = TreeIndex::new(&self.repo, base)?;
         let mut touched = Vec::new();
         scan_touched(tree, String::new(), before.since, &mut touched)?;
-        let count = touched.len();
+        let touched_files: Vec<String> = touched
+            .iter()
+            .filter(|(_, md)| !md.is_dir())
+            .map(|(rel, _)| rel.trim_start_matches('/').to_string())
+            .collect();
         let ((checksum, written), stats) = self.in_transaction(|repo| {
             let root = MutableTree::new();
             let (contents, meta) = index.root().clone();
@@ -233,7 +238,7 @@ impl Repo {
             content_objects_written: written.max(stats.content_objects_written),
             ..stats
         };
-        Ok((checksum, stats, count))
+        Ok((checksum, stats, touched_files))
     }
 }
 
