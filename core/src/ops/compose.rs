@@ -214,9 +214,7 @@ pub(super) fn compose_image(
     }
     let mut tree = union;
     if !section.triggers.is_empty() {
-        let (after, runs) = run_triggers(
-            manifest, repo, lock, &ip.name, section, &tree, job.force, &mut timer,
-        )?;
+        let (after, runs) = run_triggers(manifest, repo, lock, job, &tree, &mut timer)?;
         tree = after;
         account.push(runs);
     }
@@ -298,12 +296,11 @@ fn run_triggers(
     manifest: &Manifest,
     repo: &Repo,
     lock: &ProjectLock,
-    image: &str,
-    section: &ImageSection,
+    job: &ComposeJob,
     base: &str,
-    force: bool,
     timer: &mut super::PhaseTimer,
 ) -> Result<(String, String)> {
+    let (image, section, force) = (job.ip.name.as_str(), job.section, job.force);
     let dir = lock
         .state_dir
         .join("images")
