@@ -3,9 +3,10 @@
 # or through sudo). Safe to run again.
 set -euo pipefail
 # debootstrap, mmdebstrap, dnf, rpm (rpmbuild) and createrepo-c: the package backends and
-# the local RPM repository their tests build; kmod: the depmod trigger; curl: HTTP checks.
+# the local RPM repository their tests build; kmod and systemd: the depmod and
+# systemd-presets triggers (and systemd-tmpfiles in tests); curl: HTTP checks.
 packages=(libostree-dev ostree fuse3 bubblewrap pkg-config python3 time attr gzip bzip2 xz-utils zstd
-  debootstrap mmdebstrap uidmap dnf rpm createrepo-c kmod curl)
+  debootstrap mmdebstrap uidmap dnf rpm createrepo-c kmod systemd curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

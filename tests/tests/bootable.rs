@@ -151,6 +151,60 @@ fn bootable_image_follows_the_ostree_layout() {
 }
 
 #[test]
+fn systemd_tmpfiles_recreates_var_from_the_image() {
+    let p = project("");
+    // Names tmpfiles.d would misread unless escaped: a specifier, a quote, a space.
+    p.file("base/var/lib/app/100%done", "percent\n", 0o644)
+        .file("base/var/lib/app/it's here", "quote\n", 0o644)
+        .symlink("base/var/lib/app/link%n", "../../usr/share/100%/x");
+    p.run(&["build"]).ok();
+    let root = p.p("checkout");
+    command(
+        "ostree",
+        &[
+            &format!("--repo={}", p.export_repo().display()),
+            "checkout",
+            IMAGE,
+            root.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(std::fs::read_dir(root.join("var")).unwrap().count(), 0);
+    command(
+        "systemd-tmpfiles",
+        &[
+            &format!("--root={}", root.display()),
+            "--create",
+            "ostree-build-var.conf",
+        ],
+    );
+    let var = root.join("var/lib/app");
+    assert_eq!(
+        std::fs::read_to_string(var.join("state")).unwrap(),
+        "seed\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(var.join("100%done")).unwrap(),
+        "percent\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(var.join("it's here")).unwrap(),
+        "quote\n"
+    );
+    assert_eq!(
+        std::fs::read_link(var.join("link%n")).unwrap(),
+        Path::new("../../usr/share/100%/x")
+    );
+    assert_eq!(
+        std::fs::read_link(root.join("var/lib/dpkg")).unwrap(),
+        Path::new("../../usr/lib/sysimage/dpkg")
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("var/home/user/.profile")).unwrap(),
+        "PS1=x\n"
+    );
+}
+
+#[test]
 fn lint_errors_name_every_problem_and_move_no_ref() {
     let p = Project::new(&manifest(""));
     p.file("base/usr/bin/hello", "hi\n", 0o755).file(

@@ -349,7 +349,7 @@ impl Layout<'_> {
             let m = read_dirmeta(self.repo, meta)?;
             self.tmpfiles.push(format!(
                 "d {} {:04o} {} {} -",
-                tmpfiles_path(&format!("/{path}")),
+                tmpfiles_path(&format!("/{path}"))?,
                 m.mode & 0o7777,
                 m.uid,
                 m.gid
@@ -361,8 +361,8 @@ impl Layout<'_> {
             if let Some(target) = self.symlink_target(checksum)? {
                 self.tmpfiles.push(format!(
                     "L {} - - - - {}",
-                    tmpfiles_path(&format!("/{child}")),
-                    target
+                    tmpfiles_path(&format!("/{child}"))?,
+                    tmpfiles_arg(&target)
                 ));
                 continue;
             }
@@ -372,8 +372,8 @@ impl Layout<'_> {
                     self.edit.put_file(&stored, checksum)?;
                     self.tmpfiles.push(format!(
                         "C {} - - - - /{}",
-                        tmpfiles_path(&format!("/{child}")),
-                        tmpfiles_path(&stored)
+                        tmpfiles_path(&format!("/{child}"))?,
+                        tmpfiles_arg(&stored)
                     ));
                     self.report.factory_files += 1;
                 }
@@ -547,14 +547,39 @@ impl Layout<'_> {
     }
 }
 
-/// A path escaped for a tmpfiles.d line (whitespace and backslashes as C escapes).
-fn tmpfiles_path(path: &str) -> String {
+/// The path field of a tmpfiles.d line: double-quoted when needed, with `"` and `\\`
+/// backslash-escaped and `%` doubled (specifiers are expanded). systemd-tmpfiles takes no
+/// C escapes in this field, so a name with a control character cannot be written.
+fn tmpfiles_path(path: &str) -> Result<String> {
+    if path.chars().any(char::is_control) {
+        bail!("{path:?} has a control character, which tmpfiles.d cannot express\n  help: rename it, or set var-files = \"drop\"");
+    }
+    let escaped = path.replace('%', "%%");
+    if !escaped
+        .chars()
+        .any(|c| c.is_whitespace() || matches!(c, '\'' | '"' | '\\'))
+    {
+        return Ok(escaped);
+    }
+    Ok(format!(
+        "\"{}\"",
+        escaped.replace('\\', "\\\\").replace('"', "\\\"")
+    ))
+}
+
+/// The argument field of a tmpfiles.d line (an `L` target, a `C` source): `%` doubled and
+/// whitespace, quotes, backslashes and control characters as `\xNN` C escapes.
+fn tmpfiles_arg(arg: &str) -> String {
     let mut out = String::new();
-    for c in path.chars() {
+    for c in arg.chars() {
         match c {
-            ' ' => out.push_str("\\x20"),
-            '\t' => out.push_str("\\x09"),
-            '\\' => out.push_str("\\\\"),
+            '%' => out.push_str("%%"),
+            c if c.is_whitespace() || c.is_control() || matches!(c, '\'' | '"' | '\\') => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            }
             _ => out.push(c),
         }
     }
@@ -595,7 +620,7 @@ fn runtime(path: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{normalize, tmpfiles_path};
+    use super::{normalize, tmpfiles_arg, tmpfiles_path};
 
     #[test]
     fn paths_normalize_and_escape() {
@@ -604,6 +629,14 @@ mod tests {
             "/usr/lib/os-release"
         );
         assert_eq!(normalize("/../x"), "/x");
-        assert_eq!(tmpfiles_path("/var/a b"), "/var/a\\x20b");
+        assert_eq!(tmpfiles_path("/var/a").unwrap(), "/var/a");
+        assert_eq!(tmpfiles_path("/var/100%done").unwrap(), "/var/100%%done");
+        assert_eq!(tmpfiles_path("/var/it's a").unwrap(), "\"/var/it's a\"");
+        assert_eq!(
+            tmpfiles_path("/var/q\"x\\y").unwrap(),
+            "\"/var/q\\\"x\\\\y\""
+        );
+        assert!(tmpfiles_path("/var/a\nb").is_err());
+        assert_eq!(tmpfiles_arg("../it's 100%"), "../it\\x27s\\x20100%%");
     }
 }
