@@ -390,7 +390,15 @@ impl Manifest {
                     ));
                 }
             }
+            let mut trigger_names = std::collections::BTreeSet::new();
             for t in &section.triggers {
+                if !trigger_names.insert(t.name.as_str()) {
+                    return Err(self.error_at(
+                        self.find_text(&t.name),
+                        &format!("image '{image}' has two triggers named '{}'", t.name),
+                        Some("give each trigger its own name: its last output is kept by name"),
+                    ));
+                }
                 match &t.run {
                     Some(run) if run.trim().is_empty() => {
                         return Err(self.error_at(

@@ -84,7 +84,9 @@ pub fn builtin(name: &str) -> Option<Builtin> {
             ],
         }),
         "depmod" => Some(Builtin {
-            run: "for d in \"$OSTREE_BUILD_ROOT\"/usr/lib/modules/*/; do [ -d \"$d\" ] || continue; k=$(basename \"$d\"); depmod -b \"$OSTREE_BUILD_ROOT/usr\" \"$k\" 2>/dev/null || depmod -b \"$OSTREE_BUILD_ROOT\" \"$k\" || exit 1; done",
+            // `-b` takes the directory holding lib/modules: the root when /lib/modules
+            // reaches the modules (merged /usr or a real /lib), else /usr.
+            run: "for d in \"$OSTREE_BUILD_ROOT\"/usr/lib/modules/*/; do [ -d \"$d\" ] || continue; k=$(basename \"$d\"); if [ -d \"$OSTREE_BUILD_ROOT/lib/modules/$k\" ]; then depmod -b \"$OSTREE_BUILD_ROOT\" \"$k\"; else depmod -b \"$OSTREE_BUILD_ROOT/usr\" \"$k\"; fi || exit 1; done",
             inputs: &["/usr/lib/modules", "/lib/modules"],
         }),
         "systemd-presets" => Some(Builtin {

@@ -62,6 +62,11 @@ fn project(image_extra: &str) -> Project {
     )
     .file(&format!("kernel/boot/config-{KVER}"), "CONFIG_X=y\n", 0o644)
     .file(
+        &format!("kernel/boot/dtbs/{KVER}/board.dtb"),
+        "dtb\n",
+        0o644,
+    )
+    .file(
         &format!("kernel/usr/lib/modules/{KVER}/kernel/drivers/dummy.ko"),
         "module\n",
         0o644,
@@ -96,6 +101,14 @@ fn bootable_image_follows_the_ostree_layout() {
     assert_eq!(
         cat(&export, IMAGE, &format!("/usr/lib/modules/{KVER}/config")),
         "CONFIG_X=y\n"
+    );
+    assert_eq!(
+        cat(
+            &export,
+            IMAGE,
+            &format!("/usr/lib/modules/{KVER}/dtb/board.dtb")
+        ),
+        "dtb\n"
     );
     assert!(!all.contains("/boot/"), "{all}");
     assert!(!all.contains("/vmlinuz "), "{all}");
@@ -254,18 +267,44 @@ fn lint_errors_name_every_problem_and_move_no_ref() {
 }
 
 #[test]
+fn two_kernels_are_refused() {
+    let p = project("");
+    p.file(
+        "base/usr/lib/modules/5.10.0-old/vmlinuz",
+        "old kernel\n",
+        0o644,
+    );
+    let out = p.run(&["build"]).fails();
+    assert!(
+        out.stderr
+            .contains("more than one kernel: 5.10.0-old, 6.1.0-test"),
+        "{}",
+        out.stderr
+    );
+    assert!(refs(&p.build_repo()).iter().all(|(r, _)| r != IMAGE));
+}
+
+#[test]
 fn etc_that_shadows_usr_etc_and_files_in_var_can_be_refused() {
     let p = project(r#"var-files = "error""#);
-    p.file("kernel/usr/etc/hostname", "other\n", 0o644);
+    p.file("kernel/usr/etc/hostname", "other\n", 0o644)
+        .file("base/etc/ssh/sshd_config", "a file\n", 0o644)
+        .file("kernel/usr/etc/ssh", "not a directory\n", 0o644);
     let before = refs(&p.build_repo());
     let out = p.run(&["build"]).fails();
     assert!(
         out.stderr
-            .contains("/etc/hostname shadows a different /usr/etc/hostname"),
+            .contains("/etc/hostname differs from /usr/etc/hostname: the image keeps /usr/etc's"),
         "{}",
         out.stderr
     );
     assert!(out.stderr.contains("[etc-shadow]"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("/etc/ssh is a directory where there is a file /usr/etc/ssh"),
+        "{}",
+        out.stderr
+    );
     assert!(
         out.stderr
             .contains("/var/lib/app/state: a file in /var would be lost"),
@@ -291,6 +330,17 @@ fn unknown_lint_rule_and_unknown_named_trigger_are_named() {
     );
     assert!(
         out.stderr.contains("did you mean `no-kernel`?"),
+        "{}",
+        out.stderr
+    );
+
+    p.write_manifest(&manifest(
+        r#"triggers = [{ name = "ldconfig" }, { name = "ldconfig", run = "true" }]"#,
+    ));
+    let out = p.run(&["build"]).fails();
+    assert!(
+        out.stderr
+            .contains("image 'standard' has two triggers named 'ldconfig'"),
         "{}",
         out.stderr
     );

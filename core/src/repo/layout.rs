@@ -245,10 +245,21 @@ impl Layout<'_> {
                 }
             }
         }
+        // A kernel package that already installs to /usr/lib/modules/<kver>/vmlinuz counts too.
+        if let Some((modules, _, _)) = self.dirtree_at("usr/lib/modules")? {
+            for kver in modules.dirs.keys() {
+                if let Some(Entry::File(c)) = self
+                    .index
+                    .lookup(&format!("usr/lib/modules/{kver}/vmlinuz"))?
+                {
+                    kernels.entry(kver.clone()).or_insert(c);
+                }
+            }
+        }
         if kernels.len() > 1 {
             bail!(
-                "more than one kernel in /boot: {}\n  help: a bootable image carries one kernel; drop the others from its components",
-                kernels.keys().map(|k| format!("vmlinuz-{k}")).collect::<Vec<_>>().join(", ")
+                "more than one kernel: {}\n  help: a bootable image carries one kernel (in /boot or /usr/lib/modules/<kver>/vmlinuz); drop the others from its components",
+                kernels.keys().cloned().collect::<Vec<_>>().join(", ")
             );
         }
         if let Some((kver, checksum)) = kernels.into_iter().next() {
@@ -264,18 +275,12 @@ impl Layout<'_> {
                     self.edit.put_file(&format!("{dir}/{name}"), checksum)?;
                 }
             }
-            self.report.kernel = Some(kver);
-        } else if let Some((modules, _, _)) = self.dirtree_at("usr/lib/modules")? {
-            // Already in place (a kernel package that installs to /usr/lib/modules).
-            for kver in modules.dirs.keys() {
-                if matches!(
-                    self.index
-                        .lookup(&format!("usr/lib/modules/{kver}/vmlinuz"))?,
-                    Some(Entry::File(_))
-                ) {
-                    self.report.kernel = Some(kver.clone());
-                }
+            // Device trees: /boot/dtbs/<kver>/ or /boot/dtbs/ go where libostree looks.
+            if let Some((dtbs, contents, meta)) = self.dirtree_at("boot/dtbs")? {
+                let (c, m) = dtbs.dirs.get(&kver).cloned().unwrap_or((contents, meta));
+                self.edit.put_dir(&format!("{dir}/dtb"), &c, &m)?;
             }
+            self.report.kernel = Some(kver);
         }
         if self.report.kernel.is_none() {
             self.findings.push(Finding {
@@ -420,20 +425,36 @@ impl Layout<'_> {
     }
 
     fn merge_etc(&mut self, rel: &str, etc: &DirTree, usr_etc: &DirTree) -> Result<()> {
+        let shadow = |path: &str, what: &str| Finding {
+            rule: "etc-shadow",
+            level: default_level("etc-shadow"),
+            message: format!(
+                "/etc{path} {what} /usr/etc{path}: the image keeps /usr/etc's and drops /etc's"
+            ),
+        };
         for (name, checksum) in &etc.files {
             let path = format!("{rel}/{name}");
+            if usr_etc.dirs.contains_key(name) {
+                let f = shadow(&path, "is a file where there is a directory");
+                self.findings.push(f);
+                continue;
+            }
             match usr_etc.files.get(name) {
                 Some(c) if c == checksum => {}
-                Some(_) => self.findings.push(Finding {
-                    rule: "etc-shadow",
-                    level: default_level("etc-shadow"),
-                    message: format!("/etc{path} shadows a different /usr/etc{path}: at deploy the one in /etc wins and /usr/etc's is lost"),
-                }),
+                Some(_) => {
+                    let f = shadow(&path, "differs from");
+                    self.findings.push(f);
+                }
                 None => self.edit.put_file(&format!("usr/etc{path}"), checksum)?,
             }
         }
         for (name, (c, m)) in &etc.dirs {
             let path = format!("{rel}/{name}");
+            if usr_etc.files.contains_key(name) {
+                let f = shadow(&path, "is a directory where there is a file");
+                self.findings.push(f);
+                continue;
+            }
             match usr_etc.dirs.get(name) {
                 Some((uc, _)) if uc == c => {}
                 Some((uc, _)) => {
