@@ -109,8 +109,6 @@ pub fn builtin(name: &str) -> Option<Builtin> {
 pub struct TriggerRun {
     pub name: String,
     pub seconds: f64,
-    /// Its inputs had not changed: its previous output was applied instead.
-    pub reused: bool,
 }
 
 /// The process group of the trigger running now (0: none), for [`kill_running`].
@@ -310,6 +308,5 @@ pub fn run_trigger(
     Ok(TriggerRun {
         name: t.name.clone(),
         seconds: start.elapsed().as_secs_f64(),
-        reused: false,
     })
 }

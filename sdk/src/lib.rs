@@ -269,6 +269,18 @@ pub trait Backend: Send + Sync {
     fn run(&self, request: &Request, events: &mut dyn EventSink) -> anyhow::Result<Output>;
 }
 
+/// `name` as `which` finds it: the first executable file of that name on PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
 /// Whether `path` names an existing file or directory; a helper for clear backend errors.
 pub fn require_exists(component: &str, key: &str, path: &Path) -> anyhow::Result<()> {
     if path.symlink_metadata().is_err() {

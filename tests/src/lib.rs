@@ -327,15 +327,9 @@ pub fn build_rpm_repo(tmp: &Path) -> PathBuf {
             let p = e.unwrap().path();
             std::fs::copy(&p, repo.join(p.file_name().unwrap())).unwrap();
         }
-        let out = std::process::Command::new("createrepo_c")
-            .arg("--quiet")
-            .arg(&repo)
-            .output()
-            .expect("run createrepo_c");
-        assert!(
-            out.status.success(),
-            "createrepo_c failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        command(
+            "createrepo_c",
+            &["--quiet", repo.to_str().expect("UTF-8 path")],
         );
         // One directory per binary run; the previous run's goes.
         let dest = tmp.join("rpms");

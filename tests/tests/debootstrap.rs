@@ -416,15 +416,7 @@ fn unprivileged_builder() -> &'static str {
         .output()
         .is_ok_and(|o| o.status.success());
     if !exists {
-        let out = Command::new("useradd")
-            .args(["--create-home", "--shell", "/bin/sh", USER])
-            .output()
-            .expect("useradd");
-        assert!(
-            out.status.success(),
-            "useradd: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        command("useradd", &["--create-home", "--shell", "/bin/sh", USER]);
     }
     for file in ["/etc/subuid", "/etc/subgid"] {
         let text = std::fs::read_to_string(file).unwrap_or_default();

@@ -112,21 +112,20 @@ fn manifest_build_installs_files_rpmdb_and_package_list() {
     let co = p.p("checkout");
     ostree(&repo, &["checkout", "-U", BASE_REF, co.to_str().unwrap()]);
     for dbpath in ["/usr/lib/sysimage/rpm", "/var/lib/rpm"] {
-        let out = Command::new("rpm")
-            .arg("--root")
-            .arg(&co)
-            .args(["--dbpath", dbpath, "-qa", "--qf", "%{NAME}\\n"])
-            .output()
-            .expect("run rpm");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let root = co.to_str().unwrap();
+        let listed = command(
+            "rpm",
+            &[
+                "--root",
+                root,
+                "--dbpath",
+                dbpath,
+                "-qa",
+                "--qf",
+                "%{NAME}\\n",
+            ],
         );
-        let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect();
+        let mut names: Vec<String> = listed.lines().map(str::to_string).collect();
         names.sort();
         assert_eq!(
             names,

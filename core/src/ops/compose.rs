@@ -218,7 +218,7 @@ pub(super) fn compose_image(
         tree = after;
         account.push(runs);
     }
-    let (c, _) = if section.bootable {
+    let c = if section.bootable {
         let levels: HashMap<String, LintLevel> = section
             .lint
             .iter()
@@ -231,7 +231,7 @@ pub(super) fn compose_image(
         let (c, report) = repo.bootable_commit(&tree, &options, &commit).map_err(|e| {
             match e.downcast_ref::<LintErrors>() {
                 Some(errors) => manifest.error_at(
-                    manifest_image_offset(manifest, &ip.name),
+                    manifest.table_header(&format!("image.{}", ip.name)),
                     &format!("image '{}': not bootable:\n  {errors}", ip.name),
                     Some(&format!(
                         "fix the components, or set lint.<rule> = \"warn\" in [image.{}] to accept it",
@@ -256,16 +256,13 @@ pub(super) fn compose_image(
             }
         ));
         warnings.extend(report.warnings);
-        (c, ())
+        c
     } else {
-        (repo.apply_changes(&tree, &[], &commit)?, ())
+        // The same tree, committed with the image's parent, subject and metadata.
+        repo.apply_changes(&tree, &[], &commit)?
     };
     account.push(timer.report());
     Ok((c, account.join("; ")))
-}
-
-fn manifest_image_offset(manifest: &Manifest, image: &str) -> usize {
-    manifest.table_header(&format!("image.{image}"))
 }
 
 /// Per trigger: its input fingerprint and what it changed, from the last time it ran.

@@ -49,9 +49,8 @@ impl Change {
 impl Repo {
     /// The changes that turn commit `from` into commit `to`.
     pub fn tree_changes(&self, from: &str, to: &str) -> Result<Vec<Change>> {
-        let (a, _) = commit_root(&self.repo, from)?;
+        let (a, a_meta) = commit_root(&self.repo, from)?;
         let (b, b_meta) = commit_root(&self.repo, to)?;
-        let (_, a_meta) = commit_root(&self.repo, from)?;
         let mut out = Vec::new();
         if a_meta != b_meta {
             out.push(Change::DirMeta {

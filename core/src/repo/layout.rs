@@ -9,8 +9,8 @@
 //! `/usr/lib/modules/<kver>/`; `/dev`, `/proc`, `/sys`, `/run` and `/tmp` ship empty.
 
 use super::tree::{
-    commit_root, no_xattrs, read_dirmeta, read_dirtree, write_dirmeta, DirMeta, DirTree, Editor,
-    Entry, Resolved, TreeIndex,
+    no_xattrs, read_dirmeta, read_dirtree, write_dirmeta, DirMeta, DirTree, Editor, Entry,
+    Resolved, TreeIndex,
 };
 use super::{gerr, NewCommit, Repo, NO_CANCEL};
 use crate::manifest::{LintLevel, VarFiles};
@@ -102,7 +102,7 @@ impl Repo {
     ) -> Result<(String, LayoutReport)> {
         self.in_transaction(|repo| {
             let index = TreeIndex::new(repo, base)?;
-            let (contents, meta) = commit_root(repo, base)?;
+            let (contents, meta) = index.root().clone();
             let root = MutableTree::new();
             root.fill_empty_from_dirtree(repo, &contents, &meta);
             let dir_meta = |mode: u32| {

@@ -301,18 +301,6 @@ fn parse_source_line(component: &str, line: &str) -> Result<ExtraSource> {
     })
 }
 
-/// `name` on PATH, if it is an executable file there.
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| {
-            p.metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
-
 fn is_root() -> bool {
     // SAFETY: geteuid cannot fail and has no side effects.
     unsafe { libc::geteuid() == 0 }
@@ -329,7 +317,7 @@ fn check_tool(cfg: &Config) -> Result<PathBuf> {
         );
     }
     let name = cfg.tool.name();
-    find_on_path(name).ok_or_else(|| {
+    ostree_build_sdk::which(name).ok_or_else(|| {
         let elsewhere = ["/usr/sbin", "/sbin", "/usr/bin"]
             .iter()
             .map(|d| Path::new(d).join(name))

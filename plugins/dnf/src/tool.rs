@@ -24,24 +24,11 @@ pub struct Tool {
     pub flavor: Flavor,
 }
 
-/// The first of `names` found on PATH, like `which`.
-fn which(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| {
-            p.metadata()
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
-}
-
 /// Find the tool, `names` in order of preference.
 pub fn find(names: &[&str]) -> Result<Tool> {
     let Some((name, path)) = names
         .iter()
-        .find_map(|n| which(n).map(|p| (n.to_string(), p)))
+        .find_map(|n| ostree_build_sdk::which(n).map(|p| (n.to_string(), p)))
     else {
         anyhow::bail!(
             "neither {} is installed (looked on PATH): install dnf (Debian/Ubuntu: `apt-get install dnf`; Fedora/RHEL: the `dnf` package, `dnf install dnf`)",
