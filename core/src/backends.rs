@@ -7,9 +7,9 @@
 //! name wins; the others are reported as shadowed. Executables are probed
 //! (`ostree-build-plugin-info`) only when they are run or listed.
 
-use crate::manifest::did_you_mean;
 use anyhow::{anyhow, bail, Context, Result};
 use ostree_build_sdk::exec::{Message, INFO_ARG, PLAN_ARG, RUN_ARG};
+use ostree_build_sdk::suggest::did_you_mean;
 use ostree_build_sdk::{
     Backend, BackendInfo, EventSink, NoEvents, Output, Plan, Request, PROTOCOL_VERSION,
 };

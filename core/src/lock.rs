@@ -77,45 +77,9 @@ impl Drop for ProjectLock {
 
 /// Lazily unmount every mount point at or below `dir` (left by a killed run).
 pub fn unmount_below(dir: &Path) {
-    let Ok(dir) = dir.canonicalize() else { return };
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return;
-    };
-    let mut points: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(unescape_mountinfo(p)))
-        .filter(|p| p.starts_with(&dir))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    for p in points {
+    for p in ostree_build_sdk::mounts::mount_points_below(dir) {
         unmount(&p, true);
     }
-}
-
-/// Undo the octal escapes (`\040` space, `\011` tab, `\012` newline, `\134` backslash)
-/// of /proc/self/mountinfo.
-fn unescape_mountinfo(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4]
-                .iter()
-                .all(|b| (b'0'..=b'7').contains(b))
-        {
-            out.push(
-                (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0'),
-            );
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Unmount a FUSE mount point; `lazy` detaches it even when busy.
@@ -136,16 +100,4 @@ pub fn unmount(point: &Path, lazy: bool) -> bool {
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn mountinfo_escapes_are_undone() {
-        assert_eq!(
-            super::unescape_mountinfo("/a\\040b\\011c\\134d"),
-            "/a b\tc\\d"
-        );
-        assert_eq!(super::unescape_mountinfo("/plain\\"), "/plain\\");
-    }
 }

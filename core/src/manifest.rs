@@ -5,6 +5,7 @@
 //! declared options by the build (see `ops::build`), with the same error format.
 
 use anyhow::{anyhow, Result};
+use ostree_build_sdk::suggest::did_you_mean;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -577,15 +578,6 @@ fn explain_toml_error(message: &str) -> (String, Option<String>) {
         );
     }
     (message.replace('\n', " "), None)
-}
-
-/// The closest candidate to `word`, if one is close enough to be a likely typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .map(|c| (strsim::damerau_levenshtein(word, c), c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
 }
 
 /// Characters libostree accepts in a ref part.

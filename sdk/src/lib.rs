@@ -8,6 +8,8 @@
 #[cfg(feature = "dylib")]
 pub mod dylib;
 pub mod exec;
+pub mod mounts;
+pub mod suggest;
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -271,14 +273,7 @@ pub trait Backend: Send + Sync {
 
 /// `name` as `which` finds it: the first executable file of that name on PATH.
 pub fn which(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| {
-            p.metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+    which::which(name).ok()
 }
 
 /// Whether `path` names an existing file or directory; a helper for clear backend errors.

@@ -743,25 +743,13 @@ fn assert_recovers(p: &Project) {
     );
 }
 
-/// FUSE mounts at or below `dir`.
-fn mounts_below(dir: &Path) -> Vec<PathBuf> {
-    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(p.replace("\\040", " ")))
-        .filter(|p| p.starts_with(&dir))
-        .collect()
-}
-
 /// Lazily unmounts whatever a failed test left mounted below a project, so that the
 /// temporary directory can be removed. Declare it after the project.
 struct UnmountOnDrop(PathBuf);
 
 impl Drop for UnmountOnDrop {
     fn drop(&mut self) {
-        for point in mounts_below(&self.0) {
+        for point in ostree_build_sdk::mounts::mount_points_below(&self.0) {
             let _ = Command::new("fusermount3")
                 .arg("-uz")
                 .arg(&point)
@@ -834,7 +822,7 @@ fn sigkill_during_a_trigger_changes_no_ref_and_leaves_no_mount() {
         cat(&p.export_repo(), IMAGE_REF, "/usr/bin/app"),
         "app, version 2\n"
     );
-    let left = mounts_below(p.path());
+    let left = ostree_build_sdk::mounts::mount_points_below(p.path());
     assert!(
         left.is_empty(),
         "mounts left below the project after a successful build: {left:?}"

@@ -4,11 +4,11 @@
 //! repository if needed) and clean up.
 
 use crate::backends::Found;
-use crate::manifest::did_you_mean;
 use crate::ops::plan::{META_BACKEND, META_BACKEND_VERSION, META_PACKAGES};
 use crate::repo::{MetaValue, NewCommit, Repo, RepoKind};
 use crate::report::{Event, Kind, Reporter};
 use anyhow::{anyhow, bail, Context, Result};
+use ostree_build_sdk::suggest::did_you_mean;
 use ostree_build_sdk::{EventSink, Output, Request, PROTOCOL_VERSION};
 use std::path::PathBuf;
 use std::time::Instant;

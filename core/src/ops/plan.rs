@@ -260,7 +260,7 @@ fn check_options(
             .unwrap_or(0);
         let Some(spec) = specs.iter().find(|s| &s.name == key) else {
             let valid: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-            let hint = match crate::manifest::did_you_mean(key, valid.iter().copied()) {
+            let hint = match ostree_build_sdk::suggest::did_you_mean(key, valid.iter().copied()) {
                 Some(s) => format!(
                     "did you mean `{s}`? options of '{}': {}",
                     backend.info.name,

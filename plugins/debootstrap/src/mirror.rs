@@ -162,12 +162,7 @@ pub fn fetch_url(url: &str, timeout: u64) -> Result<Vec<u8>> {
 }
 
 fn did_you_mean(suite: &str) -> Option<&'static str> {
-    KNOWN_SUITES
-        .iter()
-        .map(|k| (strsim::damerau_levenshtein(suite, k), *k))
-        .filter(|(d, k)| *d <= 2 && *d < k.len() / 2 + 1 && *k != suite)
-        .min()
-        .map(|(_, k)| k)
+    ostree_build_sdk::suggest::did_you_mean(suite, KNOWN_SUITES.iter().copied())
 }
 
 enum Fetched {

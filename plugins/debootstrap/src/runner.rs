@@ -142,58 +142,15 @@ fn take_line(ran: &mut Ran, events: &mut dyn EventSink, line: String) {
 /// Detach every mount at or below `root` (deepest first): a tool killed mid-way may leave
 /// /proc, /sys or /dev mounted in the target, which must not be deleted through.
 pub fn unmount_below(root: &Path) -> Vec<String> {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return vec![];
-    };
-    let root = root.to_string_lossy().trim_end_matches('/').to_string();
-    let mut points: Vec<String> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape_mountinfo)
-        .filter(|p| p == &root || p.starts_with(&format!("{root}/")))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
     let mut done = Vec::new();
-    for p in points {
-        let Ok(c) = std::ffi::CString::new(p.clone()) else {
+    for p in ostree_build_sdk::mounts::mount_points_below(root) {
+        let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
             continue;
         };
         // SAFETY: a valid NUL-terminated path; MNT_DETACH only detaches the mount.
         if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
-            done.push(p);
+            done.push(p.display().to_string());
         }
     }
     done
-}
-
-/// Mount points in mountinfo escape space, tab, newline and backslash as `\ooo`.
-fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() {
-            let digits = std::str::from_utf8(&b[i + 1..i + 4]).unwrap_or("");
-            if let Ok(v) = u8::from_str_radix(digits, 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mountinfo_escapes() {
-        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
-        assert_eq!(unescape_mountinfo("/plain"), "/plain");
-        assert_eq!(unescape_mountinfo("/end\\"), "/end\\");
-    }
 }
