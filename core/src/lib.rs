@@ -1,8 +1,12 @@
 //! ostree-build's library: the manifest, the repository layer (all libostree work), the
-//! backend registry and the build pipeline. The `cli` crate only parses and prints.
+//! backend registry and the build pipeline. The `cli` crate only parses and prints, and
+//! hands in the built-in backends: this crate links none.
+//!
+//! Dependencies between modules go one way: `ops` uses everything; `manifest` uses the
+//! types of `triggers` and `repo`; `triggers` uses `lock`; `repo` and `backends` use only
+//! `fsutil` and the sdk.
 
 pub mod backends;
-pub mod dylib;
 pub mod fsutil;
 pub mod inputs;
 pub mod lock;

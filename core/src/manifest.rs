@@ -2,8 +2,12 @@
 //!
 //! Every error names the file, line, column and key, with a did-you-mean where one fits.
 //! Backend options are kept as spanned TOML values here and checked against the backend's
-//! declared options by the build (see `ops::build`), with the same error format.
+//! declared options by the planner (`ops::plan::check_options`), with the same error format.
+//! Trigger and layout settings deserialize into the types their modules own
+//! (`triggers::Trigger`, `repo::{LintLevel, VarFiles}`), so those modules never import this one.
 
+use crate::repo::{LintLevel, VarFiles};
+use crate::triggers::Trigger;
 use anyhow::{anyhow, Result};
 use ostree_build_sdk::suggest::did_you_mean;
 use serde::Deserialize;
@@ -104,56 +108,6 @@ pub enum ConflictPolicy {
     Error,
     /// The component listed later wins.
     LastWins,
-}
-
-#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Trigger {
-    /// A short name shown in output; without `run`, the name of a built-in trigger
-    /// (`ldconfig`, `depmod`, `systemd-presets`).
-    pub name: String,
-    /// A shell command run with `$OSTREE_BUILD_ROOT` set to the composed tree.
-    #[serde(default)]
-    pub run: Option<String>,
-    /// Paths in the image the trigger depends on: it re-runs only when one of them changed
-    /// and otherwise its previous output is reused. Unset: it runs at every compose.
-    #[serde(default)]
-    pub inputs: Option<Vec<String>>,
-    /// Where the command runs: `host` (the host's tools, read-only, with the image at
-    /// `$OSTREE_BUILD_ROOT`) or `image` (the image is `/`). Both without network.
-    #[serde(default)]
-    pub sandbox: SandboxKind,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum SandboxKind {
-    #[default]
-    Host,
-    Image,
-}
-
-/// What the bootable layout does with regular files found in `/var` (and in the
-/// directories that move there: /home, /root, /opt, /srv, /mnt, /usr/local).
-#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum VarFiles {
-    /// Ship them under /usr/share/factory/var and copy them in at boot (tmpfiles `C`).
-    #[default]
-    Factory,
-    /// A lint error naming them.
-    Error,
-    /// Drop them, with a warning.
-    Drop,
-}
-
-/// How a lint finding is reported.
-#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum LintLevel {
-    Error,
-    Warn,
-    Allow,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -5,12 +5,40 @@
 //! (`ldconfig`, `depmod`, `systemd-presets`) come with the paths they depend on.
 
 use crate::lock::unmount;
-use crate::manifest::{SandboxKind, Trigger};
 use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
+
+/// A trigger as a manifest declares it (`[image.NAME] triggers = [...]`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Trigger {
+    /// A short name shown in output; without `run`, the name of a built-in trigger
+    /// (`ldconfig`, `depmod`, `systemd-presets`).
+    pub name: String,
+    /// A shell command run with `$OSTREE_BUILD_ROOT` set to the composed tree.
+    #[serde(default)]
+    pub run: Option<String>,
+    /// Paths in the image the trigger depends on: it re-runs only when one of them changed
+    /// and otherwise its previous output is reused. Unset: it runs at every compose.
+    #[serde(default)]
+    pub inputs: Option<Vec<String>>,
+    /// Where the command runs: `host` (the host's tools, read-only, with the image at
+    /// `$OSTREE_BUILD_ROOT`) or `image` (the image is `/`). Both without network.
+    #[serde(default)]
+    pub sandbox: SandboxKind,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SandboxKind {
+    #[default]
+    Host,
+    Image,
+}
 
 /// A rofiles-fuse mount of a checked-out tree; unmounted on drop.
 struct RofilesMount {

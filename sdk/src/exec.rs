@@ -75,19 +75,30 @@ impl Message {
         }
     }
 
-    /// The answer to `plan`; `who` names the backend in the error.
+    /// The answer to `plan`; `who` names the backend in the error. An `error` message
+    /// becomes the error it reports.
     pub fn into_plan(self, who: &str) -> anyhow::Result<Plan> {
-        match self {
+        match self.into_answer()? {
             Message::Plan { plan } => Ok(plan),
             _ => anyhow::bail!("backend '{who}' answered the plan with something else"),
         }
     }
 
-    /// The answer to `run`; `who` names the backend in the error.
+    /// The answer to `run`; `who` names the backend in the error. An `error` message
+    /// becomes the error it reports.
     pub fn into_output(self, who: &str) -> anyhow::Result<Output> {
-        match self {
+        match self.into_answer()? {
             Message::Output { output } => Ok(output),
             _ => anyhow::bail!("backend '{who}' answered the run with something else"),
+        }
+    }
+
+    /// An `error` message as the error it reports (with its hint as a `help:` line).
+    fn into_answer(self) -> anyhow::Result<Message> {
+        match self {
+            Message::Error { message, hint } if hint.is_empty() => anyhow::bail!("{message}"),
+            Message::Error { message, hint } => anyhow::bail!("{message}\n  help: {hint}"),
+            other => Ok(other),
         }
     }
 }

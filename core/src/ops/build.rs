@@ -7,6 +7,7 @@
 
 use super::plan::*;
 use super::{compose, publish};
+use crate::backends::Registry;
 use crate::lock::ProjectLock;
 use crate::manifest::Manifest;
 use crate::repo::{MetaValue, NewCommit, Repo, RepoKind, WriteStats};
@@ -39,6 +40,7 @@ pub struct BuildSummary {
 
 pub fn build(
     manifest: &Manifest,
+    registry: &Registry,
     options: &BuildOptions,
     rep: &mut dyn Reporter,
 ) -> Result<BuildSummary> {
@@ -60,7 +62,13 @@ pub fn build(
         Some(Repo::open_or_create(&build_path, RepoKind::Build)?)
     };
     let scratch_root = manifest.state_dir().join("work").join("components");
-    let plan = plan(manifest, repo.as_ref(), options.force, &scratch_root)?;
+    let plan = plan(
+        manifest,
+        registry,
+        repo.as_ref(),
+        options.force,
+        &scratch_root,
+    )?;
     report_plan(&plan, rep);
     let mut summary = BuildSummary::default();
     let (Some(repo), Some(lock)) = (repo, lock) else {
@@ -365,8 +373,8 @@ fn build_component(
             MetaValue::Str(p.input_hash.clone()),
         ),
         (
-            META_INPUTS_HASH.to_string(),
-            MetaValue::Str(p.inputs_hash.clone()),
+            META_SOURCES_HASH.to_string(),
+            MetaValue::Str(p.sources_hash.clone()),
         ),
         (
             META_OPTIONS_HASH.to_string(),

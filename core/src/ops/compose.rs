@@ -5,7 +5,8 @@
 
 use super::plan::*;
 use crate::lock::ProjectLock;
-use crate::manifest::{ImageSection, LintLevel, Manifest};
+use crate::manifest::{ImageSection, Manifest};
+use crate::repo::LintLevel;
 use crate::repo::{Change, LayoutOptions, LintErrors, MetaValue, NewCommit, Repo, Snapshot};
 use crate::triggers;
 use anyhow::Result;

@@ -1,7 +1,7 @@
 //! Planning: for every component and image, decide whether it is fresh or must be
 //! (re)built, and say why. `build`, `build --dry-run` and `status` all start here.
 
-use crate::backends::{self, Found};
+use crate::backends::{Found, Registry};
 use crate::inputs::{stamp_inputs, Hasher};
 use crate::manifest::{ComponentSection, Manifest};
 use crate::repo::{CommitInfo, Repo};
@@ -14,7 +14,7 @@ pub const META_IMAGE: &str = "ostree-build.image";
 pub const META_BACKEND: &str = "ostree-build.backend";
 pub const META_BACKEND_VERSION: &str = "ostree-build.backend-version";
 pub const META_INPUT_HASH: &str = "ostree-build.input-hash";
-pub const META_INPUTS_HASH: &str = "ostree-build.inputs-hash";
+pub const META_SOURCES_HASH: &str = "ostree-build.sources-hash";
 pub const META_OPTIONS_HASH: &str = "ostree-build.options-hash";
 /// The backend's own fingerprint (a mirror's Release file, repositories' metadata).
 pub const META_FINGERPRINT: &str = "ostree-build.fingerprint";
@@ -28,8 +28,12 @@ pub struct ComponentPlan {
     pub ref_name: String,
     pub backend: Found,
     pub request: Request,
+    /// The key deciding whether the component is fresh: backend, options and sources.
     pub input_hash: String,
-    pub inputs_hash: String,
+    /// The part of `input_hash` from what the backend builds from: the stamps of its input
+    /// files and its fingerprint.
+    pub sources_hash: String,
+    /// The part of `input_hash` from the component's options and arch.
     pub options_hash: String,
     /// The backend's fingerprint from its plan.
     pub fingerprint: String,
@@ -56,16 +60,16 @@ pub struct BuildPlan {
 /// Work out what a build would do. `repo` is the build repository if it exists.
 pub fn plan(
     manifest: &Manifest,
+    registry: &Registry,
     repo: Option<&Repo>,
     force: bool,
     scratch_root: &Path,
 ) -> Result<BuildPlan> {
-    let registry = backends::Registry::discover();
     let mut components = Vec::new();
     for (name, section) in &manifest.components {
         components.push(plan_component(
             manifest,
-            &registry,
+            registry,
             name,
             section,
             repo,
@@ -112,7 +116,7 @@ fn current_commit(repo: Option<&Repo>, ref_name: &str) -> Result<Option<CommitIn
 
 fn plan_component(
     manifest: &Manifest,
-    registry: &backends::Registry,
+    registry: &Registry,
     name: &str,
     section: &ComponentSection,
     repo: Option<&Repo>,
@@ -154,7 +158,7 @@ fn plan_component(
             (!message.contains("help:")).then_some("fix the component's options in the manifest");
         manifest.error_at(at, &message, hint)
     })?;
-    let inputs_hash = {
+    let sources_hash = {
         let mut h = Hasher::new("inputs");
         h.str(&stamp_inputs(&backend_plan.inputs)?)
             .str(&backend_plan.fingerprint);
@@ -171,7 +175,7 @@ fn plan_component(
         h.str(&backend.info.name)
             .str(&backend.info.version)
             .str(&options_hash)
-            .str(&inputs_hash);
+            .str(&sources_hash);
         h.finish()
     };
     let ref_name = manifest.component_ref(name);
@@ -235,7 +239,7 @@ fn plan_component(
         backend,
         request,
         input_hash,
-        inputs_hash,
+        sources_hash,
         options_hash,
         fingerprint: backend_plan.fingerprint.clone(),
         current,

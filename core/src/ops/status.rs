@@ -2,6 +2,7 @@
 //! whether it is up to date, read-only.
 
 use super::plan::{plan, META_BACKEND, META_PACKAGES, META_VERSION};
+use crate::backends::Registry;
 use crate::manifest::Manifest;
 use crate::repo::Repo;
 use anyhow::Result;
@@ -26,11 +27,11 @@ pub struct UnitStatus {
     pub packages: Vec<String>,
 }
 
-pub fn status(manifest: &Manifest) -> Result<Vec<UnitStatus>> {
+pub fn status(manifest: &Manifest, registry: &Registry) -> Result<Vec<UnitStatus>> {
     let repo = Repo::open_existing(&manifest.build_repo_path())?;
     let export = Repo::open_existing(&manifest.export_repo_path())?;
     let scratch = manifest.state_dir().join("work").join("components");
-    let plan = plan(manifest, repo.as_ref(), false, &scratch)?;
+    let plan = plan(manifest, registry, repo.as_ref(), false, &scratch)?;
     let mut out = Vec::new();
     for c in plan.components {
         out.push(UnitStatus {

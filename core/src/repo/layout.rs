@@ -13,14 +13,37 @@ use super::tree::{
     Resolved, TreeIndex,
 };
 use super::{gerr, NewCommit, Repo, NO_CANCEL};
-use crate::manifest::{LintLevel, VarFiles};
 use anyhow::{anyhow, bail, Result};
 use gio::prelude::*;
 use ostree::{MutableTree, RepoFile};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 /// The lint rules a manifest may set to "error", "warn" or "allow".
 pub const LINT_RULES: &[&str] = &["no-kernel", "no-os-release", "etc-shadow", "broken-symlink"];
+
+/// What the bootable layout does with regular files found in `/var` (and in the
+/// directories that move there: /home, /root, /opt, /srv, /mnt, /usr/local).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum VarFiles {
+    /// Ship them under /usr/share/factory/var and copy them in at boot (tmpfiles `C`).
+    #[default]
+    Factory,
+    /// A lint error naming them.
+    Error,
+    /// Drop them, with a warning.
+    Drop,
+}
+
+/// How a lint finding is reported.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum LintLevel {
+    Error,
+    Warn,
+    Allow,
+}
 
 fn default_level(rule: &str) -> LintLevel {
     match rule {

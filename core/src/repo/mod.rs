@@ -4,7 +4,10 @@
 //! repository) and offers the operations the pipeline needs: importing a directory or a
 //! tarball as a commit, reading commit metadata, refs, pulling between repositories,
 //! static deltas and the summary. Submodules add the in-memory union of component trees
-//! (`union`), worktrees for triggers (`worktree`) and read access to committed trees (`tree`).
+//! (`union`), worktrees for triggers (`worktree`), read access to committed trees (`tree`),
+//! tree diffs for trigger reuse (`changes`), the bootable layout and its lint (`layout`) and
+//! canonical xattrs after tar imports (`xattrs`). It takes plain types: nothing here knows
+//! the manifest.
 
 mod changes;
 mod layout;
@@ -14,7 +17,7 @@ mod worktree;
 mod xattrs;
 
 pub use changes::Change;
-pub use layout::{LayoutOptions, LayoutReport, LintErrors, LINT_RULES};
+pub use layout::{LayoutOptions, LayoutReport, LintErrors, LintLevel, VarFiles, LINT_RULES};
 pub use union::ComposeConflict;
 pub use worktree::{Snapshot, SyncStats};
 

@@ -3,8 +3,8 @@
 //! unloaded; everything crossing the boundary is the JSON of the executable protocol, and a
 //! panic inside the plugin comes back as an error message (the sdk catches it).
 
-use crate::backends::{check_info, Candidate, Found, Source};
-use anyhow::{anyhow, bail, Result};
+use super::found::{check_info, Candidate, Found, Source};
+use anyhow::{anyhow, Result};
 use ostree_build_sdk::dylib::abi_stable::library::{
     lib_header_from_path, LibraryError, RootModule,
 };
@@ -90,14 +90,7 @@ impl DylibBackend {
         let mut answer = None;
         for reply in &rx {
             match reply {
-                Reply::Event(json) => {
-                    if let Some(e) = serde_json::from_str::<Message>(&json)
-                        .ok()
-                        .and_then(|m| m.event())
-                    {
-                        events.event(e);
-                    }
-                }
+                Reply::Event(json) => forward(&json, events),
                 Reply::Done(json) => {
                     answer = Some(json);
                     break;
@@ -109,21 +102,22 @@ impl DylibBackend {
         }
         // Events sent just before the answer.
         while let Ok(Reply::Event(json)) = rx.try_recv() {
-            if let Some(e) = serde_json::from_str::<Message>(&json)
-                .ok()
-                .and_then(|m| m.event())
-            {
-                events.event(e);
-            }
+            forward(&json, events);
         }
         let name = &self.info.name;
         let answer = answer.ok_or_else(|| anyhow!("plugin '{name}' ended without an answer"))?;
-        match serde_json::from_str::<Message>(&answer) {
-            Ok(Message::Error { message, hint }) if hint.is_empty() => bail!("{message}"),
-            Ok(Message::Error { message, hint }) => bail!("{message}\n  help: {hint}"),
-            Ok(m) => Ok(m),
-            Err(e) => bail!("plugin '{name}' answered with malformed JSON: {e}"),
-        }
+        serde_json::from_str::<Message>(&answer)
+            .map_err(|e| anyhow!("plugin '{name}' answered with malformed JSON: {e}"))
+    }
+}
+
+/// An event a plugin emitted, passed on (anything else it emits is ignored).
+fn forward(json: &str, events: &mut dyn EventSink) {
+    if let Some(e) = serde_json::from_str::<Message>(json)
+        .ok()
+        .and_then(|m| m.event())
+    {
+        events.event(e);
     }
 }
 

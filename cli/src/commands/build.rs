@@ -1,0 +1,34 @@
+//! `ostree-build build`: components -> images -> publish, only what changed.
+
+use super::ProjectArgs;
+use crate::output::events::Printer;
+use anyhow::Result;
+use ostree_build_core::ops::build::{build, BuildOptions};
+
+#[derive(clap::Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Print what would be rebuilt and why; change nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Rebuild every component and image
+    #[arg(long)]
+    force: bool,
+    /// Parallel component builds (default: number of CPUs)
+    #[arg(long, short)]
+    jobs: Option<usize>,
+}
+
+pub fn exec(args: BuildArgs) -> Result<()> {
+    let manifest = args.project.manifest()?;
+    crate::interrupt::on_interrupt_clean_up(manifest.state_dir());
+    let options = BuildOptions {
+        dry_run: args.dry_run,
+        force: args.force,
+        jobs: args.jobs,
+    };
+    let mut printer = Printer::new(args.project.json(), args.dry_run);
+    build(&manifest, &super::registry(), &options, &mut printer)?;
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! One module per command, like cargo's `commands/`: each declares its arguments and calls
+//! one `ops` function (or the registry), leaving the printing to `output`.
+
+pub mod backends;
+pub mod build;
+pub mod external;
+pub mod help;
+pub mod status;
+
+use anyhow::Result;
+use clap::{Subcommand, ValueEnum};
+use ostree_build_core::backends::Registry;
+use ostree_build_core::manifest::Manifest;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Build components, compose images and publish them, redoing only what changed
+    Build(build::BuildArgs),
+    /// Show every component and image: ref, commit, version, fresh or stale
+    Status(status::StatusArgs),
+    /// List every backend: name, version, where it came from; warn about shadowed names
+    Backends(backends::BackendsArgs),
+    /// Help for a command, a backend (its options) or `triggers`
+    Help(help::HelpArgs),
+    /// `ostree-build <backend> --branch BRANCH [--repo REPO] [--OPTION VALUE]...`
+    #[command(external_subcommand)]
+    External(Vec<OsString>),
+}
+
+impl Command {
+    /// Whether the command was asked for JSON output (errors are then reported as JSON too).
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Build(a) => a.project.json(),
+            Command::Status(a) => a.project.json(),
+            Command::Backends(a) => a.message_format == MessageFormat::Json,
+            Command::Help(_) | Command::External(_) => false,
+        }
+    }
+
+    pub fn exec(self) -> Result<()> {
+        match self {
+            Command::Build(args) => build::exec(args),
+            Command::Status(args) => status::exec(args),
+            Command::Backends(args) => backends::exec(args),
+            Command::Help(args) => help::exec(args),
+            Command::External(args) => external::exec(&args),
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum MessageFormat {
+    Human,
+    Json,
+}
+
+/// The arguments of every command that works on a project.
+#[derive(clap::Args)]
+pub struct ProjectArgs {
+    /// Path to ostree-build.toml (default: found in the current directory or a parent)
+    #[arg(long, value_name = "PATH")]
+    manifest_path: Option<PathBuf>,
+    /// Output for people or JSON lines for CI
+    #[arg(long, value_enum, default_value = "human")]
+    message_format: MessageFormat,
+}
+
+impl ProjectArgs {
+    pub fn json(&self) -> bool {
+        self.message_format == MessageFormat::Json
+    }
+
+    /// The project's manifest: the one named, else the nearest one up from here.
+    pub fn manifest(&self) -> Result<Manifest> {
+        let path = match &self.manifest_path {
+            Some(p) => p.clone(),
+            None => Manifest::find(&std::env::current_dir()?)?,
+        };
+        Manifest::load(&path)
+    }
+}
+
+/// Every backend this process can use: the built-ins, then what the search finds.
+pub fn registry() -> Registry {
+    Registry::discover(crate::builtins::backends())
+}

@@ -1,0 +1,140 @@
+//! The pipeline's events as lines for a person (cargo-style, a right-aligned verb) or as
+//! JSON lines for CI.
+
+use super::{outln, short};
+use ostree_build_core::report::{Event, Kind, Reporter};
+
+/// Renders core events.
+pub struct Printer {
+    json: bool,
+    dry_run: bool,
+    /// Components to build and built so far, for `[n/N]` progress.
+    to_build: usize,
+    built: usize,
+}
+
+impl Printer {
+    pub fn new(json: bool, dry_run: bool) -> Printer {
+        Printer {
+            json,
+            dry_run,
+            to_build: 0,
+            built: 0,
+        }
+    }
+
+    /// A printer for a run that builds exactly one component (ad hoc).
+    pub fn one_component(json: bool) -> Printer {
+        Printer {
+            to_build: 1,
+            ..Printer::new(json, false)
+        }
+    }
+
+    /// The human line for `event`, if it shows one.
+    fn human(&mut self, event: Event) -> Option<String> {
+        match event {
+            Event::Plan {
+                kind,
+                name,
+                action,
+                reason,
+            } => {
+                if kind == Kind::Component && action == "build" {
+                    self.to_build += 1;
+                }
+                if self.dry_run {
+                    Some(format!(
+                        "{:>9} {} {name}: {reason}",
+                        action,
+                        kind_name(kind)
+                    ))
+                } else {
+                    (action == "fresh")
+                        .then(|| format!("{:>9} {} {name}", "Fresh", kind_name(kind)))
+                }
+            }
+            Event::Started { kind, name } => Some(match kind {
+                Kind::Component => format!("{:>9} component {name}", "Building"),
+                Kind::Image => format!("{:>9} image {name}", "Composing"),
+                Kind::Publish => format!("{:>9} image {name}", "Publishing"),
+            }),
+            Event::Finished {
+                kind,
+                name,
+                commit,
+                seconds,
+                detail,
+            } => Some(self.finished(kind, &name, &commit, seconds, &detail)),
+            Event::Log { name, message } => Some(format!("{:>9} {name}: {message}", "")),
+            Event::Warning { message } => Some(format!("warning: {message}")),
+            Event::Waiting { message } => Some(format!("{:>9} {message}", "Blocking")),
+            Event::Summary {
+                built,
+                composed,
+                published,
+                fresh,
+                seconds,
+                phases,
+            } => Some(if built + composed + published == 0 {
+                format!(
+                    "{:>9} nothing to do: everything is up to date ({seconds:.2}s)",
+                    "Finished"
+                )
+            } else {
+                let phases: Vec<String> =
+                    phases.iter().map(|(n, s)| format!("{n} {s:.2}s")).collect();
+                format!(
+                    "{:>9} {built} component(s) built, {composed} image(s) composed, {published} published, {fresh} fresh in {seconds:.2}s ({})",
+                    "Finished",
+                    phases.join(", ")
+                )
+            }),
+        }
+    }
+
+    fn finished(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        commit: &str,
+        seconds: f64,
+        detail: &str,
+    ) -> String {
+        let progress = if kind == Kind::Component {
+            self.built += 1;
+            format!(" [{}/{}]", self.built, self.to_build)
+        } else {
+            String::new()
+        };
+        let verb = match kind {
+            Kind::Component => "Built",
+            Kind::Image => "Composed",
+            Kind::Publish => "Published",
+        };
+        format!(
+            "{verb:>9} {} {name}{progress} -> {} in {seconds:.2}s ({detail})",
+            kind_name(kind),
+            short(commit)
+        )
+    }
+}
+
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Component => "component",
+        Kind::Image | Kind::Publish => "image",
+    }
+}
+
+impl Reporter for Printer {
+    fn event(&mut self, event: Event) {
+        if self.json {
+            if let Ok(s) = serde_json::to_string(&event) {
+                outln!("{s}");
+            }
+        } else if let Some(line) = self.human(event) {
+            outln!("{line}");
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Everything the CLI prints: lines on stdout that end the process quietly when the reader
+//! has gone away, errors on stderr, and the renderings of each command's results.
+
+pub mod backends;
+pub mod events;
+pub mod status;
+
+use std::io::Write;
+
+/// `println!` through [`line`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::line(&format!($($arg)*))
+    };
+}
+pub(crate) use outln;
+
+/// Print one line on stdout. When the reader has gone away (`ostree-build status | head`)
+/// the process ends quietly with status 0, as Unix tools do, instead of panicking: SIGPIPE
+/// is ignored in this process (by Rust, and again by GLib).
+pub fn line(text: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{text}").and_then(|_| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
+/// The first 12 characters of a checksum, as people read them.
+pub fn short(checksum: &str) -> &str {
+    &checksum[..12.min(checksum.len())]
+}
+
+/// Report a failed command: a JSON `error` event for CI when asked for, and always the
+/// `error:` line on stderr.
+pub fn error(e: &anyhow::Error, json: bool) {
+    if json {
+        outln!(
+            "{}",
+            serde_json::json!({"event": "error", "message": format!("{e:#}")})
+        );
+    }
+    eprintln!("error: {}", render_error(e));
+}
+
+/// The error chain, outermost first; the innermost cause is what a user acts on, so it is
+/// kept whole (with its help lines).
+fn render_error(e: &anyhow::Error) -> String {
+    let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    let Some((last, rest)) = chain.split_last() else {
+        return String::new();
+    };
+    let mut lines = last.lines();
+    let first = lines.next().unwrap_or_default();
+    let mut out = rest
+        .iter()
+        .map(String::as_str)
+        .chain([first])
+        .collect::<Vec<_>>()
+        .join(": ");
+    for l in lines {
+        out.push('\n');
+        out.push_str(l);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_innermost_cause_keeps_its_help_lines() {
+        let e = anyhow::anyhow!("no such thing\n  help: try this")
+            .context("component 'a'")
+            .context("build failed");
+        assert_eq!(
+            super::render_error(&e),
+            "build failed: component 'a': no such thing\n  help: try this"
+        );
+        assert_eq!(super::render_error(&anyhow::anyhow!("plain")), "plain");
+    }
+}
