@@ -45,21 +45,18 @@ pub fn build(
     rep: &mut dyn Reporter,
 ) -> Result<BuildSummary> {
     let start = Instant::now();
-    let mut phases = Vec::new();
-    let lock = if options.dry_run {
-        None
-    } else {
-        Some(ProjectLock::acquire(&manifest.state_dir(), || {
+    let lock = match options.dry_run {
+        true => None,
+        false => Some(ProjectLock::acquire(&manifest.state_dir(), || {
             rep.event(Event::Waiting {
                 message: "waiting for another ostree-build run on this project to finish".into(),
             })
-        })?)
+        })?),
     };
     let build_path = manifest.build_repo_path();
-    let repo = if options.dry_run {
-        Repo::open_existing(&build_path)?
-    } else {
-        Some(Repo::open_or_create(&build_path, RepoKind::Build)?)
+    let repo = match options.dry_run {
+        true => Repo::open_existing(&build_path)?,
+        false => Some(Repo::open_or_create(&build_path, RepoKind::Build)?),
     };
     let scratch_root = manifest.state_dir().join("work").join("components");
     let plan = plan(
@@ -70,138 +67,197 @@ pub fn build(
         &scratch_root,
     )?;
     report_plan(&plan, rep);
-    let mut summary = BuildSummary::default();
     let (Some(repo), Some(lock)) = (repo, lock) else {
-        return Ok(summary);
+        return Ok(BuildSummary::default());
     };
     compose::remove_stale_worktrees(manifest, &lock)?;
-
-    // The export repository receives the objects of components and unions while the rest
-    // of the build runs (see `Prefetch`); its refs move only in `publish`.
-    let mut prefetch = publish::Prefetch::default();
-    let published = |component: &str| {
-        manifest
-            .images
-            .values()
-            .any(|i| i.publish && i.components.iter().any(|c| c.get_ref() == component))
-    };
     if manifest.images.values().any(|i| i.publish) {
         Repo::open_or_create(&manifest.export_repo_path(), RepoKind::Export)?
             .ensure_zlib_level(manifest.publish.zlib_level.as_ref().map(|l| *l.get_ref()))?;
     }
-
-    // Components, in parallel, each in its own transaction; no ref moves yet.
-    let t = Instant::now();
-    let mut commits: BTreeMap<String, String> = BTreeMap::new();
-    let mut new_refs: Vec<(String, String)> = Vec::new();
-    for p in &plan.components {
-        if let (None, Some(c)) = (&p.reason, &p.current) {
-            commits.insert(p.name.clone(), c.checksum.clone());
-            summary.fresh += 1;
-        }
-    }
-    let todo: Vec<&ComponentPlan> = plan
-        .components
-        .iter()
-        .filter(|p| p.reason.is_some())
-        .collect();
-    if !todo.is_empty() {
-        lock.scratch("components")?;
-        let mut on_built = |name: &str, commit: &str| {
-            if published(name) {
-                prefetch.start(&build_path, &manifest.export_repo_path(), commit);
-            }
-        };
-        for (p, commit) in build_components(manifest, &todo, options.jobs, rep, &mut on_built)? {
-            commits.insert(p.name.clone(), commit.clone());
-            new_refs.push((p.ref_name.clone(), commit));
-            summary.built.push(p.name.clone());
-        }
-    }
-    phases.push(("components".to_string(), t.elapsed().as_secs_f64()));
-
-    // Images: union in memory; with triggers, a worktree kept between builds. The union is
-    // copied to the export repository in the background while the triggers run.
-    let t = Instant::now();
-    let mut image_commits: BTreeMap<String, String> = BTreeMap::new();
-    for ip in &plan.images {
-        let section = &manifest.images[&ip.name];
-        let inputs: Vec<(String, String)> = section
-            .components
-            .iter()
-            .map(|c| (c.get_ref().clone(), commits[c.get_ref()].clone()))
-            .collect();
-        let input_hash = compose::image_input_hash(&repo, &ip.name, section, &inputs)?;
-        if let Some(cur) = &ip.current {
-            if !options.force && cur.metadata.get(META_INPUT_HASH) == Some(&input_hash) {
-                image_commits.insert(ip.name.clone(), cur.checksum.clone());
-                summary.fresh += 1;
-                continue;
-            }
-        }
-        let reason = ip
-            .reason
-            .clone()
-            .unwrap_or_else(|| "definition changed".into());
-        rep.event(Event::Started {
-            kind: Kind::Image,
-            name: ip.name.clone(),
-        });
-        let ts = Instant::now();
-        let job = compose::ComposeJob {
-            ip,
-            section,
-            inputs: &inputs,
-            input_hash: &input_hash,
-            force: options.force,
-        };
-        let mut warnings = Vec::new();
-        let composed = compose::compose_image(
-            manifest,
-            &repo,
-            &lock,
-            &job,
-            &mut |union| {
-                if section.publish {
-                    prefetch.start(&build_path, &manifest.export_repo_path(), union);
-                }
-            },
-            &mut warnings,
-        );
-        for w in warnings {
-            rep.event(Event::Warning {
-                message: format!("image '{}': {w}", ip.name),
-            });
-        }
-        let (commit, detail) = composed
-            .with_context(|| format!("image '{}' was not composed; no ref was changed", ip.name))?;
-        rep.event(Event::Finished {
-            kind: Kind::Image,
-            name: ip.name.clone(),
-            commit: commit.clone(),
-            seconds: ts.elapsed().as_secs_f64(),
-            detail: format!("{reason}; {detail}"),
-        });
-        new_refs.push((ip.ref_name.clone(), commit.clone()));
-        image_commits.insert(ip.name.clone(), commit);
-        summary.composed.push(ip.name.clone());
-    }
-    repo.set_refs(&new_refs)?;
-    phases.push(("compose".to_string(), t.elapsed().as_secs_f64()));
-
-    let t = Instant::now();
-    summary.published = publish::publish(manifest, &build_path, &image_commits, prefetch, rep)?;
-    phases.push(("publish".to_string(), t.elapsed().as_secs_f64()));
-
+    let mut run = Builder {
+        manifest,
+        repo: &repo,
+        lock: &lock,
+        options,
+        prefetch: publish::Prefetch::default(),
+        new_refs: Vec::new(),
+        summary: BuildSummary::default(),
+    };
+    let mut timer = super::PhaseTimer::start();
+    let commits = run.components(&plan, rep)?;
+    timer.lap("components");
+    let image_commits = run.images(&plan, &commits, rep)?;
+    repo.set_refs(&run.new_refs)?;
+    timer.lap("compose");
+    let mut summary = run.summary;
+    summary.published = publish::publish(manifest, &build_path, &image_commits, run.prefetch, rep)?;
+    timer.lap("publish");
     rep.event(Event::Summary {
         built: summary.built.len(),
         composed: summary.composed.len(),
         published: summary.published.len(),
         fresh: summary.fresh,
         seconds: start.elapsed().as_secs_f64(),
-        phases,
+        phases: timer.laps(),
     });
     Ok(summary)
+}
+
+/// One locked, non-dry-run build after planning: what it has done so far.
+struct Builder<'a> {
+    manifest: &'a Manifest,
+    repo: &'a Repo,
+    lock: &'a ProjectLock,
+    options: &'a BuildOptions,
+    /// The export repository receives the objects of components and unions while the rest
+    /// of the build runs; its refs move only in `publish`.
+    prefetch: publish::Prefetch,
+    /// Build-repository refs to move together once everything succeeded.
+    new_refs: Vec<(String, String)>,
+    summary: BuildSummary,
+}
+
+impl Builder<'_> {
+    /// Build the stale components in parallel, each in its own transaction; no ref moves.
+    /// Returns every component's commit, fresh ones included.
+    fn components(
+        &mut self,
+        plan: &BuildPlan,
+        rep: &mut dyn Reporter,
+    ) -> Result<BTreeMap<String, String>> {
+        let mut commits = BTreeMap::new();
+        for p in &plan.components {
+            if let (None, Some(c)) = (&p.reason, &p.current) {
+                commits.insert(p.name.clone(), c.checksum.clone());
+                self.summary.fresh += 1;
+            }
+        }
+        let todo: Vec<&ComponentPlan> = plan
+            .components
+            .iter()
+            .filter(|p| p.reason.is_some())
+            .collect();
+        if todo.is_empty() {
+            return Ok(commits);
+        }
+        self.lock.scratch("components")?;
+        let (manifest, prefetch) = (self.manifest, &mut self.prefetch);
+        let mut on_built = |name: &str, commit: &str| {
+            let published = manifest
+                .images
+                .values()
+                .any(|i| i.publish && i.components.iter().any(|c| c.get_ref() == name));
+            if published {
+                prefetch.start(
+                    &manifest.build_repo_path(),
+                    &manifest.export_repo_path(),
+                    commit,
+                );
+            }
+        };
+        let built = build_components(manifest, &todo, self.options.jobs, rep, &mut on_built)?;
+        for (p, commit) in built {
+            commits.insert(p.name.clone(), commit.clone());
+            self.new_refs.push((p.ref_name.clone(), commit));
+            self.summary.built.push(p.name.clone());
+        }
+        Ok(commits)
+    }
+
+    /// Compose every image whose input hash changed: a union in memory; with triggers, a
+    /// worktree kept between builds. Returns every image's commit.
+    fn images(
+        &mut self,
+        plan: &BuildPlan,
+        commits: &BTreeMap<String, String>,
+        rep: &mut dyn Reporter,
+    ) -> Result<BTreeMap<String, String>> {
+        let mut image_commits = BTreeMap::new();
+        for ip in &plan.images {
+            let section = &self.manifest.images[&ip.name];
+            let inputs: Vec<(String, String)> = section
+                .components
+                .iter()
+                .map(|c| (c.get_ref().clone(), commits[c.get_ref()].clone()))
+                .collect();
+            let input_hash = compose::image_input_hash(self.repo, &ip.name, section, &inputs)?;
+            let fresh = ip.current.as_ref().filter(|cur| {
+                !self.options.force && cur.metadata.get(META_INPUT_HASH) == Some(&input_hash)
+            });
+            let commit = match fresh {
+                Some(cur) => {
+                    self.summary.fresh += 1;
+                    cur.checksum.clone()
+                }
+                None => self.compose(ip, &inputs, &input_hash, rep)?,
+            };
+            image_commits.insert(ip.name.clone(), commit);
+        }
+        Ok(image_commits)
+    }
+
+    /// Compose one image; its union goes to the export repository in the background while
+    /// its triggers run.
+    fn compose(
+        &mut self,
+        ip: &ImagePlan,
+        inputs: &[(String, String)],
+        input_hash: &str,
+        rep: &mut dyn Reporter,
+    ) -> Result<String> {
+        let (manifest, name) = (self.manifest, &ip.name);
+        let section = &manifest.images[name];
+        rep.event(Event::Started {
+            kind: Kind::Image,
+            name: name.clone(),
+        });
+        let start = Instant::now();
+        let job = compose::ComposeJob {
+            ip,
+            section,
+            inputs,
+            input_hash,
+            force: self.options.force,
+        };
+        let prefetch = &mut self.prefetch;
+        let mut union_ready = |union: &str| {
+            if section.publish {
+                prefetch.start(
+                    &manifest.build_repo_path(),
+                    &manifest.export_repo_path(),
+                    union,
+                );
+            }
+        };
+        let mut warnings = Vec::new();
+        let composed = compose::compose_image(
+            manifest,
+            self.repo,
+            self.lock,
+            &job,
+            &mut union_ready,
+            &mut warnings,
+        );
+        for w in warnings {
+            rep.event(Event::Warning {
+                message: format!("image '{name}': {w}"),
+            });
+        }
+        let (commit, detail) = composed
+            .with_context(|| format!("image '{name}' was not composed; no ref was changed"))?;
+        let reason = ip.reason.as_deref().unwrap_or("definition changed");
+        rep.event(Event::Finished {
+            kind: Kind::Image,
+            name: name.clone(),
+            commit: commit.clone(),
+            seconds: start.elapsed().as_secs_f64(),
+            detail: format!("{reason}; {detail}"),
+        });
+        self.new_refs.push((ip.ref_name.clone(), commit.clone()));
+        self.summary.composed.push(name.clone());
+        Ok(commit)
+    }
 }
 
 fn report_plan(plan: &BuildPlan, rep: &mut dyn Reporter) {
@@ -264,58 +320,20 @@ fn build_components<'a>(
                 .unwrap_or(1)
         })
         .clamp(1, todo.len());
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<String>>>> =
-        Mutex::new((0..todo.len()).map(|_| None).collect());
-    let build_path = manifest.build_repo_path();
+    let queue = WorkQueue {
+        todo,
+        next: AtomicUsize::new(0),
+        results: Mutex::new((0..todo.len()).map(|_| None).collect()),
+        build_path: manifest.build_repo_path(),
+    };
     let (tx, rx) = mpsc::channel::<Event>();
     std::thread::scope(|s| {
         for _ in 0..jobs {
-            let tx = tx.clone();
-            let (next, results, build_path) = (&next, &results, &build_path);
-            s.spawn(move || {
-                let repo = Repo::open_or_create(build_path, RepoKind::Build);
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(p) = todo.get(i) else { break };
-                    let _ = tx.send(Event::Started {
-                        kind: Kind::Component,
-                        name: p.name.clone(),
-                    });
-                    let t = Instant::now();
-                    let res = match &repo {
-                        Ok(repo) => build_component(repo, p, &tx),
-                        Err(e) => Err(anyhow!("{e:#}")),
-                    };
-                    let res = res.with_context(|| {
-                        format!("component '{}' was not built; no ref was changed", p.name)
-                    });
-                    if let Ok((commit, stats, packages)) = &res {
-                        let _ = tx.send(Event::Finished {
-                            kind: Kind::Component,
-                            name: p.name.clone(),
-                            commit: commit.clone(),
-                            seconds: t.elapsed().as_secs_f64(),
-                            detail: format!(
-                                "{}; {} objects written, {}{}",
-                                p.reason.as_deref().unwrap_or(""),
-                                stats.content_objects_written,
-                                human_bytes(stats.content_bytes_written),
-                                if packages.is_empty() {
-                                    String::new()
-                                } else {
-                                    format!("; {packages}")
-                                }
-                            ),
-                        });
-                    }
-                    if let Ok(mut r) = results.lock() {
-                        r[i] = Some(res.map(|(c, _, _)| c));
-                    }
-                }
-            });
+            let (tx, queue) = (tx.clone(), &queue);
+            s.spawn(move || queue.work(&tx));
         }
         drop(tx);
+        // Events reach the reporter on this thread, as they happen.
         for event in rx {
             if let Event::Finished {
                 kind: Kind::Component,
@@ -329,7 +347,8 @@ fn build_components<'a>(
             rep.event(event);
         }
     });
-    let results = results
+    let results = queue
+        .results
         .into_inner()
         .map_err(|_| anyhow!("a component build thread panicked"))?;
     let mut out = Vec::new();
@@ -340,6 +359,63 @@ fn build_components<'a>(
         ));
     }
     Ok(out)
+}
+
+/// Components shared out to the build threads, and what became of each.
+struct WorkQueue<'a, 'p> {
+    todo: &'a [&'p ComponentPlan],
+    next: AtomicUsize,
+    results: Mutex<Vec<Option<Result<String>>>>,
+    build_path: std::path::PathBuf,
+}
+
+impl WorkQueue<'_, '_> {
+    /// One build thread: take the next component until none is left.
+    fn work(&self, tx: &mpsc::Sender<Event>) {
+        let repo = Repo::open_or_create(&self.build_path, RepoKind::Build);
+        loop {
+            let i = self.next.fetch_add(1, Ordering::SeqCst);
+            let Some(p) = self.todo.get(i) else { break };
+            let _ = tx.send(Event::Started {
+                kind: Kind::Component,
+                name: p.name.clone(),
+            });
+            let start = Instant::now();
+            let res = match &repo {
+                Ok(repo) => build_component(repo, p, tx),
+                Err(e) => Err(anyhow!("{e:#}")),
+            };
+            let res = res.with_context(|| {
+                format!("component '{}' was not built; no ref was changed", p.name)
+            });
+            if let Ok((commit, stats, packages)) = &res {
+                let _ = tx.send(Event::Finished {
+                    kind: Kind::Component,
+                    name: p.name.clone(),
+                    commit: commit.clone(),
+                    seconds: start.elapsed().as_secs_f64(),
+                    detail: built_detail(p, stats, packages),
+                });
+            }
+            if let Ok(mut r) = self.results.lock() {
+                r[i] = Some(res.map(|(c, _, _)| c));
+            }
+        }
+    }
+}
+
+/// Why a component was built, what it wrote, and how its package list changed.
+fn built_detail(p: &ComponentPlan, stats: &WriteStats, packages: &str) -> String {
+    let packages = match packages {
+        "" => String::new(),
+        p => format!("; {p}"),
+    };
+    format!(
+        "{}; {} objects written, {}{packages}",
+        p.reason.as_deref().unwrap_or(""),
+        stats.content_objects_written,
+        human_bytes(stats.content_bytes_written),
+    )
 }
 
 fn build_component(
@@ -358,41 +434,7 @@ fn build_component(
         .backend
         .run(&p.request, &mut sink)
         .with_context(|| format!("backend '{}' failed", p.backend.info.name))?;
-    let mut metadata = vec![
-        (META_COMPONENT.to_string(), MetaValue::Str(p.name.clone())),
-        (
-            META_BACKEND.to_string(),
-            MetaValue::Str(p.backend.info.name.clone()),
-        ),
-        (
-            META_BACKEND_VERSION.to_string(),
-            MetaValue::Str(p.backend.info.version.clone()),
-        ),
-        (
-            META_INPUT_HASH.to_string(),
-            MetaValue::Str(p.input_hash.clone()),
-        ),
-        (
-            META_SOURCES_HASH.to_string(),
-            MetaValue::Str(p.sources_hash.clone()),
-        ),
-        (
-            META_OPTIONS_HASH.to_string(),
-            MetaValue::Str(p.options_hash.clone()),
-        ),
-    ];
-    if !p.fingerprint.is_empty() {
-        metadata.push((
-            META_FINGERPRINT.to_string(),
-            MetaValue::Str(p.fingerprint.clone()),
-        ));
-    }
-    if !output.packages().is_empty() {
-        metadata.push((
-            META_PACKAGES.to_string(),
-            MetaValue::StrList(output.packages().to_vec()),
-        ));
-    }
+    let metadata = component_metadata(p, &output);
     let subject = format!(
         "component {} ({} {})",
         p.name, p.backend.info.name, p.backend.info.version
@@ -415,6 +457,36 @@ fn build_component(
         output.packages(),
     );
     result.map(|(c, stats)| (c, stats, packages))
+}
+
+/// The commit metadata of a built component: what built it and the hashes that decide
+/// when it is fresh, its backend's fingerprint and its package list.
+fn component_metadata(p: &ComponentPlan, output: &Output) -> Vec<(String, MetaValue)> {
+    let info = &p.backend.info;
+    let mut metadata: Vec<(String, MetaValue)> = [
+        (META_COMPONENT, &p.name),
+        (META_BACKEND, &info.name),
+        (META_BACKEND_VERSION, &info.version),
+        (META_INPUT_HASH, &p.input_hash),
+        (META_SOURCES_HASH, &p.sources_hash),
+        (META_OPTIONS_HASH, &p.options_hash),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), MetaValue::Str(v.clone())))
+    .collect();
+    if !p.fingerprint.is_empty() {
+        metadata.push((
+            META_FINGERPRINT.to_string(),
+            MetaValue::Str(p.fingerprint.clone()),
+        ));
+    }
+    if !output.packages().is_empty() {
+        metadata.push((
+            META_PACKAGES.to_string(),
+            MetaValue::StrList(output.packages().to_vec()),
+        ));
+    }
+    metadata
 }
 
 fn human_bytes(n: u64) -> String {

@@ -100,163 +100,55 @@ pub(super) fn compose_image(
         ip,
         section,
         inputs,
-        input_hash,
         ..
     } = *job;
-    let prefix = section.version.clone().unwrap_or_else(|| "0".into());
-    let version = next_version(
-        &prefix,
-        ip.current
-            .as_ref()
-            .and_then(|c| c.metadata.get(META_VERSION))
-            .map(String::as_str),
-    );
-    let mut metadata = vec![
-        (META_VERSION.to_string(), MetaValue::Str(version.clone())),
-        (META_IMAGE.to_string(), MetaValue::Str(ip.name.clone())),
-        (
-            META_INPUT_HASH.to_string(),
-            MetaValue::Str(input_hash.to_string()),
-        ),
-        (
-            META_COMPONENTS.to_string(),
-            MetaValue::StrList(inputs.iter().map(|(n, c)| format!("{n}={c}")).collect()),
-        ),
-    ];
-    let mut component_packages = Vec::new();
-    for (_, c) in inputs.iter() {
-        component_packages.push(
-            repo.commit_info(c)?
-                .lists
-                .remove(META_PACKAGES)
-                .unwrap_or_default(),
-        );
-    }
-    let packages = crate::packages::merge(component_packages.iter().map(|l| &l[..]));
-    let package_account = crate::packages::describe(
-        ip.current
-            .as_ref()
-            .map(|c| c.lists.get(META_PACKAGES).map_or(&[][..], |l| &l[..])),
-        &packages,
-    );
-    if !packages.is_empty() {
-        metadata.push((META_PACKAGES.to_string(), MetaValue::StrList(packages)));
-    }
-    for (k, v) in &section.metadata {
-        metadata.push((
-            k.clone(),
-            match v.get_ref() {
-                toml::Value::String(s) => MetaValue::Str(s.clone()),
-                toml::Value::Integer(i) => MetaValue::Int(*i),
-                toml::Value::Float(f) => MetaValue::Float(*f),
-                toml::Value::Boolean(b) => MetaValue::Bool(*b),
-                other => MetaValue::Str(other.to_string()),
-            },
-        ));
-    }
+    let meta = ImageMetadata::of(repo, job)?;
     let subject = section
         .subject
         .clone()
-        .unwrap_or_else(|| format!("{} {} {}", manifest.os.name, ip.name, version));
+        .unwrap_or_else(|| format!("{} {} {}", manifest.os.name, ip.name, meta.version));
     let commit = NewCommit {
         parent: ip.current.as_ref().map(|c| c.checksum.as_str()),
         subject: &subject,
-        metadata: &metadata,
+        metadata: &meta.metadata,
         timestamp: super::commit_time(),
     };
     let last_wins = section.conflicts == crate::manifest::ConflictPolicy::LastWins;
-    let conflict_hint = |e: anyhow::Error| -> anyhow::Error {
-        if e.downcast_ref::<crate::repo::ComposeConflict>().is_some() {
-            manifest.error_at(
-                section
-                    .components
-                    .first()
-                    .map(|c| c.span().start)
-                    .unwrap_or(0),
-                &format!("image '{}': components conflict:\n  {e}", ip.name),
-                Some(&format!(
-                    "make the components agree, or set conflicts = \"last-wins\" in [image.{}]",
-                    ip.name
-                )),
-            )
-        } else {
-            e
-        }
-    };
+    let mut account = vec![format!(
+        "version {}, {} components",
+        meta.version,
+        inputs.len()
+    )];
+    if !meta.package_account.is_empty() {
+        account.push(meta.package_account.clone());
+    }
     if section.triggers.is_empty() && !section.bootable {
         let (c, _) = repo
             .union_commit(inputs, last_wins, &commit)
-            .map_err(conflict_hint)?;
-        let mut account = format!("version {version}, {} components", inputs.len());
-        if !package_account.is_empty() {
-            account.push_str(&format!(", {package_account}"));
-        }
-        return Ok((c, account));
+            .map_err(|e| conflict_error(manifest, job, e))?;
+        return Ok((c, account.join(", ")));
     }
-    let intermediate = |subject: &'static str| NewCommit {
+    let mut timer = super::PhaseTimer::start();
+    let before_triggers = NewCommit {
         parent: None,
-        subject,
+        subject: "ostree-build union (before triggers)",
         metadata: &[],
         timestamp: commit.timestamp,
     };
-    let mut timer = super::PhaseTimer::start();
-    let (union, _) = repo
-        .union_commit(
-            inputs,
-            last_wins,
-            &intermediate("ostree-build union (before triggers)"),
-        )
-        .map_err(conflict_hint)?;
-    union_ready(&union);
+    let (mut tree, _) = repo
+        .union_commit(inputs, last_wins, &before_triggers)
+        .map_err(|e| conflict_error(manifest, job, e))?;
+    union_ready(&tree);
     timer.lap("union");
-    let mut account = vec![format!("version {version}, {} components", inputs.len())];
-    if !package_account.is_empty() {
-        account.push(package_account);
-    }
-    let mut tree = union;
     if !section.triggers.is_empty() {
         let (after, runs) = run_triggers(manifest, repo, lock, job, &tree, &mut timer)?;
         tree = after;
         account.push(runs);
     }
     let c = if section.bootable {
-        let levels: HashMap<String, LintLevel> = section
-            .lint
-            .iter()
-            .map(|(k, v)| (k.get_ref().clone(), *v))
-            .collect();
-        let options = LayoutOptions {
-            var_files: section.var_files,
-            levels: &levels,
-        };
-        let (c, report) = repo.bootable_commit(&tree, &options, &commit).map_err(|e| {
-            match e.downcast_ref::<LintErrors>() {
-                Some(errors) => manifest.error_at(
-                    manifest.table_header(&format!("image.{}", ip.name)),
-                    &format!("image '{}': not bootable:\n  {errors}", ip.name),
-                    Some(&format!(
-                        "fix the components, or set lint.<rule> = \"warn\" in [image.{}] to accept it",
-                        ip.name
-                    )),
-                ),
-                None => e.context(format!("image '{}': bootable layout", ip.name)),
-            }
-        })?;
+        let (c, layout) = bootable_layout(manifest, repo, job, &tree, &commit, warnings)?;
         timer.lap("layout");
-        account.push(format!(
-            "bootable: kernel {}, {} tmpfiles.d lines{}",
-            report.kernel.as_deref().unwrap_or("none"),
-            report.tmpfiles_lines,
-            if report.factory_files > 0 {
-                format!(
-                    ", {} /var files in /usr/share/factory",
-                    report.factory_files
-                )
-            } else {
-                String::new()
-            }
-        ));
-        warnings.extend(report.warnings);
+        account.push(layout);
         c
     } else {
         // The same tree, committed with the image's parent, subject and metadata.
@@ -264,6 +156,146 @@ pub(super) fn compose_image(
     };
     account.push(timer.report());
     Ok((c, account.join("; ")))
+}
+
+/// The metadata of a new image commit, and what changed in its package list.
+struct ImageMetadata {
+    version: String,
+    metadata: Vec<(String, MetaValue)>,
+    /// `+added -removed` against the previous image commit; empty when unchanged.
+    package_account: String,
+}
+
+impl ImageMetadata {
+    fn of(repo: &Repo, job: &ComposeJob) -> Result<ImageMetadata> {
+        let ComposeJob {
+            ip,
+            section,
+            inputs,
+            input_hash,
+            ..
+        } = *job;
+        let previous = ip.current.as_ref();
+        let version = next_version(
+            section.version.as_deref().unwrap_or("0"),
+            previous
+                .and_then(|c| c.metadata.get(META_VERSION))
+                .map(String::as_str),
+        );
+        let mut metadata = vec![
+            (META_VERSION.to_string(), MetaValue::Str(version.clone())),
+            (META_IMAGE.to_string(), MetaValue::Str(ip.name.clone())),
+            (
+                META_INPUT_HASH.to_string(),
+                MetaValue::Str(input_hash.to_string()),
+            ),
+            (
+                META_COMPONENTS.to_string(),
+                MetaValue::StrList(inputs.iter().map(|(n, c)| format!("{n}={c}")).collect()),
+            ),
+        ];
+        let mut component_packages = Vec::new();
+        for (_, c) in inputs {
+            let mut info = repo.commit_info(c)?;
+            component_packages.push(info.lists.remove(META_PACKAGES).unwrap_or_default());
+        }
+        let packages = crate::packages::merge(component_packages.iter().map(|l| &l[..]));
+        let package_account = crate::packages::describe(
+            previous.map(|c| c.lists.get(META_PACKAGES).map_or(&[][..], |l| &l[..])),
+            &packages,
+        );
+        if !packages.is_empty() {
+            metadata.push((META_PACKAGES.to_string(), MetaValue::StrList(packages)));
+        }
+        metadata.extend(
+            section
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), meta_value(v.get_ref()))),
+        );
+        Ok(ImageMetadata {
+            version,
+            metadata,
+            package_account,
+        })
+    }
+}
+
+/// A manifest metadata value as commit metadata.
+fn meta_value(v: &toml::Value) -> MetaValue {
+    match v {
+        toml::Value::String(s) => MetaValue::Str(s.clone()),
+        toml::Value::Integer(i) => MetaValue::Int(*i),
+        toml::Value::Float(f) => MetaValue::Float(*f),
+        toml::Value::Boolean(b) => MetaValue::Bool(*b),
+        other => MetaValue::Str(other.to_string()),
+    }
+}
+
+/// A union conflict as a manifest error at the image's component list, with what to do.
+fn conflict_error(manifest: &Manifest, job: &ComposeJob, e: anyhow::Error) -> anyhow::Error {
+    if e.downcast_ref::<crate::repo::ComposeConflict>().is_none() {
+        return e;
+    }
+    let name = &job.ip.name;
+    let at = job
+        .section
+        .components
+        .first()
+        .map(|c| c.span().start)
+        .unwrap_or(0);
+    manifest.error_at(
+        at,
+        &format!("image '{name}': components conflict:\n  {e}"),
+        Some(&format!(
+            "make the components agree, or set conflicts = \"last-wins\" in [image.{name}]"
+        )),
+    )
+}
+
+/// Lay `tree` out for `ostree admin deploy`, lint it and commit it as the image. Returns
+/// the commit and a one-line account; lint warnings go to `warnings`.
+fn bootable_layout(
+    manifest: &Manifest,
+    repo: &Repo,
+    job: &ComposeJob,
+    tree: &str,
+    commit: &NewCommit,
+    warnings: &mut Vec<String>,
+) -> Result<(String, String)> {
+    let (name, section) = (&job.ip.name, job.section);
+    let levels: HashMap<String, LintLevel> = section
+        .lint
+        .iter()
+        .map(|(k, v)| (k.get_ref().clone(), *v))
+        .collect();
+    let options = LayoutOptions {
+        var_files: section.var_files,
+        levels: &levels,
+    };
+    let (c, report) = repo
+        .bootable_commit(tree, &options, commit)
+        .map_err(|e| match e.downcast_ref::<LintErrors>() {
+            Some(errors) => manifest.error_at(
+                manifest.table_header(&format!("image.{name}")),
+                &format!("image '{name}': not bootable:\n  {errors}"),
+                Some(&format!(
+                    "fix the components, or set lint.<rule> = \"warn\" in [image.{name}] to accept it"
+                )),
+            ),
+            None => e.context(format!("image '{name}': bootable layout")),
+        })?;
+    let factory = match report.factory_files {
+        0 => String::new(),
+        n => format!(", {n} /var files in /usr/share/factory"),
+    };
+    let account = format!(
+        "bootable: kernel {}, {} tmpfiles.d lines{factory}",
+        report.kernel.as_deref().unwrap_or("none"),
+        report.tmpfiles_lines,
+    );
+    warnings.extend(report.warnings);
+    Ok((c, account))
 }
 
 /// Per trigger: its input fingerprint and what it changed, from the last time it ran.
@@ -298,25 +330,7 @@ fn run_triggers(
     base: &str,
     timer: &mut super::PhaseTimer,
 ) -> Result<(String, String)> {
-    let (image, section, force) = (job.ip.name.as_str(), job.section, job.force);
-    let dir = lock
-        .state_dir
-        .join("images")
-        .join(crate::manifest::escape_ref_part(image));
-    std::fs::create_dir_all(&dir)?;
-    let records_path = dir.join("triggers.json");
-    let mut records: TriggerRecords = std::fs::read(&records_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    // The worktree reflects the commit named in `tree.commit`; that file is removed while
-    // the tree is being changed, so an interrupted run starts from a fresh checkout.
-    let worktree = dir.join("tree");
-    let state = dir.join("tree.commit");
-    let mut worktree_at = std::fs::read_to_string(&state)
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|c| worktree.is_dir() && repo.has_commit(c).unwrap_or(false));
+    let mut space = TriggerSpace::open(manifest, lock, repo, &job.ip.name)?;
     let step = NewCommit {
         parent: None,
         subject: "ostree-build trigger output",
@@ -325,78 +339,179 @@ fn run_triggers(
     };
     let mut current = base.to_string();
     let mut account = Vec::new();
-    for t in &section.triggers {
+    for t in &job.section.triggers {
         let t = triggers::Resolved::of(t);
-        let fingerprint = match &t.inputs {
-            Some(paths) => {
-                let mut h = crate::inputs::Hasher::new("trigger v1");
-                h.str(&t.name).str(&t.run).str(&format!("{:?}", t.sandbox));
-                for (path, id) in paths.iter().zip(repo.path_ids(&current, paths, true)?) {
-                    h.str(path).str(&id);
-                }
-                Some(h.finish())
-            }
-            None => None,
-        };
-        if let (Some(fp), Some(record), false) =
-            (&fingerprint, records.triggers.get(&t.name), force)
-        {
-            let guard_paths: Vec<String> = record.guards.iter().map(|(p, _)| p.clone()).collect();
-            let guards_hold = repo
-                .path_ids(&current, &guard_paths, false)?
-                .iter()
-                .zip(&record.guards)
-                .all(|(now, (_, then))| now == then);
-            if *fp == record.fingerprint
-                && guards_hold
-                && repo.changes_available(&record.changes)?
-            {
-                current = repo.apply_changes(&current, &record.changes, &step)?;
+        let fingerprint = trigger_fingerprint(repo, &t, &current)?;
+        if !job.force {
+            if let Some(reused) = space.reuse(repo, &t, fingerprint.as_deref(), &current, &step)? {
+                current = reused;
                 account.push(format!("{} reused", t.name));
                 continue;
             }
         }
-        std::fs::remove_file(&state).ok();
-        let sync = repo.sync_checkout(&worktree, worktree_at.as_deref(), &current)?;
-        timer.lap(if sync.fresh { "checkout" } else { "sync" });
-        let mount_points = triggers::create_mount_points(&t, &worktree)?;
-        let before = Snapshot::take(&worktree, &dir)?;
-        let run = triggers::run_trigger(image, &worktree, &dir.join("mnt"), &manifest.dir, &t)?;
-        triggers::remove_mount_points(&mount_points)?;
-        let (after, _, touched) = repo.commit_touched(&worktree, &current, &before, &step)?;
-        std::fs::write(&state, &after)?;
-        worktree_at = Some(after.clone());
-        timer.lap("triggers");
-        let touched_count = touched.len();
-        if let Some(fp) = fingerprint {
-            let changes = repo.tree_changes(&current, &after)?;
-            let mut paths: std::collections::BTreeSet<String> = touched.into_iter().collect();
-            paths.extend(changes.iter().map(|c| c.path().to_string()));
-            let paths: Vec<String> = paths.into_iter().collect();
-            let ids = repo.path_ids(&current, &paths, false)?;
-            records.triggers.insert(
-                t.name.clone(),
-                TriggerRecord {
-                    fingerprint: fp,
-                    changes,
-                    guards: paths.into_iter().zip(ids).collect(),
-                },
-            );
-            std::fs::write(&records_path, serde_json::to_vec(&records)?)?;
-        }
-        account.push(format!(
-            "{} {:.2}s (worktree {}, {touched_count} files touched)",
-            run.name,
-            run.seconds,
-            if sync.fresh {
-                "checked out".to_string()
-            } else {
-                format!("synced ({} entries)", sync.entries)
-            }
-        ));
+        let (after, line) = space.run(repo, &t, fingerprint, &current, &step, timer)?;
+        account.push(line);
         current = after;
     }
     Ok((current, format!("triggers: {}", account.join(", "))))
+}
+
+/// What a trigger with declared inputs depends on: its definition and the ids of its input
+/// paths in `tree`. `None`: it has no inputs and runs at every compose.
+fn trigger_fingerprint(repo: &Repo, t: &triggers::Resolved, tree: &str) -> Result<Option<String>> {
+    let Some(paths) = &t.inputs else {
+        return Ok(None);
+    };
+    let mut h = crate::inputs::Hasher::new("trigger v1");
+    h.str(&t.name).str(&t.run).str(&format!("{:?}", t.sandbox));
+    for (path, id) in paths.iter().zip(repo.path_ids(tree, paths, true)?) {
+        h.str(path).str(&id);
+    }
+    Ok(Some(h.finish()))
+}
+
+/// An image's trigger state under `.ostree-build/images/<image>/`: the worktree, the commit
+/// it reflects, and the record of each trigger's last run.
+struct TriggerSpace {
+    image: String,
+    /// Where `run` commands start (the project directory).
+    project_dir: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    records_path: std::path::PathBuf,
+    records: TriggerRecords,
+    worktree: std::path::PathBuf,
+    /// `tree.commit`: the commit the worktree reflects. Removed while the tree is being
+    /// changed, so an interrupted run starts from a fresh checkout.
+    state: std::path::PathBuf,
+    worktree_at: Option<String>,
+}
+
+impl TriggerSpace {
+    fn open(
+        manifest: &Manifest,
+        lock: &ProjectLock,
+        repo: &Repo,
+        image: &str,
+    ) -> Result<TriggerSpace> {
+        let dir = lock
+            .state_dir
+            .join("images")
+            .join(crate::manifest::escape_ref_part(image));
+        std::fs::create_dir_all(&dir)?;
+        let records_path = dir.join("triggers.json");
+        let records = std::fs::read(&records_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let worktree = dir.join("tree");
+        let state = dir.join("tree.commit");
+        let worktree_at = std::fs::read_to_string(&state)
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|c| worktree.is_dir() && repo.has_commit(c).unwrap_or(false));
+        Ok(TriggerSpace {
+            image: image.to_string(),
+            project_dir: manifest.dir.clone(),
+            dir,
+            records_path,
+            records,
+            worktree,
+            state,
+            worktree_at,
+        })
+    }
+
+    /// `current` with the trigger's recorded changes applied, when its inputs are as they
+    /// were and every path it touched still is what it saw; `None` when it must run.
+    fn reuse(
+        &self,
+        repo: &Repo,
+        t: &triggers::Resolved,
+        fingerprint: Option<&str>,
+        current: &str,
+        step: &NewCommit,
+    ) -> Result<Option<String>> {
+        let (Some(fp), Some(record)) = (fingerprint, self.records.triggers.get(&t.name)) else {
+            return Ok(None);
+        };
+        let guard_paths: Vec<String> = record.guards.iter().map(|(p, _)| p.clone()).collect();
+        let guards_hold = repo
+            .path_ids(current, &guard_paths, false)?
+            .iter()
+            .zip(&record.guards)
+            .all(|(now, (_, then))| now == then);
+        if fp != record.fingerprint || !guards_hold || !repo.changes_available(&record.changes)? {
+            return Ok(None);
+        }
+        Ok(Some(repo.apply_changes(current, &record.changes, step)?))
+    }
+
+    /// Run the trigger in the worktree synced to `current`, commit what it touched, and
+    /// record its changes for reuse. Returns the commit and a one-line account.
+    fn run(
+        &mut self,
+        repo: &Repo,
+        t: &triggers::Resolved,
+        fingerprint: Option<String>,
+        current: &str,
+        step: &NewCommit,
+        timer: &mut super::PhaseTimer,
+    ) -> Result<(String, String)> {
+        std::fs::remove_file(&self.state).ok();
+        let sync = repo.sync_checkout(&self.worktree, self.worktree_at.as_deref(), current)?;
+        timer.lap(if sync.fresh { "checkout" } else { "sync" });
+        let mount_points = triggers::create_mount_points(t, &self.worktree)?;
+        let before = Snapshot::take(&self.worktree, &self.dir)?;
+        let mnt = self.dir.join("mnt");
+        let run = triggers::run_trigger(&self.image, &self.worktree, &mnt, &self.project_dir, t)?;
+        triggers::remove_mount_points(&mount_points)?;
+        let (after, _, touched) = repo.commit_touched(&self.worktree, current, &before, step)?;
+        std::fs::write(&self.state, &after)?;
+        self.worktree_at = Some(after.clone());
+        timer.lap("triggers");
+        let touched_count = touched.len();
+        if let Some(fp) = fingerprint {
+            self.record(repo, &t.name, fp, current, &after, touched)?;
+        }
+        let worktree = if sync.fresh {
+            "checked out".to_string()
+        } else {
+            format!("synced ({} entries)", sync.entries)
+        };
+        let line = format!(
+            "{} {:.2}s (worktree {worktree}, {touched_count} files touched)",
+            run.name, run.seconds
+        );
+        Ok((after, line))
+    }
+
+    /// Keep what the trigger changed from `before` to `after`, guarded by every path it
+    /// changed or touched.
+    fn record(
+        &mut self,
+        repo: &Repo,
+        name: &str,
+        fingerprint: String,
+        before: &str,
+        after: &str,
+        touched: Vec<String>,
+    ) -> Result<()> {
+        let changes = repo.tree_changes(before, after)?;
+        let mut paths: std::collections::BTreeSet<String> = touched.into_iter().collect();
+        paths.extend(changes.iter().map(|c| c.path().to_string()));
+        let paths: Vec<String> = paths.into_iter().collect();
+        let ids = repo.path_ids(before, &paths, false)?;
+        self.records.triggers.insert(
+            name.to_string(),
+            TriggerRecord {
+                fingerprint,
+                changes,
+                guards: paths.into_iter().zip(ids).collect(),
+            },
+        );
+        std::fs::write(&self.records_path, serde_json::to_vec(&self.records)?)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,11 @@ impl PhaseTimer {
         self.last = now;
     }
 
+    /// The laps so far, as the build summary reports them.
+    pub(crate) fn laps(&self) -> Vec<(String, f64)> {
+        self.laps.iter().map(|(n, s)| (n.to_string(), *s)).collect()
+    }
+
     pub(crate) fn report(&self) -> String {
         self.laps
             .iter()
