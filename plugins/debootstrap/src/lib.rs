@@ -104,95 +104,12 @@ struct Config {
 impl Config {
     fn from_request(r: &Request) -> Result<Config> {
         let c = &r.component;
-        let suite = r
-            .str_option("suite")?
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "component '{c}': missing option 'suite'\n  help: the release to bootstrap, e.g. suite = \"bookworm\""
-                )
-            })?
-            .to_string();
-        if !suite
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))
-        {
-            bail!("component '{c}': suite '{suite}' is not a suite name (letters, digits, '.', '_', '-'), e.g. bookworm");
-        }
-        let (mirror, mirror_from) = match r.str_option("mirror")? {
-            Some(m) => (
-                m.trim().trim_end_matches('/').to_string(),
-                "manifest".to_string(),
-            ),
-            None => match mirror::host_mirror(Path::new("/etc/apt")) {
-                Some((m, file)) => (m, format!("host apt configuration, {file}")),
-                None => (
-                    mirror::FALLBACK_MIRROR.to_string(),
-                    "built-in default".to_string(),
-                ),
-            },
-        };
-        if !["http://", "https://", "file://"]
-            .iter()
-            .any(|s| mirror.starts_with(s))
-            || mirror.contains(char::is_whitespace)
-        {
-            bail!("component '{c}': mirror '{mirror}' is not an http://, https:// or file:// URL\n  help: e.g. mirror = \"http://deb.debian.org/debian\"");
-        }
-        let tool = match r.str_option("tool")?.unwrap_or("debootstrap") {
-            "debootstrap" => Tool::Debootstrap,
-            "mmdebstrap" => Tool::Mmdebstrap,
-            other => bail!(
-                "component '{c}': tool '{other}' is not supported\n  help: use \"debootstrap\" (the default) or \"mmdebstrap\""
-            ),
-        };
-        let variant = r.str_option("variant")?.unwrap_or("minbase").to_string();
-        let variants = match tool {
-            Tool::Debootstrap => DEBOOTSTRAP_VARIANTS,
-            Tool::Mmdebstrap => MMDEBSTRAP_VARIANTS,
-        };
-        if !variants.contains(&variant.as_str()) {
-            bail!(
-                "component '{c}': variant '{variant}' is not a {} variant\n  help: use one of {}",
-                tool.name(),
-                variants.join(", ")
-            );
-        }
-        let mut components = r.list_option("components")?;
-        if components.is_empty() {
-            components.push("main".into());
-        }
-        for comp in &components {
-            if comp.is_empty()
-                || !comp
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || "-_/".contains(ch))
-            {
-                bail!("component '{c}': '{comp}' in `components` is not an archive area (e.g. main, contrib, non-free, non-free-firmware)");
-            }
-        }
-        let include = r.list_option("include")?;
-        let exclude = r.list_option("exclude")?;
-        for (key, list) in [("include", &include), ("exclude", &exclude)] {
-            for p in list.iter() {
-                let ok = match tool {
-                    Tool::Debootstrap => is_package_name(p),
-                    // apt also takes name=version, name/suite and patterns.
-                    Tool::Mmdebstrap => {
-                        !p.is_empty() && !p.contains(|ch: char| ch.is_whitespace() || ch == ',')
-                    }
-                };
-                if !ok {
-                    bail!("component '{c}': '{p}' in `{key}` is not a package name");
-                }
-            }
-        }
-        if tool == Tool::Mmdebstrap && !exclude.is_empty() {
-            bail!(
-                "component '{c}': `exclude` is only supported with tool = \"debootstrap\"\n  help: with mmdebstrap pick a smaller variant (e.g. essential or apt) and `include` what you need"
-            );
-        }
+        let suite = suite_option(r)?;
+        let (mirror, mirror_from) = resolve_mirror(r)?;
+        let tool = tool_option(r)?;
+        let variant = variant_option(r, tool)?;
+        let components = components_option(r)?;
+        let (include, exclude) = package_options(r, tool)?;
         let keyring = r.path_option("keyring")?;
         if let Some(k) = &keyring {
             require_exists(c, "keyring", k)?;
@@ -201,29 +118,8 @@ impl Config {
         for line in r.list_option("extra-sources")? {
             extra_sources.push(parse_source_line(c, &line)?);
         }
-        let timeout = match r.options.get("timeout") {
-            None => DEFAULT_TIMEOUT,
-            Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(0),
-            Some(serde_json::Value::String(s)) => s.trim().parse().unwrap_or(0),
-            Some(other) => {
-                bail!("component '{c}': option 'timeout' must be an integer (seconds), got {other}")
-            }
-        };
-        if !(1..=3600).contains(&timeout) {
-            bail!("component '{c}': option 'timeout' must be a number of seconds from 1 to 3600");
-        }
-        let debarch = ARCHES
-            .iter()
-            .find(|(a, _)| *a == r.arch)
-            .map(|(_, d)| d.to_string())
-            .ok_or_else(|| {
-                let known: Vec<&str> = ARCHES.iter().map(|(a, _)| *a).collect();
-                anyhow::anyhow!(
-                    "component '{c}': architecture '{}' has no Debian name known to this backend\n  help: use one of {}",
-                    r.arch,
-                    known.join(", ")
-                )
-            })?;
+        let timeout = timeout_option(r)?;
+        let debarch = debian_arch(r)?;
         Ok(Config {
             component: c.clone(),
             suite,
@@ -256,6 +152,160 @@ impl Config {
             "arch": self.debarch,
         })
     }
+}
+
+fn suite_option(r: &Request) -> Result<String> {
+    let c = &r.component;
+    let suite = r
+        .str_option("suite")?
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "component '{c}': missing option 'suite'\n  help: the release to bootstrap, e.g. suite = \"bookworm\""
+            )
+        })?
+        .to_string();
+    if !suite
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))
+    {
+        bail!("component '{c}': suite '{suite}' is not a suite name (letters, digits, '.', '_', '-'), e.g. bookworm");
+    }
+    Ok(suite)
+}
+
+/// The mirror and where it came from: the manifest, else the host's apt configuration,
+/// else the built-in default.
+fn resolve_mirror(r: &Request) -> Result<(String, String)> {
+    let c = &r.component;
+    let (mirror, mirror_from) = match r.str_option("mirror")? {
+        Some(m) => (
+            m.trim().trim_end_matches('/').to_string(),
+            "manifest".to_string(),
+        ),
+        None => match mirror::host_mirror(Path::new("/etc/apt")) {
+            Some((m, file)) => (m, format!("host apt configuration, {file}")),
+            None => (
+                mirror::FALLBACK_MIRROR.to_string(),
+                "built-in default".to_string(),
+            ),
+        },
+    };
+    if !["http://", "https://", "file://"]
+        .iter()
+        .any(|s| mirror.starts_with(s))
+        || mirror.contains(char::is_whitespace)
+    {
+        bail!("component '{c}': mirror '{mirror}' is not an http://, https:// or file:// URL\n  help: e.g. mirror = \"http://deb.debian.org/debian\"");
+    }
+    Ok((mirror, mirror_from))
+}
+
+fn tool_option(r: &Request) -> Result<Tool> {
+    let c = &r.component;
+    Ok(match r.str_option("tool")?.unwrap_or("debootstrap") {
+        "debootstrap" => Tool::Debootstrap,
+        "mmdebstrap" => Tool::Mmdebstrap,
+        other => bail!(
+            "component '{c}': tool '{other}' is not supported\n  help: use \"debootstrap\" (the default) or \"mmdebstrap\""
+        ),
+    })
+}
+
+fn variant_option(r: &Request, tool: Tool) -> Result<String> {
+    let c = &r.component;
+    let variant = r.str_option("variant")?.unwrap_or("minbase").to_string();
+    let variants = match tool {
+        Tool::Debootstrap => DEBOOTSTRAP_VARIANTS,
+        Tool::Mmdebstrap => MMDEBSTRAP_VARIANTS,
+    };
+    if !variants.contains(&variant.as_str()) {
+        bail!(
+            "component '{c}': variant '{variant}' is not a {} variant\n  help: use one of {}",
+            tool.name(),
+            variants.join(", ")
+        );
+    }
+    Ok(variant)
+}
+
+fn components_option(r: &Request) -> Result<Vec<String>> {
+    let c = &r.component;
+    let mut components = r.list_option("components")?;
+    if components.is_empty() {
+        components.push("main".into());
+    }
+    for comp in &components {
+        if comp.is_empty()
+            || !comp
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_/".contains(ch))
+        {
+            bail!("component '{c}': '{comp}' in `components` is not an archive area (e.g. main, contrib, non-free, non-free-firmware)");
+        }
+    }
+    Ok(components)
+}
+
+/// `include` and `exclude`, checked as the tool reads them.
+fn package_options(r: &Request, tool: Tool) -> Result<(Vec<String>, Vec<String>)> {
+    let c = &r.component;
+    let include = r.list_option("include")?;
+    let exclude = r.list_option("exclude")?;
+    for (key, list) in [("include", &include), ("exclude", &exclude)] {
+        for p in list.iter() {
+            let ok = match tool {
+                Tool::Debootstrap => is_package_name(p),
+                // apt also takes name=version, name/suite and patterns.
+                Tool::Mmdebstrap => {
+                    !p.is_empty() && !p.contains(|ch: char| ch.is_whitespace() || ch == ',')
+                }
+            };
+            if !ok {
+                bail!("component '{c}': '{p}' in `{key}` is not a package name");
+            }
+        }
+    }
+    if tool == Tool::Mmdebstrap && !exclude.is_empty() {
+        bail!(
+            "component '{c}': `exclude` is only supported with tool = \"debootstrap\"\n  help: with mmdebstrap pick a smaller variant (e.g. essential or apt) and `include` what you need"
+        );
+    }
+    Ok((include, exclude))
+}
+
+fn timeout_option(r: &Request) -> Result<u64> {
+    let c = &r.component;
+    let timeout = match r.options.get("timeout") {
+        None => DEFAULT_TIMEOUT,
+        Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(0),
+        Some(serde_json::Value::String(s)) => s.trim().parse().unwrap_or(0),
+        Some(other) => {
+            bail!("component '{c}': option 'timeout' must be an integer (seconds), got {other}")
+        }
+    };
+    if !(1..=3600).contains(&timeout) {
+        bail!("component '{c}': option 'timeout' must be a number of seconds from 1 to 3600");
+    }
+    Ok(timeout)
+}
+
+/// The request's architecture in Debian's spelling.
+fn debian_arch(r: &Request) -> Result<String> {
+    ARCHES
+        .iter()
+        .find(|(a, _)| *a == r.arch)
+        .map(|(_, d)| d.to_string())
+        .ok_or_else(|| {
+            let known: Vec<&str> = ARCHES.iter().map(|(a, _)| *a).collect();
+            anyhow::anyhow!(
+                "component '{}': architecture '{}' has no Debian name known to this backend\n  help: use one of {}",
+                r.component,
+                r.arch,
+                known.join(", ")
+            )
+        })
 }
 
 /// Debian package names: lower case letters, digits, `+`, `-`, `.`; at least two long.
