@@ -507,6 +507,42 @@ fn lock_cache(dir: &Path, events: &mut dyn EventSink) -> Result<std::fs::File> {
 /// The error for a failed run: missing packages by name, else the tool's last words.
 fn failure(cfg: &Config, ran: &runner::Ran, root: &Path) -> anyhow::Error {
     let tool = cfg.tool.name();
+    let missing = missing_packages(ran);
+    if !missing.is_empty() {
+        return anyhow::anyhow!(
+            "component '{}': package{} not found in suite '{}' at {} ({}): {}\n  help: check the names in `include` (packages.debian.org lists what each suite has) and `components` (now: {})",
+            cfg.component,
+            if missing.len() == 1 { "" } else { "s" },
+            cfg.suite,
+            cfg.mirror,
+            cfg.components.join(","),
+            missing.join(", "),
+            cfg.components.join(", ")
+        );
+    }
+    let Some(status) = ran.status else {
+        return anyhow::anyhow!(
+            "component '{}': {tool} did not finish within {} minutes and was killed",
+            cfg.component,
+            TOOL_LIMIT.as_secs() / 60
+        );
+    };
+    let shown = last_output(ran, root);
+    let summary = ran
+        .errors
+        .last()
+        .cloned()
+        .or_else(|| ran.tail.back().cloned())
+        .unwrap_or_else(|| "no output".into());
+    anyhow::anyhow!(
+        "component '{}': {tool} failed ({status}): {summary}\n  last output:\n{}",
+        cfg.component,
+        shown.join("\n")
+    )
+}
+
+/// The packages the tool or apt said it could not find, sorted, once each.
+fn missing_packages(ran: &runner::Ran) -> Vec<String> {
     let mut missing: Vec<String> = Vec::new();
     for line in &ran.errors {
         if let Some(list) = line.split("Couldn't find these debs:").nth(1) {
@@ -528,25 +564,11 @@ fn failure(cfg: &Config, ran: &runner::Ran, root: &Path) -> anyhow::Error {
     }
     missing.sort();
     missing.dedup();
-    if !missing.is_empty() {
-        return anyhow::anyhow!(
-            "component '{}': package{} not found in suite '{}' at {} ({}): {}\n  help: check the names in `include` (packages.debian.org lists what each suite has) and `components` (now: {})",
-            cfg.component,
-            if missing.len() == 1 { "" } else { "s" },
-            cfg.suite,
-            cfg.mirror,
-            cfg.components.join(","),
-            missing.join(", "),
-            cfg.components.join(", ")
-        );
-    }
-    let Some(status) = ran.status else {
-        return anyhow::anyhow!(
-            "component '{}': {tool} did not finish within {} minutes and was killed",
-            cfg.component,
-            TOOL_LIMIT.as_secs() / 60
-        );
-    };
+    missing
+}
+
+/// The last 20 lines of output to quote, indented, with the end of debootstrap's log.
+fn last_output(ran: &runner::Ran, root: &Path) -> Vec<String> {
     let mut lines: Vec<String> = ran.tail.iter().cloned().collect();
     // debootstrap says "See <root>/debootstrap/debootstrap.log"; that file goes away with
     // the scratch root, so quote its end.
@@ -556,24 +578,13 @@ fn failure(cfg: &Config, ran: &runner::Ran, root: &Path) -> anyhow::Error {
         lines.push(format!("--- end of {}:", log.display()));
         lines.extend(tail.into_iter().rev().map(str::to_string));
     }
-    let summary = ran
-        .errors
-        .last()
-        .cloned()
-        .or_else(|| ran.tail.back().cloned())
-        .unwrap_or_else(|| "no output".into());
-    let shown: Vec<String> = lines
+    lines
         .iter()
         .rev()
         .take(20)
         .rev()
         .map(|l| format!("    {l}"))
-        .collect();
-    anyhow::anyhow!(
-        "component '{}': {tool} failed ({status}): {summary}\n  last output:\n{}",
-        cfg.component,
-        shown.join("\n")
-    )
+        .collect()
 }
 
 /// `--skip=output/dev` leaves /dev out of mmdebstrap's tarball altogether; put back the
