@@ -635,6 +635,93 @@ fn write_extra_sources(cfg: &Config, root: &Path) -> Result<()> {
     std::fs::write(&file, text).with_context(|| format!("cannot write {}", file.display()))
 }
 
+/// The package cache for the suite and architecture, kept between runs (none from an old
+/// core).
+fn package_cache(
+    cfg: &Config,
+    cache_dir: Option<&Path>,
+    events: &mut dyn EventSink,
+) -> Result<Option<PathBuf>> {
+    Ok(match cache_dir {
+        Some(dir) => {
+            let dir = absolute(dir)?.join(format!("{}-{}", cfg.suite, cfg.debarch));
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create the package cache {}", dir.display()))?;
+            Some(dir)
+        }
+        None => {
+            events.warn("no cache directory from the core: packages are downloaded every time");
+            None
+        }
+    })
+}
+
+/// Run the tool into `root`; mounts it leaves behind are detached whether it worked or not.
+fn bootstrap(
+    cfg: &Config,
+    exe: &Path,
+    root: &Path,
+    cache: Option<&Path>,
+    events: &mut dyn EventSink,
+) -> Result<()> {
+    events.info(&format!(
+        "{} {} {} for {} from {} ({}){}",
+        cfg.tool.name(),
+        cfg.variant,
+        cfg.suite,
+        cfg.debarch,
+        cfg.mirror,
+        cfg.mirror_from,
+        cache
+            .map(|c| format!("; package cache {}", c.display()))
+            .unwrap_or_default()
+    ));
+    let ran = runner::run(command(cfg, exe, root, cache), events, TOOL_LIMIT);
+    let unmounted = runner::unmount_below(root);
+    if !unmounted.is_empty() {
+        events.warn(&format!(
+            "detached mounts the tool left behind: {}",
+            unmounted.join(", ")
+        ));
+    }
+    let ran = ran?;
+    if !matches!(ran.status, Some(s) if s.success()) {
+        return Err(failure(cfg, &ran, root));
+    }
+    Ok(())
+}
+
+/// mmdebstrap's tarball, tidied by the customize hook; the status file was copied out next
+/// to it.
+fn mmdebstrap_output(root: &Path, events: &mut dyn EventSink) -> Result<Output> {
+    append_empty_dev(&root.join(ROOTFS_TAR), root)?;
+    let packages = tree::packages(&root.join("status"))?;
+    events.info(&format!("{} packages installed", packages.len()));
+    Ok(Output::Archive {
+        path: root.join(ROOTFS_TAR),
+        packages,
+    })
+}
+
+/// debootstrap's directory, made fit to commit; the core gets it back as it named it
+/// (`request_root`).
+fn debootstrap_output(
+    cfg: &Config,
+    root: &Path,
+    request_root: &Path,
+    events: &mut dyn EventSink,
+) -> Result<Output> {
+    write_extra_sources(cfg, root)?;
+    let tidied = tree::tidy(root).context("cannot prepare the bootstrapped tree for committing")?;
+    events.info(&format!("tidied the tree: {tidied}"));
+    let packages = tree::packages(&root.join(tree::DPKG_DB).join("status"))?;
+    events.info(&format!("{} packages installed", packages.len()));
+    Ok(Output::Tree {
+        root: request_root.to_path_buf(),
+        packages,
+    })
+}
+
 impl Backend for DebootstrapBackend {
     fn info(&self) -> BackendInfo {
         BackendInfo {
@@ -695,73 +782,17 @@ impl Backend for DebootstrapBackend {
         let root = absolute(&request.root)?;
         std::fs::create_dir_all(&root)
             .with_context(|| format!("cannot create {}", root.display()))?;
-        let cache = match &request.cache_dir {
-            Some(dir) => {
-                let dir = absolute(dir)?.join(format!("{}-{}", cfg.suite, cfg.debarch));
-                std::fs::create_dir_all(&dir).with_context(|| {
-                    format!("cannot create the package cache {}", dir.display())
-                })?;
-                Some(dir)
-            }
-            None => {
-                events.warn("no cache directory from the core: packages are downloaded every time");
-                None
-            }
-        };
+        let cache = package_cache(&cfg, request.cache_dir.as_deref(), events)?;
         // Components of one project run in parallel and share the cache: one at a time.
         let _lock = match &cache {
             Some(dir) => Some(lock_cache(dir, events)?),
             None => None,
         };
-        events.info(&format!(
-            "{} {} {} for {} from {} ({}){}",
-            cfg.tool.name(),
-            cfg.variant,
-            cfg.suite,
-            cfg.debarch,
-            cfg.mirror,
-            cfg.mirror_from,
-            cache
-                .as_ref()
-                .map(|c| format!("; package cache {}", c.display()))
-                .unwrap_or_default()
-        ));
-        let ran = runner::run(
-            command(&cfg, &exe, &root, cache.as_deref()),
-            events,
-            TOOL_LIMIT,
-        );
-        let unmounted = runner::unmount_below(&root);
-        if !unmounted.is_empty() {
-            events.warn(&format!(
-                "detached mounts the tool left behind: {}",
-                unmounted.join(", ")
-            ));
+        bootstrap(&cfg, &exe, &root, cache.as_deref(), events)?;
+        match cfg.tool {
+            Tool::Mmdebstrap => mmdebstrap_output(&root, events),
+            Tool::Debootstrap => debootstrap_output(&cfg, &root, &request.root, events),
         }
-        let ran = ran?;
-        if !matches!(ran.status, Some(s) if s.success()) {
-            return Err(failure(&cfg, &ran, &root));
-        }
-        if cfg.tool == Tool::Mmdebstrap {
-            // Tidied by the customize hook; the status file was copied out next to the tar.
-            append_empty_dev(&root.join(ROOTFS_TAR), &root)?;
-            let packages = tree::packages(&root.join("status"))?;
-            events.info(&format!("{} packages installed", packages.len()));
-            return Ok(Output::Archive {
-                path: root.join(ROOTFS_TAR),
-                packages,
-            });
-        }
-        write_extra_sources(&cfg, &root)?;
-        let tidied =
-            tree::tidy(&root).context("cannot prepare the bootstrapped tree for committing")?;
-        events.info(&format!("tidied the tree: {tidied}"));
-        let packages = tree::packages(&root.join(tree::DPKG_DB).join("status"))?;
-        events.info(&format!("{} packages installed", packages.len()));
-        Ok(Output::Tree {
-            root: request.root.clone(),
-            packages,
-        })
     }
 }
 
