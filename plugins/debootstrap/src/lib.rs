@@ -104,95 +104,12 @@ struct Config {
 impl Config {
     fn from_request(r: &Request) -> Result<Config> {
         let c = &r.component;
-        let suite = r
-            .str_option("suite")?
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "component '{c}': missing option 'suite'\n  help: the release to bootstrap, e.g. suite = \"bookworm\""
-                )
-            })?
-            .to_string();
-        if !suite
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))
-        {
-            bail!("component '{c}': suite '{suite}' is not a suite name (letters, digits, '.', '_', '-'), e.g. bookworm");
-        }
-        let (mirror, mirror_from) = match r.str_option("mirror")? {
-            Some(m) => (
-                m.trim().trim_end_matches('/').to_string(),
-                "manifest".to_string(),
-            ),
-            None => match mirror::host_mirror(Path::new("/etc/apt")) {
-                Some((m, file)) => (m, format!("host apt configuration, {file}")),
-                None => (
-                    mirror::FALLBACK_MIRROR.to_string(),
-                    "built-in default".to_string(),
-                ),
-            },
-        };
-        if !["http://", "https://", "file://"]
-            .iter()
-            .any(|s| mirror.starts_with(s))
-            || mirror.contains(char::is_whitespace)
-        {
-            bail!("component '{c}': mirror '{mirror}' is not an http://, https:// or file:// URL\n  help: e.g. mirror = \"http://deb.debian.org/debian\"");
-        }
-        let tool = match r.str_option("tool")?.unwrap_or("debootstrap") {
-            "debootstrap" => Tool::Debootstrap,
-            "mmdebstrap" => Tool::Mmdebstrap,
-            other => bail!(
-                "component '{c}': tool '{other}' is not supported\n  help: use \"debootstrap\" (the default) or \"mmdebstrap\""
-            ),
-        };
-        let variant = r.str_option("variant")?.unwrap_or("minbase").to_string();
-        let variants = match tool {
-            Tool::Debootstrap => DEBOOTSTRAP_VARIANTS,
-            Tool::Mmdebstrap => MMDEBSTRAP_VARIANTS,
-        };
-        if !variants.contains(&variant.as_str()) {
-            bail!(
-                "component '{c}': variant '{variant}' is not a {} variant\n  help: use one of {}",
-                tool.name(),
-                variants.join(", ")
-            );
-        }
-        let mut components = r.list_option("components")?;
-        if components.is_empty() {
-            components.push("main".into());
-        }
-        for comp in &components {
-            if comp.is_empty()
-                || !comp
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || "-_/".contains(ch))
-            {
-                bail!("component '{c}': '{comp}' in `components` is not an archive area (e.g. main, contrib, non-free, non-free-firmware)");
-            }
-        }
-        let include = r.list_option("include")?;
-        let exclude = r.list_option("exclude")?;
-        for (key, list) in [("include", &include), ("exclude", &exclude)] {
-            for p in list.iter() {
-                let ok = match tool {
-                    Tool::Debootstrap => is_package_name(p),
-                    // apt also takes name=version, name/suite and patterns.
-                    Tool::Mmdebstrap => {
-                        !p.is_empty() && !p.contains(|ch: char| ch.is_whitespace() || ch == ',')
-                    }
-                };
-                if !ok {
-                    bail!("component '{c}': '{p}' in `{key}` is not a package name");
-                }
-            }
-        }
-        if tool == Tool::Mmdebstrap && !exclude.is_empty() {
-            bail!(
-                "component '{c}': `exclude` is only supported with tool = \"debootstrap\"\n  help: with mmdebstrap pick a smaller variant (e.g. essential or apt) and `include` what you need"
-            );
-        }
+        let suite = suite_option(r)?;
+        let (mirror, mirror_from) = resolve_mirror(r)?;
+        let tool = tool_option(r)?;
+        let variant = variant_option(r, tool)?;
+        let components = components_option(r)?;
+        let (include, exclude) = package_options(r, tool)?;
         let keyring = r.path_option("keyring")?;
         if let Some(k) = &keyring {
             require_exists(c, "keyring", k)?;
@@ -201,29 +118,8 @@ impl Config {
         for line in r.list_option("extra-sources")? {
             extra_sources.push(parse_source_line(c, &line)?);
         }
-        let timeout = match r.options.get("timeout") {
-            None => DEFAULT_TIMEOUT,
-            Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(0),
-            Some(serde_json::Value::String(s)) => s.trim().parse().unwrap_or(0),
-            Some(other) => {
-                bail!("component '{c}': option 'timeout' must be an integer (seconds), got {other}")
-            }
-        };
-        if !(1..=3600).contains(&timeout) {
-            bail!("component '{c}': option 'timeout' must be a number of seconds from 1 to 3600");
-        }
-        let debarch = ARCHES
-            .iter()
-            .find(|(a, _)| *a == r.arch)
-            .map(|(_, d)| d.to_string())
-            .ok_or_else(|| {
-                let known: Vec<&str> = ARCHES.iter().map(|(a, _)| *a).collect();
-                anyhow::anyhow!(
-                    "component '{c}': architecture '{}' has no Debian name known to this backend\n  help: use one of {}",
-                    r.arch,
-                    known.join(", ")
-                )
-            })?;
+        let timeout = timeout_option(r)?;
+        let debarch = debian_arch(r)?;
         Ok(Config {
             component: c.clone(),
             suite,
@@ -256,6 +152,160 @@ impl Config {
             "arch": self.debarch,
         })
     }
+}
+
+fn suite_option(r: &Request) -> Result<String> {
+    let c = &r.component;
+    let suite = r
+        .str_option("suite")?
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "component '{c}': missing option 'suite'\n  help: the release to bootstrap, e.g. suite = \"bookworm\""
+            )
+        })?
+        .to_string();
+    if !suite
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))
+    {
+        bail!("component '{c}': suite '{suite}' is not a suite name (letters, digits, '.', '_', '-'), e.g. bookworm");
+    }
+    Ok(suite)
+}
+
+/// The mirror and where it came from: the manifest, else the host's apt configuration,
+/// else the built-in default.
+fn resolve_mirror(r: &Request) -> Result<(String, String)> {
+    let c = &r.component;
+    let (mirror, mirror_from) = match r.str_option("mirror")? {
+        Some(m) => (
+            m.trim().trim_end_matches('/').to_string(),
+            "manifest".to_string(),
+        ),
+        None => match mirror::host_mirror(Path::new("/etc/apt")) {
+            Some((m, file)) => (m, format!("host apt configuration, {file}")),
+            None => (
+                mirror::FALLBACK_MIRROR.to_string(),
+                "built-in default".to_string(),
+            ),
+        },
+    };
+    if !["http://", "https://", "file://"]
+        .iter()
+        .any(|s| mirror.starts_with(s))
+        || mirror.contains(char::is_whitespace)
+    {
+        bail!("component '{c}': mirror '{mirror}' is not an http://, https:// or file:// URL\n  help: e.g. mirror = \"http://deb.debian.org/debian\"");
+    }
+    Ok((mirror, mirror_from))
+}
+
+fn tool_option(r: &Request) -> Result<Tool> {
+    let c = &r.component;
+    Ok(match r.str_option("tool")?.unwrap_or("debootstrap") {
+        "debootstrap" => Tool::Debootstrap,
+        "mmdebstrap" => Tool::Mmdebstrap,
+        other => bail!(
+            "component '{c}': tool '{other}' is not supported\n  help: use \"debootstrap\" (the default) or \"mmdebstrap\""
+        ),
+    })
+}
+
+fn variant_option(r: &Request, tool: Tool) -> Result<String> {
+    let c = &r.component;
+    let variant = r.str_option("variant")?.unwrap_or("minbase").to_string();
+    let variants = match tool {
+        Tool::Debootstrap => DEBOOTSTRAP_VARIANTS,
+        Tool::Mmdebstrap => MMDEBSTRAP_VARIANTS,
+    };
+    if !variants.contains(&variant.as_str()) {
+        bail!(
+            "component '{c}': variant '{variant}' is not a {} variant\n  help: use one of {}",
+            tool.name(),
+            variants.join(", ")
+        );
+    }
+    Ok(variant)
+}
+
+fn components_option(r: &Request) -> Result<Vec<String>> {
+    let c = &r.component;
+    let mut components = r.list_option("components")?;
+    if components.is_empty() {
+        components.push("main".into());
+    }
+    for comp in &components {
+        if comp.is_empty()
+            || !comp
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_/".contains(ch))
+        {
+            bail!("component '{c}': '{comp}' in `components` is not an archive area (e.g. main, contrib, non-free, non-free-firmware)");
+        }
+    }
+    Ok(components)
+}
+
+/// `include` and `exclude`, checked as the tool reads them.
+fn package_options(r: &Request, tool: Tool) -> Result<(Vec<String>, Vec<String>)> {
+    let c = &r.component;
+    let include = r.list_option("include")?;
+    let exclude = r.list_option("exclude")?;
+    for (key, list) in [("include", &include), ("exclude", &exclude)] {
+        for p in list.iter() {
+            let ok = match tool {
+                Tool::Debootstrap => is_package_name(p),
+                // apt also takes name=version, name/suite and patterns.
+                Tool::Mmdebstrap => {
+                    !p.is_empty() && !p.contains(|ch: char| ch.is_whitespace() || ch == ',')
+                }
+            };
+            if !ok {
+                bail!("component '{c}': '{p}' in `{key}` is not a package name");
+            }
+        }
+    }
+    if tool == Tool::Mmdebstrap && !exclude.is_empty() {
+        bail!(
+            "component '{c}': `exclude` is only supported with tool = \"debootstrap\"\n  help: with mmdebstrap pick a smaller variant (e.g. essential or apt) and `include` what you need"
+        );
+    }
+    Ok((include, exclude))
+}
+
+fn timeout_option(r: &Request) -> Result<u64> {
+    let c = &r.component;
+    let timeout = match r.options.get("timeout") {
+        None => DEFAULT_TIMEOUT,
+        Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(0),
+        Some(serde_json::Value::String(s)) => s.trim().parse().unwrap_or(0),
+        Some(other) => {
+            bail!("component '{c}': option 'timeout' must be an integer (seconds), got {other}")
+        }
+    };
+    if !(1..=3600).contains(&timeout) {
+        bail!("component '{c}': option 'timeout' must be a number of seconds from 1 to 3600");
+    }
+    Ok(timeout)
+}
+
+/// The request's architecture in Debian's spelling.
+fn debian_arch(r: &Request) -> Result<String> {
+    ARCHES
+        .iter()
+        .find(|(a, _)| *a == r.arch)
+        .map(|(_, d)| d.to_string())
+        .ok_or_else(|| {
+            let known: Vec<&str> = ARCHES.iter().map(|(a, _)| *a).collect();
+            anyhow::anyhow!(
+                "component '{}': architecture '{}' has no Debian name known to this backend\n  help: use one of {}",
+                r.component,
+                r.arch,
+                known.join(", ")
+            )
+        })
 }
 
 /// Debian package names: lower case letters, digits, `+`, `-`, `.`; at least two long.
@@ -457,6 +507,42 @@ fn lock_cache(dir: &Path, events: &mut dyn EventSink) -> Result<std::fs::File> {
 /// The error for a failed run: missing packages by name, else the tool's last words.
 fn failure(cfg: &Config, ran: &runner::Ran, root: &Path) -> anyhow::Error {
     let tool = cfg.tool.name();
+    let missing = missing_packages(ran);
+    if !missing.is_empty() {
+        return anyhow::anyhow!(
+            "component '{}': package{} not found in suite '{}' at {} ({}): {}\n  help: check the names in `include` (packages.debian.org lists what each suite has) and `components` (now: {})",
+            cfg.component,
+            if missing.len() == 1 { "" } else { "s" },
+            cfg.suite,
+            cfg.mirror,
+            cfg.components.join(","),
+            missing.join(", "),
+            cfg.components.join(", ")
+        );
+    }
+    let Some(status) = ran.status else {
+        return anyhow::anyhow!(
+            "component '{}': {tool} did not finish within {} minutes and was killed",
+            cfg.component,
+            TOOL_LIMIT.as_secs() / 60
+        );
+    };
+    let shown = last_output(ran, root);
+    let summary = ran
+        .errors
+        .last()
+        .cloned()
+        .or_else(|| ran.tail.back().cloned())
+        .unwrap_or_else(|| "no output".into());
+    anyhow::anyhow!(
+        "component '{}': {tool} failed ({status}): {summary}\n  last output:\n{}",
+        cfg.component,
+        shown.join("\n")
+    )
+}
+
+/// The packages the tool or apt said it could not find, sorted, once each.
+fn missing_packages(ran: &runner::Ran) -> Vec<String> {
     let mut missing: Vec<String> = Vec::new();
     for line in &ran.errors {
         if let Some(list) = line.split("Couldn't find these debs:").nth(1) {
@@ -478,25 +564,11 @@ fn failure(cfg: &Config, ran: &runner::Ran, root: &Path) -> anyhow::Error {
     }
     missing.sort();
     missing.dedup();
-    if !missing.is_empty() {
-        return anyhow::anyhow!(
-            "component '{}': package{} not found in suite '{}' at {} ({}): {}\n  help: check the names in `include` (packages.debian.org lists what each suite has) and `components` (now: {})",
-            cfg.component,
-            if missing.len() == 1 { "" } else { "s" },
-            cfg.suite,
-            cfg.mirror,
-            cfg.components.join(","),
-            missing.join(", "),
-            cfg.components.join(", ")
-        );
-    }
-    let Some(status) = ran.status else {
-        return anyhow::anyhow!(
-            "component '{}': {tool} did not finish within {} minutes and was killed",
-            cfg.component,
-            TOOL_LIMIT.as_secs() / 60
-        );
-    };
+    missing
+}
+
+/// The last 20 lines of output to quote, indented, with the end of debootstrap's log.
+fn last_output(ran: &runner::Ran, root: &Path) -> Vec<String> {
     let mut lines: Vec<String> = ran.tail.iter().cloned().collect();
     // debootstrap says "See <root>/debootstrap/debootstrap.log"; that file goes away with
     // the scratch root, so quote its end.
@@ -506,24 +578,13 @@ fn failure(cfg: &Config, ran: &runner::Ran, root: &Path) -> anyhow::Error {
         lines.push(format!("--- end of {}:", log.display()));
         lines.extend(tail.into_iter().rev().map(str::to_string));
     }
-    let summary = ran
-        .errors
-        .last()
-        .cloned()
-        .or_else(|| ran.tail.back().cloned())
-        .unwrap_or_else(|| "no output".into());
-    let shown: Vec<String> = lines
+    lines
         .iter()
         .rev()
         .take(20)
         .rev()
         .map(|l| format!("    {l}"))
-        .collect();
-    anyhow::anyhow!(
-        "component '{}': {tool} failed ({status}): {summary}\n  last output:\n{}",
-        cfg.component,
-        shown.join("\n")
-    )
+        .collect()
 }
 
 /// `--skip=output/dev` leaves /dev out of mmdebstrap's tarball altogether; put back the
@@ -572,6 +633,93 @@ fn write_extra_sources(cfg: &Config, root: &Path) -> Result<()> {
     }
     let file = dir.join("ostree-build.list");
     std::fs::write(&file, text).with_context(|| format!("cannot write {}", file.display()))
+}
+
+/// The package cache for the suite and architecture, kept between runs (none from an old
+/// core).
+fn package_cache(
+    cfg: &Config,
+    cache_dir: Option<&Path>,
+    events: &mut dyn EventSink,
+) -> Result<Option<PathBuf>> {
+    Ok(match cache_dir {
+        Some(dir) => {
+            let dir = absolute(dir)?.join(format!("{}-{}", cfg.suite, cfg.debarch));
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create the package cache {}", dir.display()))?;
+            Some(dir)
+        }
+        None => {
+            events.warn("no cache directory from the core: packages are downloaded every time");
+            None
+        }
+    })
+}
+
+/// Run the tool into `root`; mounts it leaves behind are detached whether it worked or not.
+fn bootstrap(
+    cfg: &Config,
+    exe: &Path,
+    root: &Path,
+    cache: Option<&Path>,
+    events: &mut dyn EventSink,
+) -> Result<()> {
+    events.info(&format!(
+        "{} {} {} for {} from {} ({}){}",
+        cfg.tool.name(),
+        cfg.variant,
+        cfg.suite,
+        cfg.debarch,
+        cfg.mirror,
+        cfg.mirror_from,
+        cache
+            .map(|c| format!("; package cache {}", c.display()))
+            .unwrap_or_default()
+    ));
+    let ran = runner::run(command(cfg, exe, root, cache), events, TOOL_LIMIT);
+    let unmounted = runner::unmount_below(root);
+    if !unmounted.is_empty() {
+        events.warn(&format!(
+            "detached mounts the tool left behind: {}",
+            unmounted.join(", ")
+        ));
+    }
+    let ran = ran?;
+    if !matches!(ran.status, Some(s) if s.success()) {
+        return Err(failure(cfg, &ran, root));
+    }
+    Ok(())
+}
+
+/// mmdebstrap's tarball, tidied by the customize hook; the status file was copied out next
+/// to it.
+fn mmdebstrap_output(root: &Path, events: &mut dyn EventSink) -> Result<Output> {
+    append_empty_dev(&root.join(ROOTFS_TAR), root)?;
+    let packages = tree::packages(&root.join("status"))?;
+    events.info(&format!("{} packages installed", packages.len()));
+    Ok(Output::Archive {
+        path: root.join(ROOTFS_TAR),
+        packages,
+    })
+}
+
+/// debootstrap's directory, made fit to commit; the core gets it back as it named it
+/// (`request_root`).
+fn debootstrap_output(
+    cfg: &Config,
+    root: &Path,
+    request_root: &Path,
+    events: &mut dyn EventSink,
+) -> Result<Output> {
+    write_extra_sources(cfg, root)?;
+    let tidied = tree::tidy(root).context("cannot prepare the bootstrapped tree for committing")?;
+    events.info(&format!("tidied the tree: {tidied}"));
+    let packages = tree::packages(&root.join(tree::DPKG_DB).join("status"))?;
+    events.info(&format!("{} packages installed", packages.len()));
+    Ok(Output::Tree {
+        root: request_root.to_path_buf(),
+        packages,
+    })
 }
 
 impl Backend for DebootstrapBackend {
@@ -634,73 +782,17 @@ impl Backend for DebootstrapBackend {
         let root = absolute(&request.root)?;
         std::fs::create_dir_all(&root)
             .with_context(|| format!("cannot create {}", root.display()))?;
-        let cache = match &request.cache_dir {
-            Some(dir) => {
-                let dir = absolute(dir)?.join(format!("{}-{}", cfg.suite, cfg.debarch));
-                std::fs::create_dir_all(&dir).with_context(|| {
-                    format!("cannot create the package cache {}", dir.display())
-                })?;
-                Some(dir)
-            }
-            None => {
-                events.warn("no cache directory from the core: packages are downloaded every time");
-                None
-            }
-        };
+        let cache = package_cache(&cfg, request.cache_dir.as_deref(), events)?;
         // Components of one project run in parallel and share the cache: one at a time.
         let _lock = match &cache {
             Some(dir) => Some(lock_cache(dir, events)?),
             None => None,
         };
-        events.info(&format!(
-            "{} {} {} for {} from {} ({}){}",
-            cfg.tool.name(),
-            cfg.variant,
-            cfg.suite,
-            cfg.debarch,
-            cfg.mirror,
-            cfg.mirror_from,
-            cache
-                .as_ref()
-                .map(|c| format!("; package cache {}", c.display()))
-                .unwrap_or_default()
-        ));
-        let ran = runner::run(
-            command(&cfg, &exe, &root, cache.as_deref()),
-            events,
-            TOOL_LIMIT,
-        );
-        let unmounted = runner::unmount_below(&root);
-        if !unmounted.is_empty() {
-            events.warn(&format!(
-                "detached mounts the tool left behind: {}",
-                unmounted.join(", ")
-            ));
+        bootstrap(&cfg, &exe, &root, cache.as_deref(), events)?;
+        match cfg.tool {
+            Tool::Mmdebstrap => mmdebstrap_output(&root, events),
+            Tool::Debootstrap => debootstrap_output(&cfg, &root, &request.root, events),
         }
-        let ran = ran?;
-        if !matches!(ran.status, Some(s) if s.success()) {
-            return Err(failure(&cfg, &ran, &root));
-        }
-        if cfg.tool == Tool::Mmdebstrap {
-            // Tidied by the customize hook; the status file was copied out next to the tar.
-            append_empty_dev(&root.join(ROOTFS_TAR), &root)?;
-            let packages = tree::packages(&root.join("status"))?;
-            events.info(&format!("{} packages installed", packages.len()));
-            return Ok(Output::Archive {
-                path: root.join(ROOTFS_TAR),
-                packages,
-            });
-        }
-        write_extra_sources(&cfg, &root)?;
-        let tidied =
-            tree::tidy(&root).context("cannot prepare the bootstrapped tree for committing")?;
-        events.info(&format!("tidied the tree: {tidied}"));
-        let packages = tree::packages(&root.join(tree::DPKG_DB).join("status"))?;
-        events.info(&format!("{} packages installed", packages.len()));
-        Ok(Output::Tree {
-            root: request.root.clone(),
-            packages,
-        })
     }
 }
 

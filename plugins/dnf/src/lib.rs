@@ -178,6 +178,233 @@ fn absolute(p: &Path) -> Result<PathBuf> {
         .join(p))
 }
 
+/// What the tool reads and writes outside the tree: a private configuration (removed when
+/// this is dropped) and the package cache.
+struct ToolDirs {
+    conf: tempfile::TempDir,
+    reposdir: PathBuf,
+    home: PathBuf,
+    persistdir: PathBuf,
+    conf_file: PathBuf,
+    cachedir: PathBuf,
+}
+
+impl ToolDirs {
+    fn create(
+        backend: &str,
+        cfg: &Config,
+        cache_dir: Option<&Path>,
+        events: &mut dyn EventSink,
+    ) -> Result<ToolDirs> {
+        // A private configuration: nothing of the host's dnf.conf, repos, vars or plugins.
+        let conf = tempfile::Builder::new()
+            .prefix("ostree-build-dnf-")
+            .tempdir()
+            .context("cannot create a temporary directory for the dnf configuration")?;
+        let reposdir = conf.path().join("repos.d");
+        let home = conf.path().join("home");
+        let persistdir = conf.path().join("persist");
+        for d in [&reposdir, &home, &persistdir] {
+            std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+        }
+        write_reposdir(&reposdir, cfg)?;
+        let conf_file = conf.path().join("dnf.conf");
+        write_main_conf(&conf_file, cfg.gpg_check)?;
+        // rpm reads ~/.rpmmacros: write the database where an OSTree system expects it
+        // (Debian's rpm would use ~/.rpmdb, older rpms /var/lib/rpm).
+        std::fs::write(
+            home.join(".rpmmacros"),
+            format!("%_dbpath /{}\n", tree::DBPATH),
+        )
+        .context("cannot write the rpm macros file")?;
+        let cachedir = package_cache(backend, cache_dir, conf.path(), events)?;
+        Ok(ToolDirs {
+            conf,
+            reposdir,
+            home,
+            persistdir,
+            conf_file,
+            cachedir,
+        })
+    }
+
+    /// The tool's whole command line: installing `cfg.packages` into `root` for `arch`.
+    fn command(
+        &self,
+        tool: &tool::Tool,
+        cfg: &Config,
+        root: &Path,
+        arch: &str,
+        events: &mut dyn EventSink,
+    ) -> Result<Command> {
+        let mut cmd = Command::new(&tool.path);
+        cmd.env("HOME", &self.home)
+            .env("LC_ALL", "C.UTF-8")
+            .env("LANG", "C.UTF-8")
+            .arg(format!("--installroot={}", root.display()))
+            .arg(format!("--releasever={}", cfg.releasever))
+            .arg(format!("--config={}", self.conf_file.display()))
+            .arg(format!("--setopt=reposdir={}", self.reposdir.display()))
+            .arg(format!("--setopt=cachedir={}", self.cachedir.display()))
+            .arg(format!("--setopt=persistdir={}", self.persistdir.display()))
+            .arg("--setopt=keepcache=True")
+            // Check every run whether the repository changed (repomd.xml only).
+            .arg("--setopt=metadata_expire=0")
+            .arg(format!("--setopt=timeout={}", cfg.timeout))
+            .arg("--setopt=retries=1")
+            .arg(tool.no_plugins())
+            .arg("-y");
+        if tool.flavor != tool::Flavor::Yum3 {
+            cmd.arg(format!(
+                "--setopt=install_weak_deps={}",
+                if cfg.weak_deps { "True" } else { "False" }
+            ));
+        }
+        if !cfg.docs {
+            cmd.arg("--setopt=tsflags=nodocs");
+        }
+        if !cfg.gpg_check {
+            cmd.arg(tool.no_gpg_check());
+        }
+        cmd.args(force_arch(tool, arch, events)?);
+        for x in &cfg.exclude {
+            cmd.arg(format!("--exclude={x}"));
+        }
+        cmd.arg("install").arg("--").args(&cfg.packages);
+        Ok(cmd)
+    }
+
+    /// Host paths dnf also creates under the installroot, for `tree::clean` to remove.
+    fn host_paths(&self) -> [&Path; 3] {
+        [&self.cachedir, &self.persistdir, self.conf.path()]
+    }
+}
+
+/// The component's .repo files and inline repositories, as the tool's only reposdir.
+fn write_reposdir(reposdir: &Path, cfg: &Config) -> Result<()> {
+    for (i, (path, text)) in cfg.repo_files.iter().enumerate() {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "repos.repo".into());
+        // Numbered, so two files of the same name from different directories both stay.
+        let dest = reposdir.join(format!("{i:02}-{name}"));
+        std::fs::write(&dest, text).with_context(|| format!("cannot write {}", dest.display()))?;
+    }
+    if !cfg.inline.is_empty() {
+        let dest = reposdir.join("ostree-build-inline.repo");
+        std::fs::write(&dest, repos::inline_repo_file(&cfg.inline, cfg.gpg_check))
+            .with_context(|| format!("cannot write {}", dest.display()))?;
+    }
+    Ok(())
+}
+
+/// The private dnf.conf, read instead of the host's.
+fn write_main_conf(conf_file: &Path, gpg_check: bool) -> Result<()> {
+    std::fs::write(
+        conf_file,
+        format!(
+            "[main]\ngpgcheck={}\nskip_if_unavailable=False\nbest=True\ninstallonly_limit=0\nclean_requirements_on_remove=False\n",
+            u8::from(gpg_check)
+        ),
+    )
+    .with_context(|| format!("cannot write {}", conf_file.display()))
+}
+
+/// The package cache, kept between runs (no cache from an old core: a temporary one in
+/// `scratch`).
+fn package_cache(
+    backend: &str,
+    cache_dir: Option<&Path>,
+    scratch: &Path,
+    events: &mut dyn EventSink,
+) -> Result<PathBuf> {
+    let cachedir = match cache_dir {
+        Some(d) => cache_root(backend, &absolute(d)?).join("dnf-cache"),
+        None => {
+            events.warn(
+                "no cache directory from the core: packages are downloaded again on every build",
+            );
+            scratch.join("cache")
+        }
+    };
+    std::fs::create_dir_all(&cachedir)
+        .with_context(|| format!("cannot create the package cache {}", cachedir.display()))?;
+    Ok(cachedir)
+}
+
+/// `--forcearch` when the target is not the host's architecture (yum 3 has no such thing).
+fn force_arch(tool: &tool::Tool, arch: &str, events: &mut dyn EventSink) -> Result<Option<String>> {
+    if arch == host_arch() {
+        return Ok(None);
+    }
+    if tool.flavor == tool::Flavor::Yum3 {
+        bail!(
+            "{} (yum 3) cannot install for another architecture ({arch} on a {} host); use dnf",
+            tool.path.display(),
+            host_arch()
+        );
+    }
+    events.info(&format!(
+        "target {arch} differs from the host ({}): --forcearch={arch}",
+        host_arch()
+    ));
+    Ok(Some(format!("--forcearch={arch}")))
+}
+
+/// Run the tool; a failure is explained from what it printed.
+fn install(
+    tool: &tool::Tool,
+    cfg: &Config,
+    arch: &str,
+    mut cmd: Command,
+    events: &mut dyn EventSink,
+) -> Result<()> {
+    events.info(&format!(
+        "{} {}: installing {} from {} for {arch}, releasever {}",
+        tool.name,
+        tool.path.display(),
+        cfg.packages.join(" "),
+        cfg.repos
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        cfg.releasever
+    ));
+    let (status, lines) = tool::run_streaming(&mut cmd, &tool.name, events)?;
+    if !status.success() {
+        return Err(tool::explain_failure(
+            &tool.name, status, &lines, &cfg.repos,
+        ));
+    }
+    Ok(())
+}
+
+/// The installed tree as the core takes it: the rpm database in place, the tool's leftovers
+/// gone, the package list read back.
+fn finish_tree(
+    tool: &tool::Tool,
+    root: &Path,
+    host_paths: &[&Path],
+    events: &mut dyn EventSink,
+) -> Result<Output> {
+    tree::place_rpmdb(root, events)?;
+    tree::clean(root, host_paths, events)?;
+    let packages = tree::installed_packages(root)?;
+    if packages.is_empty() {
+        bail!(
+            "{} reported success but the rpm database in the tree lists no package",
+            tool.name
+        );
+    }
+    events.info(&format!("{} packages installed", packages.len()));
+    Ok(Output::Tree {
+        root: root.to_path_buf(),
+        packages,
+    })
+}
+
 impl Backend for DnfBackend {
     fn info(&self) -> BackendInfo {
         BackendInfo {
@@ -287,143 +514,9 @@ impl Backend for DnfBackend {
         let root = &absolute(&request.root)?;
         std::fs::create_dir_all(root)
             .with_context(|| format!("cannot create {}", root.display()))?;
-
-        // A private configuration: nothing of the host's dnf.conf, repos, vars or plugins.
-        let conf = tempfile::Builder::new()
-            .prefix("ostree-build-dnf-")
-            .tempdir()
-            .context("cannot create a temporary directory for the dnf configuration")?;
-        let reposdir = conf.path().join("repos.d");
-        let home = conf.path().join("home");
-        let persistdir = conf.path().join("persist");
-        for d in [&reposdir, &home, &persistdir] {
-            std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
-        }
-        for (i, (path, text)) in cfg.repo_files.iter().enumerate() {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "repos.repo".into());
-            // Numbered, so two files of the same name from different directories both stay.
-            let dest = reposdir.join(format!("{i:02}-{name}"));
-            std::fs::write(&dest, text)
-                .with_context(|| format!("cannot write {}", dest.display()))?;
-        }
-        if !cfg.inline.is_empty() {
-            let dest = reposdir.join("ostree-build-inline.repo");
-            std::fs::write(&dest, repos::inline_repo_file(&cfg.inline, cfg.gpg_check))
-                .with_context(|| format!("cannot write {}", dest.display()))?;
-        }
-        let conf_file = conf.path().join("dnf.conf");
-        std::fs::write(
-            &conf_file,
-            format!(
-                "[main]\ngpgcheck={}\nskip_if_unavailable=False\nbest=True\ninstallonly_limit=0\nclean_requirements_on_remove=False\n",
-                u8::from(cfg.gpg_check)
-            ),
-        )
-        .with_context(|| format!("cannot write {}", conf_file.display()))?;
-        // rpm reads ~/.rpmmacros: write the database where an OSTree system expects it
-        // (Debian's rpm would use ~/.rpmdb, older rpms /var/lib/rpm).
-        std::fs::write(
-            home.join(".rpmmacros"),
-            format!("%_dbpath /{}\n", tree::DBPATH),
-        )
-        .context("cannot write the rpm macros file")?;
-
-        // The package cache, kept between runs (no cache from an old core: a temporary one).
-        let scratch_cache;
-        let cachedir = match &request.cache_dir {
-            Some(d) => cache_root(self.name, &absolute(d)?).join("dnf-cache"),
-            None => {
-                events.warn("no cache directory from the core: packages are downloaded again on every build");
-                scratch_cache = conf.path().join("cache");
-                scratch_cache.clone()
-            }
-        };
-        std::fs::create_dir_all(&cachedir)
-            .with_context(|| format!("cannot create the package cache {}", cachedir.display()))?;
-
-        let mut cmd = Command::new(&tool.path);
-        cmd.env("HOME", &home)
-            .env("LC_ALL", "C.UTF-8")
-            .env("LANG", "C.UTF-8")
-            .arg(format!("--installroot={}", root.display()))
-            .arg(format!("--releasever={}", cfg.releasever))
-            .arg(format!("--config={}", conf_file.display()))
-            .arg(format!("--setopt=reposdir={}", reposdir.display()))
-            .arg(format!("--setopt=cachedir={}", cachedir.display()))
-            .arg(format!("--setopt=persistdir={}", persistdir.display()))
-            .arg("--setopt=keepcache=True")
-            // Check every run whether the repository changed (repomd.xml only).
-            .arg("--setopt=metadata_expire=0")
-            .arg(format!("--setopt=timeout={}", cfg.timeout))
-            .arg("--setopt=retries=1")
-            .arg(tool.no_plugins())
-            .arg("-y");
-        if tool.flavor != tool::Flavor::Yum3 {
-            cmd.arg(format!(
-                "--setopt=install_weak_deps={}",
-                if cfg.weak_deps { "True" } else { "False" }
-            ));
-        }
-        if !cfg.docs {
-            cmd.arg("--setopt=tsflags=nodocs");
-        }
-        if !cfg.gpg_check {
-            cmd.arg(tool.no_gpg_check());
-        }
-        if arch != host_arch() {
-            if tool.flavor == tool::Flavor::Yum3 {
-                bail!(
-                    "{} (yum 3) cannot install for another architecture ({arch} on a {} host); use dnf",
-                    tool.path.display(),
-                    host_arch()
-                );
-            }
-            cmd.arg(format!("--forcearch={arch}"));
-            events.info(&format!(
-                "target {arch} differs from the host ({}): --forcearch={arch}",
-                host_arch()
-            ));
-        }
-        for x in &cfg.exclude {
-            cmd.arg(format!("--exclude={x}"));
-        }
-        cmd.arg("install").arg("--").args(&cfg.packages);
-
-        events.info(&format!(
-            "{} {}: installing {} from {} for {arch}, releasever {}",
-            tool.name,
-            tool.path.display(),
-            cfg.packages.join(" "),
-            cfg.repos
-                .iter()
-                .map(|r| r.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            cfg.releasever
-        ));
-        let (status, lines) = tool::run_streaming(&mut cmd, &tool.name, events)?;
-        if !status.success() {
-            return Err(tool::explain_failure(
-                &tool.name, status, &lines, &cfg.repos,
-            ));
-        }
-
-        tree::place_rpmdb(root, events)?;
-        tree::clean(root, &[&cachedir, &persistdir, conf.path()], events)?;
-        let packages = tree::installed_packages(root)?;
-        if packages.is_empty() {
-            bail!(
-                "{} reported success but the rpm database in the tree lists no package",
-                tool.name
-            );
-        }
-        events.info(&format!("{} packages installed", packages.len()));
-        Ok(Output::Tree {
-            root: root.clone(),
-            packages,
-        })
+        let dirs = ToolDirs::create(self.name, &cfg, request.cache_dir.as_deref(), events)?;
+        let cmd = dirs.command(&tool, &cfg, root, arch, events)?;
+        install(&tool, &cfg, arch, cmd, events)?;
+        finish_tree(&tool, root, &dirs.host_paths(), events)
     }
 }

@@ -159,10 +159,15 @@ pub fn explain_failure(
     lines: &[String],
     repos: &[RepoDef],
 ) -> anyhow::Error {
-    let ids: Vec<String> = repos.iter().map(|r| r.id.clone()).collect();
-    let find_repo = |id: &str| repos.iter().find(|r| r.id == id);
+    missing_packages(lines, repos)
+        .or_else(|| unreachable_repo(lines, repos))
+        .or_else(|| gpg_failure(lines))
+        .or_else(|| unsatisfiable(lines))
+        .unwrap_or_else(|| last_error(tool, status, lines))
+}
 
-    // Packages that match nothing.
+/// Packages that match nothing.
+fn missing_packages(lines: &[String], repos: &[RepoDef]) -> Option<anyhow::Error> {
     let mut missing: Vec<String> = Vec::new();
     for l in lines {
         let rest = l
@@ -182,16 +187,20 @@ pub fn explain_failure(
             }
         }
     }
-    if !missing.is_empty() {
-        return anyhow!(
-            "package{} {} not found in repositories {} (check `packages`, `exclude` and the repository definitions)",
-            if missing.len() == 1 { "" } else { "s" },
-            quoted_list(&missing),
-            ids.join(", ")
-        );
+    if missing.is_empty() {
+        return None;
     }
+    let ids: Vec<String> = repos.iter().map(|r| r.id.clone()).collect();
+    Some(anyhow!(
+        "package{} {} not found in repositories {} (check `packages`, `exclude` and the repository definitions)",
+        if missing.len() == 1 { "" } else { "s" },
+        quoted_list(&missing),
+        ids.join(", ")
+    ))
+}
 
-    // Metadata that could not be downloaded.
+/// Metadata that could not be downloaded.
+fn unreachable_repo(lines: &[String], repos: &[RepoDef]) -> Option<anyhow::Error> {
     for l in lines {
         let id = ["for repo '", "for repository '"]
             .iter()
@@ -204,15 +213,22 @@ pub fn explain_failure(
                 .find(|d| d.contains("Curl error") || d.contains("Cannot download"))
                 .map(|d| d.trim().trim_start_matches("- ").to_string())
                 .unwrap_or_else(|| l.trim().to_string());
-            let url = find_repo(&id)
+            let url = repos
+                .iter()
+                .find(|r| r.id == id)
                 .map(|r| r.url().to_string())
                 .unwrap_or_default();
-            return anyhow!("repository '{id}' is unreachable ({url}): {detail}");
+            return Some(anyhow!(
+                "repository '{id}' is unreachable ({url}): {detail}"
+            ));
         }
     }
+    None
+}
 
-    // Signatures.
-    let gpg = lines.iter().find(|l| {
+/// Signatures that could not be checked.
+fn gpg_failure(lines: &[String]) -> Option<anyhow::Error> {
+    let g = lines.iter().find(|l| {
         l.contains("GPG check FAILED")
             || l.contains("You have enabled checking of packages via GPG keys")
             || l.contains("is not signed")
@@ -220,37 +236,39 @@ pub fn explain_failure(
             || l.contains("public key")
             || l.contains("signature")
             || l.contains("OpenPGP")
-    });
-    if let Some(g) = gpg {
-        let problem_repo = lines
-            .iter()
-            .find_map(|l| l.strip_prefix("Problem repository: "))
-            .map(|s| format!(" (repository {})", s.trim()))
-            .unwrap_or_default();
-        let what = if g.contains("You have enabled checking") {
-            "no GPG public key is available to check the packages".to_string()
-        } else {
-            g.trim().trim_start_matches("Error: ").to_string()
-        };
-        return anyhow!(
-            "gpg check failed{problem_repo}: {what}\n  help: give the signing key with gpgkey= in the repository definition (a repo-file), or set `gpg-check = false` for an unsigned repository you trust"
-        );
-    }
+    })?;
+    let problem_repo = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("Problem repository: "))
+        .map(|s| format!(" (repository {})", s.trim()))
+        .unwrap_or_default();
+    let what = if g.contains("You have enabled checking") {
+        "no GPG public key is available to check the packages".to_string()
+    } else {
+        g.trim().trim_start_matches("Error: ").to_string()
+    };
+    Some(anyhow!(
+        "gpg check failed{problem_repo}: {what}\n  help: give the signing key with gpgkey= in the repository definition (a repo-file), or set `gpg-check = false` for an unsigned repository you trust"
+    ))
+}
 
-    // Unsatisfiable dependencies.
+/// Dependencies nothing provides, or packages that conflict.
+fn unsatisfiable(lines: &[String]) -> Option<anyhow::Error> {
     if let Some(l) = lines.iter().find(|l| l.contains("nothing provides")) {
-        return anyhow!(
+        return Some(anyhow!(
             "unsatisfiable dependencies: {}",
             l.trim().trim_start_matches("- ")
-        );
+        ));
     }
-    if let Some(l) = lines.iter().find(|l| l.contains("conflicts with")) {
-        return anyhow!(
-            "conflicting packages: {}",
-            l.trim().trim_start_matches("- ")
-        );
-    }
+    let l = lines.iter().find(|l| l.contains("conflicts with"))?;
+    Some(anyhow!(
+        "conflicting packages: {}",
+        l.trim().trim_start_matches("- ")
+    ))
+}
 
+/// Anything else: the tool's last error line, else its last line.
+fn last_error(tool: &str, status: ExitStatus, lines: &[String]) -> anyhow::Error {
     let last_error = lines
         .iter()
         .rev()
