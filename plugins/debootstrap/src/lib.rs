@@ -385,17 +385,6 @@ fn check_tool(cfg: &Config) -> Result<PathBuf> {
     })
 }
 
-/// Make `p` absolute against the current directory (the tools chdir).
-fn absolute(p: &Path) -> Result<PathBuf> {
-    if p.is_absolute() {
-        Ok(p.to_path_buf())
-    } else {
-        Ok(std::env::current_dir()
-            .context("cannot find the current directory")?
-            .join(p))
-    }
-}
-
 /// Quote `s` for a POSIX shell (and for mmdebstrap's shellwords-split special hooks).
 fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
@@ -644,7 +633,9 @@ fn package_cache(
 ) -> Result<Option<PathBuf>> {
     Ok(match cache_dir {
         Some(dir) => {
-            let dir = absolute(dir)?.join(format!("{}-{}", cfg.suite, cfg.debarch));
+            let dir = std::path::absolute(dir)
+                .context("cannot read the current directory")?
+                .join(format!("{}-{}", cfg.suite, cfg.debarch));
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create the package cache {}", dir.display()))?;
             Some(dir)
@@ -779,7 +770,8 @@ impl Backend for DebootstrapBackend {
     fn run(&self, request: &Request, events: &mut dyn EventSink) -> Result<Output> {
         let cfg = Config::from_request(request)?;
         let exe = check_tool(&cfg)?;
-        let root = absolute(&request.root)?;
+        let root =
+            std::path::absolute(&request.root).context("cannot read the current directory")?;
         std::fs::create_dir_all(&root)
             .with_context(|| format!("cannot create {}", root.display()))?;
         let cache = package_cache(&cfg, request.cache_dir.as_deref(), events)?;

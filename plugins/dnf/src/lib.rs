@@ -169,15 +169,6 @@ fn cache_root(name: &str, cache_dir: &Path) -> PathBuf {
     }
 }
 
-fn absolute(p: &Path) -> Result<PathBuf> {
-    if p.is_absolute() {
-        return Ok(p.to_path_buf());
-    }
-    Ok(std::env::current_dir()
-        .context("cannot read the current directory")?
-        .join(p))
-}
-
 /// What the tool reads and writes outside the tree: a private configuration (removed when
 /// this is dropped) and the package cache.
 struct ToolDirs {
@@ -320,7 +311,11 @@ fn package_cache(
     events: &mut dyn EventSink,
 ) -> Result<PathBuf> {
     let cachedir = match cache_dir {
-        Some(d) => cache_root(backend, &absolute(d)?).join("dnf-cache"),
+        Some(d) => cache_root(
+            backend,
+            &std::path::absolute(d).context("cannot read the current directory")?,
+        )
+        .join("dnf-cache"),
         None => {
             events.warn(
                 "no cache directory from the core: packages are downloaded again on every build",
@@ -511,7 +506,8 @@ impl Backend for DnfBackend {
         let tool = tool::find(self.tools())?;
         let arch = rpm_arch(&request.arch);
         // dnf wants absolute paths; an ad hoc run may give relative ones.
-        let root = &absolute(&request.root)?;
+        let root =
+            &std::path::absolute(&request.root).context("cannot read the current directory")?;
         std::fs::create_dir_all(root)
             .with_context(|| format!("cannot create {}", root.display()))?;
         let dirs = ToolDirs::create(self.name, &cfg, request.cache_dir.as_deref(), events)?;
