@@ -282,9 +282,23 @@ impl Manifest {
         })
     }
 
+    /// What serde cannot check: names usable in refs, values in range, and that what an
+    /// image names (components, triggers, lint rules) exists. Stops at the first problem.
     fn validate(&self) -> Result<()> {
+        self.check_os()?;
+        self.check_publish()?;
+        for (image, section) in &self.images {
+            self.check_image(image, section)?;
+        }
+        Ok(())
+    }
+
+    fn check_os(&self) -> Result<()> {
         check_ref_part(&self.os.name)
-            .map_err(|e| self.error_at(self.find_text("name"), &format!("os.name: {e}"), None))?;
+            .map_err(|e| self.error_at(self.find_text("name"), &format!("os.name: {e}"), None))
+    }
+
+    fn check_publish(&self) -> Result<()> {
         if let Some(level) = &self.publish.zlib_level {
             if !(1..=9).contains(level.get_ref()) {
                 return Err(self.error_at(
@@ -294,113 +308,152 @@ impl Manifest {
                 ));
             }
         }
-        for (image, section) in &self.images {
-            check_ref_part(image).map_err(|e| {
-                self.error_at(
-                    self.table_header(&format!("image.{image}")),
-                    &format!("image name '{image}': {e}"),
-                    None,
-                )
-            })?;
-            if section.components.is_empty() {
+        Ok(())
+    }
+
+    fn check_image(&self, image: &str, section: &ImageSection) -> Result<()> {
+        check_ref_part(image).map_err(|e| {
+            self.error_at(
+                self.table_header(&format!("image.{image}")),
+                &format!("image name '{image}': {e}"),
+                None,
+            )
+        })?;
+        self.check_image_components(image, &section.components)?;
+        self.check_image_metadata(image, &section.metadata)?;
+        self.check_triggers(image, &section.triggers)?;
+        self.check_lint_rules(image, &section.lint)
+    }
+
+    /// An image lists at least one component, each declared and listed once.
+    fn check_image_components(&self, image: &str, components: &[Spanned<String>]) -> Result<()> {
+        if components.is_empty() {
+            return Err(self.error_at(
+                self.table_header(&format!("image.{image}")),
+                &format!("image '{image}' lists no components"),
+                Some("add components = [\"...\"]"),
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for c in components {
+            if !self.components.contains_key(c.get_ref()) {
+                let hint = did_you_mean(c.get_ref(), self.components.keys().map(|s| s.as_str()))
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .unwrap_or_else(|| "declare it as [component.NAME]".into());
                 return Err(self.error_at(
-                    self.table_header(&format!("image.{image}")),
-                    &format!("image '{image}' lists no components"),
-                    Some("add components = [\"...\"]"),
+                    c.span().start,
+                    &format!(
+                        "image '{image}' names component '{}', which is not declared",
+                        c.get_ref()
+                    ),
+                    Some(&hint),
                 ));
             }
-            let mut seen = std::collections::BTreeSet::new();
-            for c in &section.components {
-                if !self.components.contains_key(c.get_ref()) {
-                    let hint =
-                        did_you_mean(c.get_ref(), self.components.keys().map(|s| s.as_str()))
-                            .map(|s| format!("did you mean `{s}`?"))
-                            .unwrap_or_else(|| "declare it as [component.NAME]".into());
-                    return Err(self.error_at(
-                        c.span().start,
-                        &format!(
-                            "image '{image}' names component '{}', which is not declared",
-                            c.get_ref()
-                        ),
-                        Some(&hint),
-                    ));
-                }
-                if !seen.insert(c.get_ref().clone()) {
-                    return Err(self.error_at(
-                        c.span().start,
-                        &format!("image '{image}' lists component '{}' twice", c.get_ref()),
-                        None,
-                    ));
-                }
+            if !seen.insert(c.get_ref().clone()) {
+                return Err(self.error_at(
+                    c.span().start,
+                    &format!("image '{image}' lists component '{}' twice", c.get_ref()),
+                    None,
+                ));
             }
-            for (key, value) in &section.metadata {
-                if matches!(
-                    value.get_ref(),
-                    toml::Value::Array(_) | toml::Value::Table(_) | toml::Value::Datetime(_)
-                ) {
-                    return Err(self.error_at(
-                        value.span().start,
-                        &format!("image.{image}.metadata.{key}: values must be strings, integers, floats or booleans"),
-                        None,
-                    ));
-                }
+        }
+        Ok(())
+    }
+
+    /// Compose writes these as scalar commit metadata, which has no form for arrays, tables
+    /// or dates.
+    fn check_image_metadata(
+        &self,
+        image: &str,
+        metadata: &BTreeMap<String, Spanned<toml::Value>>,
+    ) -> Result<()> {
+        for (key, value) in metadata {
+            if matches!(
+                value.get_ref(),
+                toml::Value::Array(_) | toml::Value::Table(_) | toml::Value::Datetime(_)
+            ) {
+                return Err(self.error_at(
+                    value.span().start,
+                    &format!("image.{image}.metadata.{key}: values must be strings, integers, floats or booleans"),
+                    None,
+                ));
             }
-            let mut trigger_names = std::collections::BTreeSet::new();
-            for t in &section.triggers {
-                if !trigger_names.insert(t.name.as_str()) {
-                    return Err(self.error_at(
-                        self.find_text(&t.name),
-                        &format!("image '{image}' has two triggers named '{}'", t.name),
-                        Some("give each trigger its own name: its last output is kept by name"),
-                    ));
-                }
-                match &t.run {
-                    Some(run) if run.trim().is_empty() => {
-                        return Err(self.error_at(
-                            self.find_text(&t.name),
-                            &format!("image '{image}': trigger '{}' has an empty `run`", t.name),
-                            None,
-                        ));
-                    }
-                    Some(_) => {}
-                    None if crate::triggers::builtin(&t.name).is_none() => {
-                        let names = crate::triggers::BUILTIN_NAMES;
-                        return Err(self.error_at(
-                            self.find_text(&t.name),
-                            &format!(
-                                "image '{image}': trigger '{}' has no `run` and is not a built-in trigger",
-                                t.name
-                            ),
-                            Some(&match did_you_mean(&t.name, names.iter().copied()) {
-                                Some(s) => format!("did you mean `{s}`? built-in triggers: {} (see `ostree-build help triggers`)", names.join(", ")),
-                                None => format!("built-in triggers: {}; or give a command with run = \"...\" (see `ostree-build help triggers`)", names.join(", ")),
-                            }),
-                        ));
-                    }
-                    None => {}
-                }
-                for input in t.inputs.iter().flatten() {
-                    if !input.starts_with('/') {
-                        return Err(self.error_at(
-                            self.find_text(input),
-                            &format!("image '{image}': trigger '{}': input '{input}' is not an absolute path in the image", t.name),
-                            Some("write inputs as paths in the image, e.g. \"/usr/lib\""),
-                        ));
-                    }
-                }
+        }
+        Ok(())
+    }
+
+    fn check_triggers(&self, image: &str, triggers: &[Trigger]) -> Result<()> {
+        let mut trigger_names = std::collections::BTreeSet::new();
+        for t in triggers {
+            if !trigger_names.insert(t.name.as_str()) {
+                return Err(self.error_at(
+                    self.find_text(&t.name),
+                    &format!("image '{image}' has two triggers named '{}'", t.name),
+                    Some("give each trigger its own name: its last output is kept by name"),
+                ));
             }
-            for rule in section.lint.keys() {
-                if !crate::repo::LINT_RULES.contains(&rule.get_ref().as_str()) {
-                    let names = crate::repo::LINT_RULES;
-                    return Err(self.error_at(
-                        rule.span().start,
-                        &format!("image '{image}': unknown lint rule '{}'", rule.get_ref()),
-                        Some(&match did_you_mean(rule.get_ref(), names.iter().copied()) {
-                            Some(s) => format!("did you mean `{s}`? rules: {}", names.join(", ")),
-                            None => format!("rules: {}", names.join(", ")),
-                        }),
-                    ));
-                }
+            self.check_trigger_run(image, t)?;
+            self.check_trigger_inputs(image, t)?;
+        }
+        Ok(())
+    }
+
+    /// A trigger either gives a command or is one of the built-in ones.
+    fn check_trigger_run(&self, image: &str, t: &Trigger) -> Result<()> {
+        match &t.run {
+            Some(run) if run.trim().is_empty() => Err(self.error_at(
+                self.find_text(&t.name),
+                &format!("image '{image}': trigger '{}' has an empty `run`", t.name),
+                None,
+            )),
+            Some(_) => Ok(()),
+            None if crate::triggers::builtin(&t.name).is_none() => {
+                let names = crate::triggers::BUILTIN_NAMES;
+                Err(self.error_at(
+                    self.find_text(&t.name),
+                    &format!(
+                        "image '{image}': trigger '{}' has no `run` and is not a built-in trigger",
+                        t.name
+                    ),
+                    Some(&match did_you_mean(&t.name, names.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`? built-in triggers: {} (see `ostree-build help triggers`)", names.join(", ")),
+                        None => format!("built-in triggers: {}; or give a command with run = \"...\" (see `ostree-build help triggers`)", names.join(", ")),
+                    }),
+                ))
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn check_trigger_inputs(&self, image: &str, t: &Trigger) -> Result<()> {
+        for input in t.inputs.iter().flatten() {
+            if !input.starts_with('/') {
+                return Err(self.error_at(
+                    self.find_text(input),
+                    &format!("image '{image}': trigger '{}': input '{input}' is not an absolute path in the image", t.name),
+                    Some("write inputs as paths in the image, e.g. \"/usr/lib\""),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_lint_rules(
+        &self,
+        image: &str,
+        lint: &BTreeMap<Spanned<String>, LintLevel>,
+    ) -> Result<()> {
+        for rule in lint.keys() {
+            if !crate::repo::LINT_RULES.contains(&rule.get_ref().as_str()) {
+                let names = crate::repo::LINT_RULES;
+                return Err(self.error_at(
+                    rule.span().start,
+                    &format!("image '{image}': unknown lint rule '{}'", rule.get_ref()),
+                    Some(&match did_you_mean(rule.get_ref(), names.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`? rules: {}", names.join(", ")),
+                        None => format!("rules: {}", names.join(", ")),
+                    }),
+                ));
             }
         }
         Ok(())

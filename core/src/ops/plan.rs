@@ -6,8 +6,8 @@ use crate::inputs::{stamp_inputs, Hasher};
 use crate::manifest::{ComponentSection, Manifest};
 use crate::repo::{CommitInfo, Repo};
 use anyhow::Result;
-use ostree_build_sdk::{Request, PROTOCOL_VERSION};
-use std::path::Path;
+use ostree_build_sdk::{OptionSpec, Plan, Request, PROTOCOL_VERSION};
+use std::path::{Path, PathBuf};
 
 pub const META_COMPONENT: &str = "ostree-build.component";
 pub const META_IMAGE: &str = "ostree-build.image";
@@ -130,109 +130,22 @@ fn plan_component(
             None,
         )
     })?;
-    let options = check_options(manifest, name, section, &backend)?;
-    let request = Request {
-        protocol: PROTOCOL_VERSION,
-        component: name.to_string(),
-        arch: manifest.os.arch.clone(),
-        project_dir: manifest.dir.clone(),
-        root: scratch_root.join(crate::manifest::escape_ref_part(name)),
-        options,
-        cache_dir: Some(
-            manifest
-                .state_dir()
-                .join("cache")
-                .join(crate::manifest::escape_ref_part(&section.backend)),
-        ),
-    };
-    let backend_plan = backend.backend.plan(&request).map_err(|e| {
-        let at = section
-            .option_key_spans
-            .values()
-            .next()
-            .map(|s| s.start)
-            .unwrap_or(section.backend_span.start);
-        let message = format!("{e:#}");
-        // A backend that says what to do (install a tool, check a mirror) is not second-guessed.
-        let hint =
-            (!message.contains("help:")).then_some("fix the component's options in the manifest");
-        manifest.error_at(at, &message, hint)
-    })?;
-    let sources_hash = {
-        let mut h = Hasher::new("inputs");
-        h.str(&stamp_inputs(&backend_plan.inputs)?)
-            .str(&backend_plan.fingerprint);
-        h.finish()
-    };
-    let options_hash = {
-        let mut h = Hasher::new("options");
-        h.str(&serde_json::to_string(&request.options)?)
-            .str(&request.arch);
-        h.finish()
-    };
-    let input_hash = {
-        let mut h = Hasher::new("component v1");
-        h.str(&backend.info.name)
-            .str(&backend.info.version)
-            .str(&options_hash)
-            .str(&sources_hash);
-        h.finish()
-    };
+    let request = component_request(manifest, name, section, &backend, scratch_root)?;
+    let backend_plan = backend_plan(manifest, section, &backend, &request)?;
+    let sources_hash = sources_hash(&backend_plan)?;
+    let options_hash = options_hash(&request)?;
+    let input_hash = input_hash(&backend, &options_hash, &sources_hash);
     let ref_name = manifest.component_ref(name);
     let current = current_commit(repo, &ref_name)?;
-    let reason = match &current {
-        _ if force => Some("forced".to_string()),
-        None => Some("new".to_string()),
-        Some(c) if c.metadata.get(META_INPUT_HASH) == Some(&input_hash) => None,
-        Some(c) => Some(
-            if c.metadata.get(META_BACKEND).map(String::as_str) != Some(&backend.info.name) {
-                format!(
-                    "backend changed ({} -> {})",
-                    c.metadata
-                        .get(META_BACKEND)
-                        .map(String::as_str)
-                        .unwrap_or("?"),
-                    backend.info.name
-                )
-            } else if c.metadata.get(META_BACKEND_VERSION) != Some(&backend.info.version) {
-                format!(
-                    "backend version changed ({} -> {})",
-                    c.metadata
-                        .get(META_BACKEND_VERSION)
-                        .map(String::as_str)
-                        .unwrap_or("?"),
-                    backend.info.version
-                )
-            } else if c.metadata.get(META_OPTIONS_HASH) != Some(&options_hash) {
-                "options changed".to_string()
-            } else if c
-                .metadata
-                .get(META_FINGERPRINT)
-                .is_some_and(|f| *f != backend_plan.fingerprint)
-            {
-                format!(
-                    "the {} backend's fingerprint changed (what it builds from was updated)",
-                    backend.info.name
-                )
-            } else {
-                let names: Vec<String> = backend_plan
-                    .inputs
-                    .iter()
-                    .map(|p| {
-                        p.strip_prefix(&manifest.dir)
-                            .unwrap_or(p)
-                            .display()
-                            .to_string()
-                    })
-                    .collect();
-                if names.is_empty() {
-                    "input changed".to_string()
-                } else {
-                    format!("input changed ({})", names.join(", "))
-                }
-            },
-        ),
-    };
+    let reason = rebuild_reason(
+        force,
+        current.as_ref(),
+        &backend,
+        &backend_plan,
+        &input_hash,
+        &options_hash,
+        &manifest.dir,
+    );
     Ok(ComponentPlan {
         name: name.to_string(),
         ref_name,
@@ -247,6 +160,155 @@ fn plan_component(
     })
 }
 
+/// What the backend is asked to build: the checked options, a scratch root of its own and
+/// a cache shared by every component of the same backend.
+fn component_request(
+    manifest: &Manifest,
+    name: &str,
+    section: &ComponentSection,
+    backend: &Found,
+    scratch_root: &Path,
+) -> Result<Request> {
+    let options = check_options(manifest, name, section, backend)?;
+    Ok(Request {
+        protocol: PROTOCOL_VERSION,
+        component: name.to_string(),
+        arch: manifest.os.arch.clone(),
+        project_dir: manifest.dir.clone(),
+        root: scratch_root.join(crate::manifest::escape_ref_part(name)),
+        options,
+        cache_dir: Some(
+            manifest
+                .state_dir()
+                .join("cache")
+                .join(crate::manifest::escape_ref_part(&section.backend)),
+        ),
+    })
+}
+
+/// Ask the backend for its plan; its errors are about the component's options, so they
+/// point at the component's first option in the manifest.
+fn backend_plan(
+    manifest: &Manifest,
+    section: &ComponentSection,
+    backend: &Found,
+    request: &Request,
+) -> Result<Plan> {
+    backend.backend.plan(request).map_err(|e| {
+        let at = section
+            .option_key_spans
+            .values()
+            .next()
+            .map(|s| s.start)
+            .unwrap_or(section.backend_span.start);
+        let message = format!("{e:#}");
+        // A backend that says what to do (install a tool, check a mirror) is not second-guessed.
+        let hint =
+            (!message.contains("help:")).then_some("fix the component's options in the manifest");
+        manifest.error_at(at, &message, hint)
+    })
+}
+
+fn sources_hash(backend_plan: &Plan) -> Result<String> {
+    let mut h = Hasher::new("inputs");
+    h.str(&stamp_inputs(&backend_plan.inputs)?)
+        .str(&backend_plan.fingerprint);
+    Ok(h.finish())
+}
+
+fn options_hash(request: &Request) -> Result<String> {
+    let mut h = Hasher::new("options");
+    h.str(&serde_json::to_string(&request.options)?)
+        .str(&request.arch);
+    Ok(h.finish())
+}
+
+fn input_hash(backend: &Found, options_hash: &str, sources_hash: &str) -> String {
+    let mut h = Hasher::new("component v1");
+    h.str(&backend.info.name)
+        .str(&backend.info.version)
+        .str(options_hash)
+        .str(sources_hash);
+    h.finish()
+}
+
+/// Why the component must be built, given the commit its ref points at; `None` when it is
+/// fresh.
+fn rebuild_reason(
+    force: bool,
+    current: Option<&CommitInfo>,
+    backend: &Found,
+    backend_plan: &Plan,
+    input_hash: &str,
+    options_hash: &str,
+    project_dir: &Path,
+) -> Option<String> {
+    match current {
+        _ if force => Some("forced".to_string()),
+        None => Some("new".to_string()),
+        Some(c) if c.metadata.get(META_INPUT_HASH).map(String::as_str) == Some(input_hash) => None,
+        Some(c) => Some(what_changed(
+            c,
+            backend,
+            backend_plan,
+            options_hash,
+            project_dir,
+        )),
+    }
+}
+
+/// Which part of the input hash differs from the one recorded in `current`, checked from
+/// the backend outwards to the files it reads.
+fn what_changed(
+    current: &CommitInfo,
+    backend: &Found,
+    backend_plan: &Plan,
+    options_hash: &str,
+    project_dir: &Path,
+) -> String {
+    let recorded = |key: &str| current.metadata.get(key).map(String::as_str);
+    if recorded(META_BACKEND) != Some(&backend.info.name) {
+        format!(
+            "backend changed ({} -> {})",
+            recorded(META_BACKEND).unwrap_or("?"),
+            backend.info.name
+        )
+    } else if recorded(META_BACKEND_VERSION) != Some(&backend.info.version) {
+        format!(
+            "backend version changed ({} -> {})",
+            recorded(META_BACKEND_VERSION).unwrap_or("?"),
+            backend.info.version
+        )
+    } else if recorded(META_OPTIONS_HASH) != Some(options_hash) {
+        "options changed".to_string()
+    } else if recorded(META_FINGERPRINT).is_some_and(|f| f != backend_plan.fingerprint) {
+        format!(
+            "the {} backend's fingerprint changed (what it builds from was updated)",
+            backend.info.name
+        )
+    } else {
+        inputs_changed_reason(&backend_plan.inputs, project_dir)
+    }
+}
+
+/// The fallback reason: something the backend reads changed, named relative to the project.
+fn inputs_changed_reason(inputs: &[PathBuf], project_dir: &Path) -> String {
+    let names: Vec<String> = inputs
+        .iter()
+        .map(|p| {
+            p.strip_prefix(project_dir)
+                .unwrap_or(p)
+                .display()
+                .to_string()
+        })
+        .collect();
+    if names.is_empty() {
+        "input changed".to_string()
+    } else {
+        format!("input changed ({})", names.join(", "))
+    }
+}
+
 /// Check a component's options against what its backend declares, and turn them into JSON.
 fn check_options(
     manifest: &Manifest,
@@ -254,45 +316,10 @@ fn check_options(
     section: &ComponentSection,
     backend: &Found,
 ) -> Result<serde_json::Map<String, serde_json::Value>> {
-    let specs = &backend.info.options;
     let mut out = serde_json::Map::new();
     for (key, value) in &section.options {
-        let span = section
-            .option_key_spans
-            .get(key)
-            .map(|s| s.start)
-            .unwrap_or(0);
-        let Some(spec) = specs.iter().find(|s| &s.name == key) else {
-            let valid: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-            let hint = match ostree_build_sdk::suggest::did_you_mean(key, valid.iter().copied()) {
-                Some(s) => format!(
-                    "did you mean `{s}`? options of '{}': {}",
-                    backend.info.name,
-                    valid.join(", ")
-                ),
-                None => format!(
-                    "options of '{}': backend, {}",
-                    backend.info.name,
-                    valid.join(", ")
-                ),
-            };
-            return Err(manifest.error_at(
-                span,
-                &format!(
-                    "component '{name}': unknown key `{key}` for backend '{}'",
-                    backend.info.name
-                ),
-                Some(&hint),
-            ));
-        };
-        let ok = match (spec.kind.as_str(), value.get_ref()) {
-            ("string" | "path", toml::Value::String(_)) => true,
-            ("bool", toml::Value::Boolean(_)) => true,
-            ("integer", toml::Value::Integer(_)) => true,
-            ("list", toml::Value::Array(a)) => a.iter().all(|v| v.is_str()),
-            _ => false,
-        };
-        if !ok {
+        let spec = option_spec(manifest, name, section, backend, key)?;
+        if !has_kind(&spec.kind, value.get_ref()) {
             return Err(manifest.error_at(
                 value.span().start,
                 &format!("component '{name}': `{key}` must be a {}", spec.kind),
@@ -301,7 +328,69 @@ fn check_options(
         }
         out.insert(key.clone(), serde_json::to_value(value.get_ref())?);
     }
-    for spec in specs.iter().filter(|s| s.required) {
+    check_required_options(manifest, name, section, backend)?;
+    Ok(out)
+}
+
+/// The backend's declaration of option `key`; a key it does not declare is an error at the
+/// key, with a did-you-mean.
+fn option_spec<'a>(
+    manifest: &Manifest,
+    name: &str,
+    section: &ComponentSection,
+    backend: &'a Found,
+    key: &str,
+) -> Result<&'a OptionSpec> {
+    let specs = &backend.info.options;
+    if let Some(spec) = specs.iter().find(|s| s.name == key) {
+        return Ok(spec);
+    }
+    let span = section
+        .option_key_spans
+        .get(key)
+        .map(|s| s.start)
+        .unwrap_or(0);
+    let valid: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    let hint = match ostree_build_sdk::suggest::did_you_mean(key, valid.iter().copied()) {
+        Some(s) => format!(
+            "did you mean `{s}`? options of '{}': {}",
+            backend.info.name,
+            valid.join(", ")
+        ),
+        None => format!(
+            "options of '{}': backend, {}",
+            backend.info.name,
+            valid.join(", ")
+        ),
+    };
+    Err(manifest.error_at(
+        span,
+        &format!(
+            "component '{name}': unknown key `{key}` for backend '{}'",
+            backend.info.name
+        ),
+        Some(&hint),
+    ))
+}
+
+/// Whether a manifest value has the type an option declares (`OptionSpec::kind`).
+fn has_kind(kind: &str, value: &toml::Value) -> bool {
+    match (kind, value) {
+        ("string" | "path", toml::Value::String(_)) => true,
+        ("bool", toml::Value::Boolean(_)) => true,
+        ("integer", toml::Value::Integer(_)) => true,
+        ("list", toml::Value::Array(a)) => a.iter().all(|v| v.is_str()),
+        _ => false,
+    }
+}
+
+fn check_required_options(
+    manifest: &Manifest,
+    name: &str,
+    section: &ComponentSection,
+    backend: &Found,
+) -> Result<()> {
+    for spec in backend.info.options.iter().filter(|s| s.required) {
         if !section.options.contains_key(&spec.name) {
             return Err(manifest.error_at(
                 section.backend_span.start,
@@ -313,5 +402,5 @@ fn check_options(
             ));
         }
     }
-    Ok(out)
+    Ok(())
 }
