@@ -322,7 +322,15 @@ fn check_options(
         if !has_kind(&spec.kind, value.get_ref()) {
             return Err(manifest.error_at(
                 value.span().start,
-                &format!("component '{name}': `{key}` must be a {}", spec.kind),
+                &format!(
+                    "component '{name}': `{key}` must be {} {}",
+                    if spec.kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                        "an"
+                    } else {
+                        "a"
+                    },
+                    spec.kind
+                ),
                 (!spec.help.is_empty()).then_some(spec.help.as_str()),
             ));
         }
