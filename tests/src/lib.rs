@@ -66,6 +66,53 @@ impl Run {
     }
 }
 
+/// The environment variable that lets the tests skip what this machine cannot run: a
+/// comma-separated list of needs (`root`), or `all`.
+pub const SKIP_VAR: &str = "OSTREE_BUILD_TESTS_SKIP";
+
+/// Whether the calling test can go on. `available` says whether this machine has `need`
+/// (e.g. "root"); `how` says how to get it. Without it the test fails, saying what it needs
+/// and how to opt out, unless [`SKIP_VAR`] names `need` (or is `all`): then the test says
+/// on the terminal that it skipped, and the caller returns.
+pub fn require(need: &str, available: bool, how: &str) -> bool {
+    if available {
+        return true;
+    }
+    // libtest names each test's thread after the test.
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_string();
+    let opted_out = std::env::var(SKIP_VAR)
+        .is_ok_and(|v| v.split(',').map(str::trim).any(|n| n == need || n == "all"));
+    assert!(
+        opted_out,
+        "{test} needs {need}: {how}, or set {SKIP_VAR}={need} to skip the tests that need it"
+    );
+    // libtest captures what `eprintln!` prints in a passing test, not what is written to
+    // the stderr handle itself: the skip is seen. One write, so that it stays one line.
+    use std::io::Write;
+    let line = format!(
+        "SKIPPED {test}: needs {need}; what needs it did not run ({SKIP_VAR} names {need})\n"
+    );
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    false
+}
+
+/// Whether this process runs as root (uid 0).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// [`require`] root.
+pub fn require_root() -> bool {
+    require("root", is_root(), "run the tests as root")
+}
+
 impl Project {
     pub fn new(manifest: &str) -> Project {
         let dir = tempfile::tempdir().expect("tempdir");
