@@ -64,6 +64,29 @@ impl Run {
         );
         self
     }
+
+    /// The error line, after checking that stderr is one error in the project's format and
+    /// nothing else: one line `error: <what>`, then nothing but `  help: ...` lines.
+    pub fn one_line_error(&self) -> &str {
+        one_line_error(&self.stderr)
+    }
+}
+
+/// See [`Run::one_line_error`].
+pub fn one_line_error(stderr: &str) -> &str {
+    let mut lines = stderr.lines();
+    let error = lines.next().unwrap_or_default();
+    assert!(
+        error.starts_with("error: ") && error.len() > "error: ".len(),
+        "stderr does not start with an `error: ` line:\n{stderr}"
+    );
+    for extra in lines {
+        assert!(
+            extra.starts_with("  help: "),
+            "the error is not one line (plus `  help:` lines); this line follows it: {extra:?}\nstderr:\n{stderr}"
+        );
+    }
+    error
 }
 
 /// The environment variable that lets the tests skip what this machine cannot run: a

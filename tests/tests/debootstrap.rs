@@ -220,14 +220,9 @@ fn fails(p: &Project, args: &[&str], env: &[(&str, &OsStr)], needles: &[&str]) -
     let mut all = vec!["debootstrap", "--branch", "t/x86_64/bad", "--repo", &repo];
     all.extend_from_slice(args);
     let run = p.run_env(&all, env).fails();
-    let error: Vec<&str> = run
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("error:"))
-        .collect();
-    assert_eq!(error.len(), 1, "{}", run.stderr);
+    let error = run.one_line_error();
     for n in needles {
-        assert!(error[0].contains(n), "'{n}' not in: {}", run.stderr);
+        assert!(error.contains(n), "'{n}' not in: {}", run.stderr);
     }
     assert!(
         refs(&p.p("repo")).is_empty(),
@@ -378,9 +373,8 @@ fn debootstrap_without_root_points_at_mmdebstrap() {
         .expect("setpriv");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
-    let error: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(error.len(), 1, "{stderr}");
-    assert!(error[0].contains("debootstrap needs root"), "{stderr}");
+    let error = one_line_error(&stderr);
+    assert!(error.contains("debootstrap needs root"), "{stderr}");
     assert!(stderr.contains("mmdebstrap"), "{stderr}");
     assert!(refs(&p.p("repo")).is_empty());
 }
