@@ -196,6 +196,23 @@ impl Project {
     }
 }
 
+/// A manifest for os `exampleos` on x86_64 with one `dir` component per `(name, path)` and
+/// one image `standard` of them all, with `image_extra` in the image's table.
+pub fn dir_components_manifest(components: &[(&str, &str)], image_extra: &str) -> String {
+    let mut m = String::from("[os]\nname = \"exampleos\"\narch = \"x86_64\"\n\n");
+    for (name, path) in components {
+        m.push_str(&format!(
+            "[component.{name}]\nbackend = \"dir\"\npath = \"{path}\"\n\n"
+        ));
+    }
+    let list: Vec<String> = components.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+    m.push_str(&format!(
+        "[image.standard]\ncomponents = [{}]\n{image_extra}\n",
+        list.join(", ")
+    ));
+    m
+}
+
 /// Run the `ostree` CLI against `repo`; panics on failure.
 pub fn ostree(repo: &Path, args: &[&str]) -> String {
     let out = Command::new("ostree")

@@ -587,18 +587,11 @@ fn wordy_project() -> Project {
     let names: Vec<String> = (0..1000)
         .map(|i| format!("c{i:04}-{}", "x".repeat(100)))
         .collect();
-    let mut m = String::from("[os]\nname = \"exampleos\"\narch = \"x86_64\"\n\n");
-    for n in &names {
-        m.push_str(&format!(
-            "[component.{n}]\nbackend = \"dir\"\npath = \"tree\"\n\n"
-        ));
-    }
-    let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
-    m.push_str(&format!(
-        "[image.standard]\ncomponents = [{}]\nconflicts = \"last-wins\"\n",
-        list.join(", ")
+    let components: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "tree")).collect();
+    let p = Project::new(&dir_components_manifest(
+        &components,
+        "conflicts = \"last-wins\"",
     ));
-    let p = Project::new(&m);
     p.file("tree/usr/share/f", "f\n", 0o644);
     p
 }
