@@ -64,6 +64,76 @@ impl Run {
         );
         self
     }
+
+    /// The error line, after checking that stderr is one error in the project's format and
+    /// nothing else: one line `error: <what>`, then nothing but `  help: ...` lines.
+    pub fn one_line_error(&self) -> &str {
+        one_line_error(&self.stderr)
+    }
+}
+
+/// See [`Run::one_line_error`].
+pub fn one_line_error(stderr: &str) -> &str {
+    let mut lines = stderr.lines();
+    let error = lines.next().unwrap_or_default();
+    assert!(
+        error.starts_with("error: ") && error.len() > "error: ".len(),
+        "stderr does not start with an `error: ` line:\n{stderr}"
+    );
+    for extra in lines {
+        assert!(
+            extra.starts_with("  help: "),
+            "the error is not one line (plus `  help:` lines); this line follows it: {extra:?}\nstderr:\n{stderr}"
+        );
+    }
+    error
+}
+
+/// The environment variable that lets the tests skip what this machine cannot run: a
+/// comma-separated list of needs (`root`), or `all`.
+pub const SKIP_VAR: &str = "OSTREE_BUILD_TESTS_SKIP";
+
+/// Whether the calling test can go on. `available` says whether this machine has `need`
+/// (e.g. "root"); `how` says how to get it. Without it the test fails, saying what it needs
+/// and how to opt out, unless [`SKIP_VAR`] names `need` (or is `all`): then the test says
+/// on the terminal that it skipped, and the caller returns.
+pub fn require(need: &str, available: bool, how: &str) -> bool {
+    if available {
+        return true;
+    }
+    // libtest names each test's thread after the test.
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_string();
+    let opted_out = std::env::var(SKIP_VAR)
+        .is_ok_and(|v| v.split(',').map(str::trim).any(|n| n == need || n == "all"));
+    assert!(
+        opted_out,
+        "{test} needs {need}: {how}, or set {SKIP_VAR}={need} to skip the tests that need it"
+    );
+    // libtest captures what `eprintln!` prints in a passing test, not what is written to
+    // the stderr handle itself: the skip is seen. One write, so that it stays one line.
+    use std::io::Write;
+    let line = format!(
+        "SKIPPED {test}: needs {need}; what needs it did not run ({SKIP_VAR} names {need})\n"
+    );
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    false
+}
+
+/// Whether this process runs as root (uid 0).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// [`require`] root.
+pub fn require_root() -> bool {
+    require("root", is_root(), "run the tests as root")
 }
 
 impl Project {
@@ -124,6 +194,23 @@ impl Project {
     pub fn export_repo(&self) -> PathBuf {
         self.p("build/repo")
     }
+}
+
+/// A manifest for os `exampleos` on x86_64 with one `dir` component per `(name, path)` and
+/// one image `standard` of them all, with `image_extra` in the image's table.
+pub fn dir_components_manifest(components: &[(&str, &str)], image_extra: &str) -> String {
+    let mut m = String::from("[os]\nname = \"exampleos\"\narch = \"x86_64\"\n\n");
+    for (name, path) in components {
+        m.push_str(&format!(
+            "[component.{name}]\nbackend = \"dir\"\npath = \"{path}\"\n\n"
+        ));
+    }
+    let list: Vec<String> = components.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+    m.push_str(&format!(
+        "[image.standard]\ncomponents = [{}]\n{image_extra}\n",
+        list.join(", ")
+    ));
+    m
 }
 
 /// Run the `ostree` CLI against `repo`; panics on failure.

@@ -620,18 +620,8 @@ fn big_names() -> Vec<String> {
 /// component, so it is one object), so that the component phase alone takes seconds.
 fn big_project(triggers: &str) -> Project {
     let names = big_names();
-    let mut m = String::from("[os]\nname = \"exampleos\"\narch = \"x86_64\"\n\n");
-    for n in &names {
-        m.push_str(&format!(
-            "[component.{n}]\nbackend = \"dir\"\npath = \"{n}\"\n\n"
-        ));
-    }
-    let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
-    m.push_str(&format!(
-        "[image.standard]\ncomponents = [{}]\n{triggers}\n",
-        list.join(", ")
-    ));
-    let p = Project::new(&m);
+    let components: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), n.as_str())).collect();
+    let p = Project::new(&dir_components_manifest(&components, triggers));
     let big = vec![0u8; 16 << 20];
     for n in &names {
         for f in 0..200 {

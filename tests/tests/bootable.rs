@@ -426,43 +426,177 @@ fn triggers_rerun_only_when_their_inputs_change() {
     fsck(&export);
 }
 
+/// A TCP server on 127.0.0.1 that records every connection it accepts (the first bytes the
+/// peer sends, waited for at most a second) and answers each with the byte `!`. It stops
+/// by itself after two minutes, or when [`Witness::stop`] asks.
+struct Witness {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl Witness {
+    fn start() -> Witness {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        use std::time::{Duration, Instant};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let asked = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let mut seen = Vec::new();
+            while !asked.load(Ordering::SeqCst) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((mut peer, _)) => {
+                        peer.set_nonblocking(false).unwrap();
+                        peer.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+                        let mut first = [0u8; 64];
+                        let n = peer.read(&mut first).unwrap_or(0);
+                        // Recorded before the answer: whoever got `!` is in `seen`.
+                        seen.push(String::from_utf8_lossy(&first[..n]).into_owned());
+                        let _ = peer.write_all(b"!");
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(10))
+                    }
+                    Err(e) => panic!("accept: {e}"),
+                }
+            }
+            seen
+        });
+        Witness { port, stop, thread }
+    }
+
+    /// Connect from this process, send `hello`, and get the answer: the server is up.
+    fn reach(&self, hello: &str) {
+        use std::io::{Read, Write};
+        let mut peer = std::net::TcpStream::connect(("127.0.0.1", self.port))
+            .unwrap_or_else(|e| panic!("the test cannot reach its own server: {e}"));
+        peer.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        peer.write_all(hello.as_bytes()).unwrap();
+        let mut answer = [0u8; 1];
+        peer.read_exact(&mut answer)
+            .expect("the server's answer to the test");
+        assert_eq!(&answer, b"!");
+    }
+
+    /// Stop the server; the first bytes of every connection it accepted.
+    fn stop(self) -> Vec<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().expect("the server thread")
+    }
+}
+
 #[test]
 fn triggers_have_no_network_and_cannot_write_to_the_host() {
-    // The project directory is readable in the sandbox, but not writable.
+    // The project directory is readable in the sandbox, but not writable; the host is
+    // read-only; remounting either writable needs capabilities triggers lack.
     let p = project("");
     let marker = p.p("written-by-trigger");
-    // Remounting the read-only host or project writable needs capabilities triggers lack.
-    let host_marker = Path::new("/var/tmp/ostree-build-escape-marker");
-    let _ = std::fs::remove_file(host_marker);
+    // On the host, outside the project (/tmp is private in the sandbox, /var/tmp is not);
+    // named after this process so that concurrent runs keep out of each other's way.
+    let host_marker = std::path::PathBuf::from(format!(
+        "/var/tmp/ostree-build-escape-{}",
+        std::process::id()
+    ));
+    let host_marker = host_marker.as_path();
+    // Both places are writable from outside the sandbox: a failure inside is the sandbox's.
+    for m in [marker.as_path(), host_marker] {
+        std::fs::write(m, "x").unwrap_or_else(|e| panic!("the test cannot write {m:?}: {e}"));
+        std::fs::remove_file(m).unwrap();
+    }
+    // Each attempt leaves, in the image, what it printed and then its exit status.
+    let attempts = [
+        ("project", format!("echo x > '{}'", marker.display())),
+        ("host", format!("echo x > '{}'", host_marker.display())),
+        (
+            "remount-host",
+            format!(
+                "mount -o remount,bind,rw / && echo x > '{}'",
+                host_marker.display()
+            ),
+        ),
+        (
+            "remount-project",
+            format!(
+                "mount -o remount,bind,rw '{}' && echo x > '{}'",
+                p.path().display(),
+                marker.display()
+            ),
+        ),
+    ];
+    let script: Vec<String> = attempts
+        .iter()
+        .map(|(name, cmd)| {
+            format!("({cmd}) 2> usr/share/escape/{name}; echo $? >> usr/share/escape/{name}")
+        })
+        .collect();
     p.write_manifest(&manifest(&format!(
-        r#"triggers = [{{ name = "escape", run = "(echo x > '{m}') 2>/dev/null; (mount -o remount,bind,rw / && echo x > {h}) 2>/dev/null; (mount -o remount,bind,rw '{d}' && echo x > '{m}') 2>/dev/null; mkdir -p usr/share && touch usr/share/inside" }}]"#,
-        m = marker.display(),
-        h = host_marker.display(),
-        d = p.path().display(),
+        r#"triggers = [{{ name = "escape", run = "mkdir -p usr/share/escape; {}" }}]"#,
+        script.join("; ")
     )));
     p.run(&["build"]).ok();
-    assert!(!marker.exists(), "a trigger wrote outside the image");
-    assert!(
-        !host_marker.exists(),
-        "a trigger remounted the host writable"
-    );
-    assert_eq!(cat(&p.export_repo(), IMAGE, "/usr/share/inside"), "");
+    let escaped = host_marker.exists();
+    let _ = std::fs::remove_file(host_marker);
+    assert!(!escaped, "a trigger wrote to the host");
+    assert!(!marker.exists(), "a trigger wrote into the project");
+    for (name, cmd) in &attempts {
+        let said = cat(
+            &p.export_repo(),
+            IMAGE,
+            &format!("/usr/share/escape/{name}"),
+        );
+        let status = said.lines().last().unwrap_or_default();
+        assert!(
+            !["0", "127"].contains(&status),
+            "`{cmd}` in a trigger did not fail, or did not run (exit status {status}):\n{said}"
+        );
+        let reason = if name.starts_with("remount") {
+            "mount: "
+        } else {
+            "Read-only file system"
+        };
+        assert!(
+            said.contains(reason),
+            "`{cmd}` in a trigger failed for another reason than {reason:?}:\n{said}"
+        );
+    }
 
+    // The network: a server the test reaches, before and after the build, and the trigger
+    // must not.
+    let server = Witness::start();
+    let port = server.port;
+    server.reach("before");
     let before = refs(&p.build_repo());
-    p.write_manifest(&manifest(
-        r#"triggers = [{ name = "fetch", run = "curl -sS --max-time 10 http://deb.debian.org/debian/ > usr/bin/page" }]"#,
-    ));
-    let out = p.run(&["build"]).fails();
-    assert!(
-        out.stderr.contains("trigger 'fetch' failed"),
-        "{}",
+    p.write_manifest(&manifest(&format!(
+        r#"triggers = [{{ name = "fetch", run = "curl -sS --max-time 5 http://127.0.0.1:{port}/from-a-trigger; echo curl exit $?; exec bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port} && printf trigger >&3 && head -c 1 <&3'" }}]"#
+    )));
+    let out = p.run(&["build"]);
+    server.reach("after");
+    let seen = server.stop();
+    assert_eq!(
+        seen,
+        vec!["before", "after"],
+        "the server saw connections other than the test's own: a trigger reached it\n{}",
         out.stderr
     );
-    assert!(out.stderr.contains("no network"), "{}", out.stderr);
+    let out = out.fails();
+    let error = &out.stderr;
+    assert!(error.contains("trigger 'fetch' failed"), "{error}");
+    assert!(error.contains("no network"), "{error}");
+    // Both attempts ran and could not connect (curl's 7: "Failed to connect to host").
+    assert!(error.contains("curl exit 7"), "{error}");
+    let refused =
+        |l: &str| l.contains("Connection refused") || l.contains("Network is unreachable");
     assert!(
-        out.stderr.to_lowercase().contains("resolve"),
-        "{}",
-        out.stderr
+        error
+            .lines()
+            .any(|l| l.contains(&format!("/dev/tcp/127.0.0.1/{port}:")) && refused(l)),
+        "bash's connection did not fail:\n{error}"
     );
     assert_eq!(refs(&p.build_repo()), before);
 }
