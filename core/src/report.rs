@@ -43,6 +43,12 @@ pub enum Event {
     Warning {
         message: String,
     },
+    /// Every path the components of an image provide differently (the error that follows
+    /// shows the first ones).
+    Conflicts {
+        image: String,
+        conflicts: Vec<crate::repo::Conflict>,
+    },
     /// Waiting for another run's lock.
     Waiting {
         message: String,

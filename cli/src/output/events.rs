@@ -68,6 +68,8 @@ impl Printer {
             } => Some(self.finished(kind, &name, &commit, seconds, &detail)),
             Event::Log { name, message } => Some(format!("{:>9} {name}: {message}", "")),
             Event::Warning { message } => Some(format!("warning: {message}")),
+            // The error that follows shows them, and names the file that lists them all.
+            Event::Conflicts { .. } => None,
             Event::Waiting { message } => Some(format!("{:>9} {message}", "Blocking")),
             Event::Summary {
                 built,

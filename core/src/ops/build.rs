@@ -10,7 +10,7 @@ use super::{compose, publish};
 use crate::backends::Registry;
 use crate::lock::ProjectLock;
 use crate::manifest::Manifest;
-use crate::repo::{MetaValue, NewCommit, Repo, RepoKind, WriteStats};
+use crate::repo::{ComposeConflict, MetaValue, NewCommit, Repo, RepoKind, WriteStats};
 use crate::report::{Event, Kind, Reporter};
 use anyhow::{anyhow, Context, Result};
 use ostree_build_sdk::{EventSink, Output};
@@ -238,7 +238,17 @@ impl Builder<'_> {
             &job,
             &mut union_ready,
             &mut warnings,
-        );
+        )
+        .map_err(|e| {
+            // Every conflict, for CI; the error message shows the first ones.
+            if let Some(conflict) = e.downcast_ref::<ComposeConflict>() {
+                rep.event(Event::Conflicts {
+                    image: name.clone(),
+                    conflicts: conflict.0.clone(),
+                });
+            }
+            compose::conflict_error(manifest, name, e)
+        });
         for w in warnings {
             rep.event(Event::Warning {
                 message: format!("image '{name}': {w}"),

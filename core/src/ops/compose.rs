@@ -87,7 +87,8 @@ pub(super) struct ComposeJob<'a> {
 }
 
 /// Compose one image; `union_ready` hears the union commit as soon as it exists. Returns
-/// the image commit and a one-line account of the work.
+/// the image commit and a one-line account of the work. A conflict comes back as a
+/// [`crate::repo::ComposeConflict`] (see [`conflict_error`]).
 pub(super) fn compose_image(
     manifest: &Manifest,
     repo: &Repo,
@@ -123,9 +124,7 @@ pub(super) fn compose_image(
         account.push(meta.package_account.clone());
     }
     if section.triggers.is_empty() && !section.bootable {
-        let (c, _) = repo
-            .union_commit(inputs, last_wins, &commit)
-            .map_err(|e| conflict_error(manifest, job, e))?;
+        let (c, _) = repo.union_commit(inputs, last_wins, &commit)?;
         return Ok((c, account.join(", ")));
     }
     let mut timer = super::PhaseTimer::start();
@@ -135,9 +134,7 @@ pub(super) fn compose_image(
         metadata: &[],
         timestamp: commit.timestamp,
     };
-    let (mut tree, _) = repo
-        .union_commit(inputs, last_wins, &before_triggers)
-        .map_err(|e| conflict_error(manifest, job, e))?;
+    let (mut tree, _) = repo.union_commit(inputs, last_wins, &before_triggers)?;
     union_ready(&tree);
     timer.lap("union");
     if !section.triggers.is_empty() {
@@ -232,25 +229,62 @@ fn meta_value(v: &toml::Value) -> MetaValue {
     }
 }
 
+/// How many conflicts the error message shows; all of them go to a file it names.
+const CONFLICTS_SHOWN: usize = 20;
+
 /// A union conflict as a manifest error at the image's component list, with what to do.
-fn conflict_error(manifest: &Manifest, job: &ComposeJob, e: anyhow::Error) -> anyhow::Error {
-    if e.downcast_ref::<crate::repo::ComposeConflict>().is_none() {
+/// Past [`CONFLICTS_SHOWN`], the message names a file listing every conflict.
+pub(super) fn conflict_error(manifest: &Manifest, image: &str, e: anyhow::Error) -> anyhow::Error {
+    let Some(conflict) = e.downcast_ref::<crate::repo::ComposeConflict>() else {
         return e;
+    };
+    let all = &conflict.0;
+    let mut lines: Vec<String> = all
+        .iter()
+        .take(CONFLICTS_SHOWN)
+        .map(|c| c.to_string())
+        .collect();
+    if all.len() > CONFLICTS_SHOWN {
+        let listed = conflicts_file(manifest, image, all);
+        lines.push(format!(
+            "... and {} more; all {} are listed in {listed}",
+            all.len() - CONFLICTS_SHOWN,
+            all.len(),
+        ));
     }
-    let name = &job.ip.name;
-    let at = job
-        .section
+    let at = manifest.images[image]
         .components
         .first()
         .map(|c| c.span().start)
         .unwrap_or(0);
     manifest.error_at(
         at,
-        &format!("image '{name}': components conflict:\n  {e}"),
+        &format!(
+            "image '{image}': components conflict:\n  {}",
+            lines.join("\n  ")
+        ),
         Some(&format!(
-            "make the components agree, or set conflicts = \"last-wins\" in [image.{name}]"
+            "make the components agree, or set conflicts = \"last-wins\" in [image.{image}]"
         )),
     )
+}
+
+/// Write every conflict, one per line, beside the image's trigger state; the path to show.
+fn conflicts_file(manifest: &Manifest, image: &str, all: &[crate::repo::Conflict]) -> String {
+    let path = manifest
+        .state_dir()
+        .join("images")
+        .join(crate::manifest::escape_ref_part(image))
+        .join("conflicts.txt");
+    let text: String = all.iter().map(|c| format!("{c}\n")).collect();
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|_| std::fs::write(&path, text));
+    match written {
+        Ok(()) => path.display().to_string(),
+        Err(e) => format!("(nowhere: cannot write {}: {e})", path.display()),
+    }
 }
 
 /// Lay `tree` out for `ostree admin deploy`, lint it and commit it as the image. Returns

@@ -18,7 +18,7 @@ mod xattrs;
 
 pub use changes::Change;
 pub use layout::{LayoutOptions, LayoutReport, LintErrors, LintLevel, VarFiles, LINT_RULES};
-pub use union::ComposeConflict;
+pub use union::{ComposeConflict, Conflict};
 pub use worktree::{Snapshot, SyncStats};
 
 use anyhow::{anyhow, bail, Context, Result};

@@ -191,75 +191,126 @@ impl TreeIndex {
         if let Some(t) = self.links.borrow().get(checksum) {
             return Ok(t.clone());
         }
-        let (_, info, _) = self.repo.load_file(checksum, NO_CANCEL).map_err(gerr)?;
-        let target = (info.file_type() == gio::FileType::SymbolicLink)
-            .then(|| {
-                info.symlink_target()
-                    .map(|t| t.to_string_lossy().into_owned())
-            })
-            .flatten();
+        let target = symlink_target(&self.repo, checksum)?;
         self.links
             .borrow_mut()
             .insert(checksum.to_string(), target.clone());
         Ok(target)
     }
 
-    /// Follow `path` through the tree as the kernel would: component by component, `..`
-    /// after the symlinks before it, at most 40 links. `map` gives where a path is stored
-    /// (a deployment sees `/usr/etc` at `/etc`); `stop` names paths the tree cannot answer
-    /// for (run-time mounts).
+    /// Follow `path` through the tree as the kernel would (see [`walk`]). `map` gives where
+    /// a path is stored (a deployment sees `/usr/etc` at `/etc`); `stop` names paths the
+    /// tree cannot answer for (run-time mounts).
     pub fn resolve(
         &self,
         path: &str,
         map: &dyn Fn(&str) -> String,
         stop: &dyn Fn(&str) -> bool,
     ) -> Result<Resolved> {
-        let mut pending: Vec<String> = path.split('/').rev().map(str::to_string).collect();
-        let mut at: Vec<String> = Vec::new();
-        let mut links = 0;
-        let here = |at: &[String]| format!("/{}", at.join("/"));
-        while let Some(part) = pending.pop() {
-            match part.as_str() {
-                "" | "." => continue,
-                ".." => {
-                    at.pop();
-                    continue;
-                }
-                _ => {}
+        let mut node_at = |candidate: &str| -> Result<Option<Node>> {
+            if stop(candidate) {
+                return Ok(Some(Node::Unknown));
             }
-            at.push(part);
-            let candidate = here(&at);
-            if stop(&candidate) {
-                return Ok(Resolved::Unknown);
-            }
-            match self.lookup(&map(&candidate))? {
-                None => return Ok(Resolved::Missing),
-                Some(Entry::Dir { .. }) => {}
-                Some(Entry::File(checksum)) => match self.symlink_target(&checksum)? {
-                    Some(target) => {
-                        links += 1;
-                        if links > 40 {
-                            return Ok(Resolved::Unknown);
-                        }
-                        at.pop();
-                        if target.starts_with('/') {
-                            at.clear();
-                        }
-                        pending.extend(target.split('/').rev().map(str::to_string));
-                    }
-                    None if pending.iter().all(|p| p.is_empty() || p == ".") => {
-                        return Ok(Resolved::Found(candidate, Entry::File(checksum)))
-                    }
-                    None => return Ok(Resolved::Missing),
-                },
-            }
-        }
-        let dir = here(&at);
-        Ok(match self.lookup(&map(&dir))? {
-            Some(entry) => Resolved::Found(dir, entry),
-            None => Resolved::Missing,
+            Ok(match self.lookup(&map(candidate))? {
+                None => None,
+                Some(Entry::Dir { .. }) => Some(Node::Dir),
+                Some(Entry::File(checksum)) => Some(match self.symlink_target(&checksum)? {
+                    Some(target) => Node::Symlink(target),
+                    None => Node::File,
+                }),
+            })
+        };
+        Ok(match walk(path, AboveRoot::StayAtRoot, &mut node_at)? {
+            Walked::Found(at) => match self.lookup(&map(&at))? {
+                Some(entry) => Resolved::Found(at, entry),
+                None => Resolved::Missing,
+            },
+            Walked::Missing => Resolved::Missing,
+            Walked::Unknown | Walked::Escapes => Resolved::Unknown,
         })
     }
+}
+
+/// The target of the symlink object `checksum`; `None` for a regular file.
+pub(crate) fn symlink_target(repo: &ostree::Repo, checksum: &str) -> Result<Option<String>> {
+    let (_, info, _) = repo.load_file(checksum, NO_CANCEL).map_err(gerr)?;
+    Ok((info.file_type() == gio::FileType::SymbolicLink)
+        .then(|| info.symlink_target())
+        .flatten()
+        .map(|t| t.to_string_lossy().into_owned()))
+}
+
+/// What a path names, as [`walk`] needs to know it.
+pub(crate) enum Node {
+    Dir,
+    File,
+    Symlink(String),
+    /// Something the caller cannot answer for: the walk stops.
+    Unknown,
+}
+
+/// Where [`walk`] ended.
+pub(crate) enum Walked {
+    /// The path with every symlink resolved (`/usr/bin`; `/` is the root).
+    Found(String),
+    Missing,
+    /// A `Node::Unknown` on the way, or more than 40 links.
+    Unknown,
+    /// `..` above the root (only with [`AboveRoot::Escapes`]).
+    Escapes,
+}
+
+/// What `..` at the root means: the kernel inside a chroot stays at the root; a union that
+/// must not follow links out of the image calls it an escape.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AboveRoot {
+    StayAtRoot,
+    Escapes,
+}
+
+/// Follow `path` component by component as the kernel does: a symlink is replaced by its
+/// target (relative to its directory, absolute from the root), `..` undoes the component
+/// before it after links are resolved, at most 40 links. A regular file with more to walk
+/// below it is `Missing`.
+pub(crate) fn walk(
+    path: &str,
+    above_root: AboveRoot,
+    node_at: &mut dyn FnMut(&str) -> Result<Option<Node>>,
+) -> Result<Walked> {
+    let mut pending: Vec<String> = path.split('/').rev().map(str::to_string).collect();
+    let mut at: Vec<String> = Vec::new();
+    let mut links = 0;
+    let here = |at: &[String]| format!("/{}", at.join("/"));
+    while let Some(part) = pending.pop() {
+        match part.as_str() {
+            "" | "." => continue,
+            ".." if at.pop().is_none() && above_root == AboveRoot::Escapes => {
+                return Ok(Walked::Escapes)
+            }
+            ".." => continue,
+            _ => {}
+        }
+        at.push(part);
+        match node_at(&here(&at))? {
+            None => return Ok(Walked::Missing),
+            Some(Node::Unknown) => return Ok(Walked::Unknown),
+            Some(Node::Dir) => {}
+            Some(Node::File) if pending.iter().all(|p| p.is_empty() || p == ".") => {}
+            Some(Node::File) => return Ok(Walked::Missing),
+            Some(Node::Symlink(target)) => {
+                links += 1;
+                if links > 40 {
+                    return Ok(Walked::Unknown);
+                }
+                at.pop();
+                if target.starts_with('/') {
+                    at.clear();
+                }
+                pending.extend(target.split('/').rev().map(str::to_string));
+            }
+        }
+    }
+    Ok(Walked::Found(here(&at)))
 }
 
 /// A mutable tree's entry `name`: (file checksum, subdirectory), both `None` if absent.
@@ -359,5 +410,46 @@ impl Editor<'_> {
             .write_symlink(None, 0, 0, Some(&no_xattrs()), target, NO_CANCEL)
             .map_err(gerr)?;
         self.put_file(path, &checksum)
+    }
+}
+
+#[cfg(test)]
+mod walk_tests {
+    use super::{walk, AboveRoot, Node, Walked};
+
+    /// A tiny tree: /usr/bin (dir), /usr/bin/sh (file), /bin -> usr/bin, /up -> ../usr,
+    /// /loop -> loop, /abs -> /usr/bin/sh.
+    fn walked(path: &str, above_root: AboveRoot) -> String {
+        let mut node_at = |p: &str| -> anyhow::Result<Option<Node>> {
+            Ok(match p {
+                "/usr" | "/usr/bin" => Some(Node::Dir),
+                "/usr/bin/sh" => Some(Node::File),
+                "/bin" => Some(Node::Symlink("usr/bin".into())),
+                "/up" => Some(Node::Symlink("../usr".into())),
+                "/loop" => Some(Node::Symlink("loop".into())),
+                "/abs" => Some(Node::Symlink("/usr/bin/sh".into())),
+                _ => None,
+            })
+        };
+        match walk(path, above_root, &mut node_at).unwrap() {
+            Walked::Found(p) => p,
+            Walked::Missing => "missing".into(),
+            Walked::Unknown => "unknown".into(),
+            Walked::Escapes => "escapes".into(),
+        }
+    }
+
+    #[test]
+    fn links_resolve_like_the_kernel_inside_a_root() {
+        let stay = AboveRoot::StayAtRoot;
+        assert_eq!(walked("/bin/sh", stay), "/usr/bin/sh");
+        assert_eq!(walked("/bin/../bin", stay), "/usr/bin");
+        assert_eq!(walked("/abs", stay), "/usr/bin/sh");
+        assert_eq!(walked("/usr/bin/sh/x", stay), "missing");
+        assert_eq!(walked("/nothing", stay), "missing");
+        assert_eq!(walked("/loop", stay), "unknown");
+        assert_eq!(walked("/up/bin", stay), "/usr/bin");
+        assert_eq!(walked("/up/bin", AboveRoot::Escapes), "escapes");
+        assert_eq!(walked("/", stay), "/");
     }
 }

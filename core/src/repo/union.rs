@@ -3,20 +3,49 @@
 //! A directory only one component has is linked lazily (`fill_empty_from_dirtree`, O(1));
 //! only directories that several components share are walked, so the cost follows the
 //! overlap between components, not the size of the tree.
+//!
+//! A later component's directory at a path where the union already has a symlink that
+//! resolves, inside the image, to a directory goes through the link (merged /usr: a
+//! package's `/bin/bash` lands in `/usr/bin` when the base has `/bin -> usr/bin`), as
+//! `checkout --union` onto a filesystem and dpkg do. A symlink that leaves the image (`..`
+//! above the root) or names a non-directory is a conflict, as is a later symlink over an
+//! earlier directory.
 
-use super::tree::{commit_root, lookup_entry, read_dirtree};
+use super::tree::{
+    commit_root, lookup_entry, read_dirtree, symlink_target, walk, AboveRoot, Node, Walked,
+};
 use super::{gerr, write_commit_from_mtree, NewCommit, Repo, WriteStats};
 use anyhow::Result;
 use ostree::MutableTree;
 use std::collections::HashMap;
 
-/// Conflicting paths between components of one image.
+/// One path two components provide differently.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Conflict {
+    pub path: String,
+    /// The component that provided it first, and the one that provides it differently.
+    pub first: String,
+    pub second: String,
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} is provided differently by '{}' and '{}'",
+            self.path, self.first, self.second
+        )
+    }
+}
+
+/// Every conflicting path between the components of one image, in union order.
 #[derive(Debug)]
-pub struct ComposeConflict(pub Vec<String>);
+pub struct ComposeConflict(pub Vec<Conflict>);
 
 impl std::fmt::Display for ComposeConflict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0.join("\n  "))
+        let lines: Vec<String> = self.0.iter().map(Conflict::to_string).collect();
+        write!(f, "{}", lines.join("\n  "))
     }
 }
 
@@ -36,6 +65,8 @@ impl Repo {
             let root = MutableTree::new();
             let mut union = Union {
                 repo,
+                root: root.clone(),
+                link_targets: HashMap::new(),
                 owners: HashMap::new(),
                 linked: HashMap::new(),
                 conflicts: Vec::new(),
@@ -53,22 +84,17 @@ impl Repo {
                 }
             }
             if !union.conflicts.is_empty() {
-                let names: Vec<&str> = commits.iter().map(|(n, _)| n.as_str()).collect();
-                let mut lines: Vec<String> = union
+                let name = |i: usize| commits[i].0.clone();
+                let conflicts = union
                     .conflicts
                     .iter()
-                    .take(5)
-                    .map(|(path, a, b)| {
-                        format!(
-                            "{path} is provided differently by '{}' and '{}'",
-                            names[*a], names[*b]
-                        )
+                    .map(|(path, a, b)| Conflict {
+                        path: path.clone(),
+                        first: name(*a),
+                        second: name(*b),
                     })
                     .collect();
-                if union.conflicts.len() > 5 {
-                    lines.push(format!("... and {} more", union.conflicts.len() - 5));
-                }
-                return Err(ComposeConflict(lines).into());
+                return Err(ComposeConflict(conflicts).into());
             }
             write_commit_from_mtree(repo, &root, commit)
         })
@@ -77,6 +103,10 @@ impl Repo {
 
 struct Union<'a> {
     repo: &'a ostree::Repo,
+    /// The union so far, for resolving symlinks.
+    root: MutableTree,
+    /// Symlink targets by file checksum (`None`: a regular file).
+    link_targets: HashMap<String, Option<String>>,
     /// Which component provided a path (files, and directories linked lazily).
     owners: HashMap<String, usize>,
     /// Directories linked lazily from one component's tree, with that tree's checksum.
@@ -170,14 +200,99 @@ impl Union<'_> {
                         self.merge(&sub, sub_contents, &child, index)?;
                     }
                 }
-                (Some(_), _) => {
-                    if self.conflict(&child, index) {
-                        dst.remove(name, false).map_err(gerr)?;
-                        self.link_dir(dst, name, child, sub_contents, sub_meta, index)?;
+                (Some(file), _) => match self.dir_behind_link(&child, &file)? {
+                    Some((target, target_dir)) => {
+                        self.merge_into(&target_dir, sub_contents, &target, index)?
                     }
-                }
+                    None => {
+                        if self.conflict(&child, index) {
+                            dst.remove(name, false).map_err(gerr)?;
+                            self.link_dir(dst, name, child, sub_contents, sub_meta, index)?;
+                        }
+                    }
+                },
             }
         }
         Ok(())
+    }
+
+    /// Merge into a directory reached through a symlink: what was linked lazily there, or
+    /// above it, no longer equals one component's tree.
+    fn merge_into(
+        &mut self,
+        dir: &MutableTree,
+        contents: &str,
+        path: &str,
+        index: usize,
+    ) -> Result<()> {
+        self.linked
+            .retain(|k, _| path != k && !path.starts_with(&format!("{k}/")));
+        self.merge(dir, contents, path, index)
+    }
+
+    /// When the file `checksum` at `path` is a symlink that resolves, inside the union, to
+    /// a directory: that directory's path (`/usr/bin`; the root is "") and tree.
+    fn dir_behind_link(
+        &mut self,
+        path: &str,
+        checksum: &str,
+    ) -> Result<Option<(String, MutableTree)>> {
+        let Some(target) = self.link_target(checksum)? else {
+            return Ok(None);
+        };
+        let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
+        let full = match target.starts_with('/') {
+            true => target,
+            false => format!("{parent}/{target}"),
+        };
+        let mut node_at = |p: &str| self.node_at(p);
+        let Walked::Found(resolved) = walk(&full, AboveRoot::Escapes, &mut node_at)? else {
+            return Ok(None);
+        };
+        let resolved = if resolved == "/" {
+            String::new()
+        } else {
+            resolved
+        };
+        Ok(self.dir_at(&resolved)?.map(|dir| (resolved, dir)))
+    }
+
+    /// What `path` names in the union so far.
+    fn node_at(&mut self, path: &str) -> Result<Option<Node>> {
+        let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let Some(dir) = self.dir_at(parent)? else {
+            return Ok(None);
+        };
+        Ok(match lookup_entry(&dir, name)? {
+            (None, None) => None,
+            (None, Some(_)) => Some(Node::Dir),
+            (Some(file), _) => Some(match self.link_target(&file)? {
+                Some(target) => Node::Symlink(target),
+                None => Node::File,
+            }),
+        })
+    }
+
+    /// The directory at `path` ("" is the root), without following symlinks.
+    fn dir_at(&self, path: &str) -> Result<Option<MutableTree>> {
+        let mut dir = self.root.clone();
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            match lookup_entry(&dir, part)? {
+                (None, Some(sub)) => dir = sub,
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(dir))
+    }
+
+    /// The target of the symlink object `checksum`; `None` for a regular file.
+    fn link_target(&mut self, checksum: &str) -> Result<Option<String>> {
+        if let Some(t) = self.link_targets.get(checksum) {
+            return Ok(t.clone());
+        }
+        let target = symlink_target(self.repo, checksum)?;
+        self.link_targets
+            .insert(checksum.to_string(), target.clone());
+        Ok(target)
     }
 }
