@@ -57,11 +57,18 @@ impl RofilesMount {
             .map_err(|e| {
                 anyhow!("cannot run rofiles-fuse: {e}\n  help: triggers need rofiles-fuse and FUSE to protect the object store: apt-get install ostree fuse3")
             })?;
-        if !out.status.success() {
+        // rofiles-fuse exits 0 even when it could not open /dev/fuse: check the mount too.
+        let mounted = ostree_build_sdk::mounts::mount_points_below(point)
+            .iter()
+            .any(|p| point.canonicalize().is_ok_and(|c| *p == c));
+        if !out.status.success() || !mounted {
             bail!(
-                "rofiles-fuse could not mount {}: {}\n  help: triggers need FUSE (/dev/fuse and fusermount3 from fuse3)",
+                "rofiles-fuse could not mount {}: {}\n  help: triggers need FUSE (/dev/fuse usable by this user, and fusermount3 from fuse3)",
                 point.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
+                match String::from_utf8_lossy(&out.stderr).trim() {
+                    "" => "no mount appeared".to_string(),
+                    why => why.to_string(),
+                }
             );
         }
         Ok(RofilesMount {

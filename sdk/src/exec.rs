@@ -125,7 +125,8 @@ pub fn main<B: Backend>(backend: B) -> ! {
     let code = match arg.as_str() {
         INFO_ARG => match serde_json::to_string(&backend.info()) {
             Ok(json) => {
-                println!("{json}");
+                // A reader that went away is not this program's failure.
+                let _ = writeln!(std::io::stdout(), "{json}");
                 0
             }
             Err(_) => 2,

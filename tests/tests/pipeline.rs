@@ -643,3 +643,42 @@ fn output_into_a_closed_pipe_ends_quietly() {
         );
     }
 }
+
+/// `ostree-build build --message-format json` with its stdout closed from the start.
+fn build_into_a_closed_pipe(p: &Project) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(binary())
+        .args(["build", "--message-format", "json"])
+        .current_dir(p.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ostree-build");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait for ostree-build");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A reader that goes away ends the output, not the build: the work is done, and a failure
+/// is still a failure.
+#[test]
+fn a_closed_pipe_neither_stops_a_build_nor_hides_its_failure() {
+    let p = project();
+    let (status, stderr) = build_into_a_closed_pipe(&p);
+    assert!(status.success(), "{status}\n{stderr}");
+    assert_eq!(
+        cat(&p.export_repo(), IMAGE, "/usr/bin/app"),
+        "#!/bin/sh\necho app\n"
+    );
+
+    p.write_manifest(&MANIFEST.replace("path = \"app\"", "path = \"no-such-dir\""));
+    std::fs::write(p.p("rootfs/usr/bin/hello"), "changed\n").unwrap();
+    let before = refs(&p.build_repo());
+    let (status, stderr) = build_into_a_closed_pipe(&p);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no-such-dir"), "{stderr}");
+    assert_eq!(refs(&p.build_repo()), before);
+}

@@ -6,6 +6,7 @@ pub mod events;
 pub mod status;
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `println!` through [`line`].
 macro_rules! outln {
@@ -15,14 +16,21 @@ macro_rules! outln {
 }
 pub(crate) use outln;
 
+/// Set once stdout's reader has gone away.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
 /// Print one line on stdout. When the reader has gone away (`ostree-build status | head`)
-/// the process ends quietly with status 0, as Unix tools do, instead of panicking: SIGPIPE
-/// is ignored in this process (by Rust, and again by GLib).
+/// output stops quietly instead of panicking (SIGPIPE is ignored in this process, by Rust
+/// and again by GLib), but the command goes on: a build finishes, and the exit status is
+/// still the command's own, so a failure is never hidden by a closed pipe.
 pub fn line(text: &str) {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
     let mut out = std::io::stdout().lock();
     if let Err(e) = writeln!(out, "{text}").and_then(|_| out.flush()) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
         }
     }
 }

@@ -184,7 +184,7 @@ fn explain(path: &Path, e: LibraryError) -> anyhow::Error {
         LibraryError::OpenError { .. } | LibraryError::GetSymbolError { .. } => anyhow!(
             "cannot load plugin {}: {}\n  help: is it a cdylib built with ostree-build-sdk's export_backend!?",
             path.display(),
-            e.to_string().lines().last().unwrap_or_default()
+            e.to_string().lines().rfind(|l| !l.trim().is_empty()).unwrap_or_default().trim()
         ),
         _ => anyhow!("cannot load plugin {}: {}{}", path.display(), e.to_string().lines().next().unwrap_or_default(), detail(&e)),
     }
