@@ -7,26 +7,9 @@ use ostree_build_tests::*;
 
 const IMAGE: &str = "exampleos/x86_64/standard";
 
+/// Two dir components, `base` then `pkg`, in one image.
 fn manifest(extra: &str) -> String {
-    format!(
-        r#"
-[os]
-name = "exampleos"
-arch = "x86_64"
-
-[component.base]
-backend = "dir"
-path = "base"
-
-[component.pkg]
-backend = "dir"
-path = "pkg"
-
-[image.standard]
-components = ["base", "pkg"]
-{extra}
-"#
-    )
+    dir_components_manifest(&[("base", "base"), ("pkg", "pkg")], extra)
 }
 
 /// A merged-/usr base: /bin, /lib and /sbin are links into /usr. Relative ones only: the
