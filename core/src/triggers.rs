@@ -1,7 +1,8 @@
 //! Triggers: commands run against a composed tree (the seed's `ldconfig -r`), in a
 //! bubblewrap sandbox (no network; nothing of the host writable) and behind a rofiles-fuse
-//! mount so that no hardlinked object of the build repository can be changed in place (the
-//! commit afterwards proves it was not: see `repo::worktree`). Built-in named triggers
+//! `--copyup` mount: a file opened for writing is copied out of its hardlink first, so no
+//! object of the build repository can be changed in place (the commit afterwards proves it
+//! was not: see `repo::worktree`). Built-in named triggers
 //! (`ldconfig`, `depmod`, `systemd-presets`) come with the paths they depend on.
 
 use crate::lock::unmount;
@@ -49,7 +50,11 @@ struct RofilesMount {
 impl RofilesMount {
     fn new(tree: &Path, point: &Path) -> Result<RofilesMount> {
         std::fs::create_dir_all(point)?;
+        // --copyup: a file opened for writing is first copied out of its hardlink (what
+        // rpm-ostree does for scripts), so triggers may replace or edit files, while the
+        // build repository's objects behind the hardlinks never change.
         let out = Command::new("rofiles-fuse")
+            .arg("--copyup")
             .arg(tree)
             .arg(point)
             .stdin(Stdio::null())
@@ -323,7 +328,7 @@ pub fn run_trigger(
         let lines: Vec<&str> = text.lines().collect();
         let tail = &lines[lines.len().saturating_sub(10)..];
         bail!(
-            "image '{image}': trigger '{}' failed ({}){}\n  help: the command was: {}; triggers run sandboxed: no network, only the image is writable, /tmp is private{}",
+            "image '{image}': trigger '{}' failed ({}){}\n  help: the command was: {}; triggers run sandboxed: no network, nothing of the host writable, the image writable (files are copied before they are changed), /tmp private{}",
             t.name,
             status,
             tail.last().map(|l| format!(": {l}")).unwrap_or_default(),
