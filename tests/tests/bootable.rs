@@ -217,6 +217,74 @@ fn systemd_tmpfiles_recreates_var_from_the_image() {
     );
 }
 
+/// systemd's own tmpfiles.d lines for /home, /srv and /root meet the symlinks the layout
+/// leaves there; they are pointed at the directories in /var, so the first boot logs no
+/// "already exists and is not a directory".
+#[test]
+fn systemd_tmpfiles_lines_for_moved_directories_follow_them_into_var() {
+    let p = project("");
+    // As systemd ships them (home.conf, provision.conf), plus one in /etc/tmpfiles.d.
+    p.file(
+        "base/usr/lib/tmpfiles.d/home.conf",
+        "# home\nQ /home 0755 - - -\nq /srv 0755 - - -\n",
+        0o644,
+    )
+    .file(
+        "base/usr/lib/tmpfiles.d/provision.conf",
+        "d- /root :0700 root :root -\nd- /root/.ssh :0700 root :root -\n",
+        0o644,
+    )
+    .file(
+        "base/etc/tmpfiles.d/local.conf",
+        "d /usr/local/share/x 0755 - - -\n",
+        0o600,
+    );
+    p.run(&["build"]).ok();
+    let export = p.export_repo();
+    assert_eq!(
+        cat(&export, IMAGE, "/usr/lib/tmpfiles.d/home.conf"),
+        "# home\nQ /var/home 0755 - - -\nq /var/srv 0755 - - -\n"
+    );
+    assert_eq!(
+        cat(&export, IMAGE, "/usr/etc/tmpfiles.d/local.conf"),
+        "d /var/usrlocal/share/x 0755 - - -\n"
+    );
+    assert!(ls(&export, IMAGE, "/usr/etc/tmpfiles.d/local.conf").starts_with("-00600"));
+    let root = p.p("checkout");
+    command(
+        "ostree",
+        &[
+            &format!("--repo={}", export.display()),
+            "checkout",
+            IMAGE,
+            root.to_str().unwrap(),
+        ],
+    );
+    let out = std::process::Command::new("systemd-tmpfiles")
+        .arg(format!("--root={}", root.display()))
+        .args([
+            "--create",
+            "ostree-build-var.conf",
+            "home.conf",
+            "provision.conf",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.is_empty(),
+        "{}\n{stderr}",
+        out.status
+    );
+    for dir in ["var/home/user", "var/srv", "var/roothome/.ssh"] {
+        assert!(root.join(dir).is_dir(), "{dir} was not created");
+    }
+    assert_eq!(
+        std::fs::read_link(root.join("home")).unwrap(),
+        Path::new("var/home")
+    );
+}
+
 #[test]
 fn lint_errors_name_every_problem_and_move_no_ref() {
     let p = Project::new(&manifest(""));
