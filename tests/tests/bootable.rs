@@ -57,7 +57,7 @@ fn project(image_extra: &str) -> Project {
     )
     .file(
         &format!("kernel/boot/initrd.img-{KVER}"),
-        "stand-in initramfs\n",
+        &stand_in_initramfs(),
         0o644,
     )
     .file(&format!("kernel/boot/config-{KVER}"), "CONFIG_X=y\n", 0o644)
@@ -96,7 +96,7 @@ fn bootable_image_follows_the_ostree_layout() {
             IMAGE,
             &format!("/usr/lib/modules/{KVER}/initramfs.img")
         ),
-        "stand-in initramfs\n"
+        stand_in_initramfs()
     );
     assert_eq!(
         cat(&export, IMAGE, &format!("/usr/lib/modules/{KVER}/config")),
@@ -283,6 +283,62 @@ fn systemd_tmpfiles_lines_for_moved_directories_follow_them_into_var() {
         std::fs::read_link(root.join("home")).unwrap(),
         Path::new("var/home")
     );
+}
+
+/// The initramfs must be able to mount the deployment: one without ostree-prepare-root (or
+/// none at all) is a lint error that says what to add; a compressed one with it, behind an
+/// early microcode archive as distributions ship them, passes.
+#[test]
+fn an_initramfs_without_ostree_prepare_root_is_a_lint_error() {
+    let initrd = format!("kernel/boot/initrd.img-{KVER}");
+    let early = ostree_build_core::initramfs::newc_archive(&[(
+        "kernel/x86/microcode/AuthenticAMD.bin",
+        &[1u8; 100],
+    )]);
+    let gzip = |data: &[u8]| -> Vec<u8> {
+        let mut child = std::process::Command::new("gzip")
+            .arg("-c")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(data).unwrap();
+        child.wait_with_output().unwrap().stdout
+    };
+    let plain = ostree_build_core::initramfs::newc_archive(&[("usr/bin/sh", b"sh")]);
+    let good = ostree_build_core::initramfs::newc_archive(&[
+        ("usr/bin/sh", b"sh"),
+        ("usr/lib/ostree/ostree-prepare-root", b"\x7fELF"),
+    ]);
+    let p = project("");
+    std::fs::write(p.p(&initrd), [early.clone(), gzip(&plain)].concat()).unwrap();
+    let run = p.run(&["build"]).fails();
+    assert!(
+        run.stderr.contains("image 'standard': not bootable"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("has no ostree-prepare-root")
+            && run.stderr.contains("[initramfs-ostree]"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("name = \"initramfs\""),
+        "{}",
+        run.stderr
+    );
+    assert!(refs(&p.build_repo()).iter().all(|(r, _)| r != IMAGE));
+
+    std::fs::remove_file(p.p(&initrd)).unwrap();
+    let run = p.run(&["build"]).fails();
+    assert!(run.stderr.contains("has no initramfs"), "{}", run.stderr);
+
+    std::fs::write(p.p(&initrd), [early, gzip(&good)].concat()).unwrap();
+    p.run(&["build"]).ok();
+    fsck(&p.export_repo());
 }
 
 #[test]

@@ -9,8 +9,8 @@
 //! `/usr/lib/modules/<kver>/`; `/dev`, `/proc`, `/sys`, `/run` and `/tmp` ship empty.
 
 use super::tree::{
-    no_xattrs, read_dirmeta, read_dirtree, read_text_file, rewrite_file, write_dirmeta, DirMeta,
-    DirTree, Editor, Entry, Resolved, TreeIndex,
+    no_xattrs, read_dirmeta, read_dirtree, read_file, read_text_file, rewrite_file, write_dirmeta,
+    DirMeta, DirTree, Editor, Entry, Resolved, TreeIndex,
 };
 use super::{gerr, NewCommit, Repo, NO_CANCEL};
 use anyhow::{anyhow, bail, Result};
@@ -20,7 +20,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 /// The lint rules a manifest may set to "error", "warn" or "allow".
-pub const LINT_RULES: &[&str] = &["no-kernel", "no-os-release", "etc-shadow", "broken-symlink"];
+pub const LINT_RULES: &[&str] = &[
+    "no-kernel",
+    "no-os-release",
+    "etc-shadow",
+    "broken-symlink",
+    "initramfs-ostree",
+];
 
 /// What the bootable layout does with regular files found in `/var` (and in the
 /// directories that move there: /home, /root, /opt, /srv, /mnt, /usr/local).
@@ -574,6 +580,7 @@ impl Layout<'_> {
                 message: "no /usr/lib/os-release: the deployed system and `ostree admin deploy` read the OS name and version from it (Debian's base-files and Fedora's *-release packages ship it)".into(),
             });
         }
+        self.lint_initramfs(tree)?;
         let mut broken = Vec::new();
         let (contents, _) = tree.root().clone();
         self.find_broken(tree, "", &contents, &mut broken)?;
@@ -591,6 +598,41 @@ impl Layout<'_> {
                 rule: "broken-symlink",
                 level: default_level("broken-symlink"),
                 message: format!("{path} -> {target}: the target does not exist in /usr"),
+            });
+        }
+        Ok(())
+    }
+
+    /// The kernel's initramfs must be able to mount an OSTree deployment: it carries
+    /// `ostree-prepare-root` (dracut's `ostree` module from ostree-boot puts it there).
+    fn lint_initramfs(&mut self, tree: &TreeIndex) -> Result<()> {
+        let Some(kver) = self.report.kernel.clone() else {
+            return Ok(());
+        };
+        let path = format!("/usr/lib/modules/{kver}/initramfs.img");
+        let fix = "add `{ name = \"initramfs\" }` to the image's triggers, with dracut-core and ostree-boot (Debian) or dracut and ostree (Fedora) in its packages";
+        let problem = match tree.lookup(&path)? {
+            Some(Entry::File(checksum)) => match read_file(self.repo, &checksum)? {
+                None => Some(format!("{path} is not a regular file")),
+                Some(bytes) => match crate::initramfs::find(&bytes, &|p| {
+                    p.rsplit('/').next() == Some("ostree-prepare-root")
+                }) {
+                    Ok(Some(_)) => None,
+                    Ok(None) => Some(format!(
+                        "{path} has no ostree-prepare-root: the system would stop in the initramfs, unable to mount its deployment"
+                    )),
+                    Err(e) => Some(format!("{path} cannot be read as an initramfs: {e}")),
+                },
+            },
+            _ => Some(format!(
+                "kernel {kver} has no initramfs ({path}): OSTree boots through one that mounts the deployment"
+            )),
+        };
+        if let Some(problem) = problem {
+            self.findings.push(Finding {
+                rule: "initramfs-ostree",
+                level: default_level("initramfs-ostree"),
+                message: format!("{problem}; {fix}"),
             });
         }
         Ok(())
