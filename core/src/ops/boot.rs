@@ -143,6 +143,11 @@ fn published_commit(manifest: &Manifest, image: &str) -> Result<String> {
             manifest.path.display()
         );
     }
+    if !manifest.images[image].bootable {
+        bail!(
+            "image '{image}' is not bootable\n  help: set bootable = true in [image.{image}] (and give it a kernel and an initramfs with OSTree support), then build"
+        );
+    }
     let not_published = || {
         anyhow!("image '{image}' is not published yet\n  help: run `ostree-build build` first (and keep `publish = true` for the image)")
     };
