@@ -8,6 +8,7 @@
 
 pub mod backends;
 pub mod fsutil;
+pub mod initramfs;
 pub mod inputs;
 pub mod lock;
 pub mod manifest;

@@ -1,7 +1,8 @@
 //! Triggers: commands run against a composed tree (the seed's `ldconfig -r`), in a
 //! bubblewrap sandbox (no network; nothing of the host writable) and behind a rofiles-fuse
-//! mount so that no hardlinked object of the build repository can be changed in place (the
-//! commit afterwards proves it was not: see `repo::worktree`). Built-in named triggers
+//! `--copyup` mount: a file opened for writing is copied out of its hardlink first, so no
+//! object of the build repository can be changed in place (the commit afterwards proves it
+//! was not: see `repo::worktree`). Built-in named triggers
 //! (`ldconfig`, `depmod`, `systemd-presets`) come with the paths they depend on.
 
 use crate::lock::unmount;
@@ -49,7 +50,11 @@ struct RofilesMount {
 impl RofilesMount {
     fn new(tree: &Path, point: &Path) -> Result<RofilesMount> {
         std::fs::create_dir_all(point)?;
+        // --copyup: a file opened for writing is first copied out of its hardlink (what
+        // rpm-ostree does for scripts), so triggers may replace or edit files, while the
+        // build repository's objects behind the hardlinks never change.
         let out = Command::new("rofiles-fuse")
+            .arg("--copyup")
             .arg(tree)
             .arg(point)
             .stdin(Stdio::null())
@@ -95,17 +100,56 @@ impl Drop for RofilesMount {
 }
 
 /// The built-in triggers a manifest can name without `run`.
-pub const BUILTIN_NAMES: &[&str] = &["ldconfig", "depmod", "systemd-presets"];
+pub const BUILTIN_NAMES: &[&str] = &["ldconfig", "depmod", "systemd-presets", "initramfs"];
 
-/// A built-in trigger: its command (host tools, the image at `$OSTREE_BUILD_ROOT`) and the
-/// paths it depends on.
+/// A built-in trigger: its command, the paths it depends on and where it runs (host tools
+/// with the image at `$OSTREE_BUILD_ROOT`, or the image's own tools with the image as `/`).
 pub struct Builtin {
     pub run: &'static str,
     pub inputs: &'static [&'static str],
+    pub sandbox: SandboxKind,
 }
+
+/// The `initramfs` trigger: dracut from the image, with OSTree's module, for each kernel,
+/// written where the bootable layout takes it from (`/boot/initrd.img-<kver>` beside a
+/// Debian kernel, else `/usr/lib/modules/<kver>/initramfs.img`, dropping stale ones in /boot).
+const INITRAMFS: &str = r#"set -e
+command -v dracut >/dev/null 2>&1 || { echo "initramfs: the image has no dracut: add dracut-core (Debian) or dracut (Fedora) to its packages" >&2; exit 1; }
+ls -d /usr/lib/dracut/modules.d/*ostree >/dev/null 2>&1 || { echo "initramfs: the image's dracut has no ostree module: add ostree-boot (Debian) or ostree (Fedora) to its packages" >&2; exit 1; }
+found=
+for d in /usr/lib/modules/*/; do
+  [ -d "$d" ] || continue
+  k=$(basename "$d")
+  if [ -e "/boot/vmlinuz-$k" ]; then out="/boot/initrd.img-$k"
+  elif [ -e "$d/vmlinuz" ]; then out="${d}initramfs.img"; rm -f "/boot/initramfs-$k.img" "/boot/initrd.img-$k" "/boot/initrd-$k"
+  else continue; fi
+  found=1
+  echo "initramfs: dracut for $k -> $out"
+  dracut --quiet --no-hostonly --force --add ostree --tmpdir /tmp --kver "$k" "$out"
+done
+[ -n "$found" ] || { echo "initramfs: no kernel in the image (/boot/vmlinuz-<kver> or /usr/lib/modules/<kver>/vmlinuz)" >&2; exit 1; }
+"#;
 
 pub fn builtin(name: &str) -> Option<Builtin> {
     match name {
+        "initramfs" => Some(Builtin {
+            run: INITRAMFS,
+            // What goes into a generic initramfs that changes with a package: the kernel and
+            // its modules, dracut and its configuration, OSTree's boot pieces, systemd and udev.
+            // Libraries they link are not listed: a library-only update reuses the old one.
+            inputs: &[
+                "/boot",
+                "/usr/lib/modules",
+                "/usr/lib/dracut",
+                "/etc/dracut.conf",
+                "/etc/dracut.conf.d",
+                "/usr/lib/ostree",
+                "/usr/lib/systemd/system",
+                "/usr/lib/systemd/systemd",
+                "/usr/lib/udev",
+            ],
+            sandbox: SandboxKind::Image,
+        }),
         "ldconfig" => Some(Builtin {
             run: "ldconfig -r \"$OSTREE_BUILD_ROOT\"",
             inputs: &[
@@ -117,12 +161,14 @@ pub fn builtin(name: &str) -> Option<Builtin> {
                 "/etc/ld.so.conf",
                 "/etc/ld.so.conf.d",
             ],
+            sandbox: SandboxKind::Host,
         }),
         "depmod" => Some(Builtin {
             // `-b` takes the directory holding lib/modules: the root when /lib/modules
             // reaches the modules (merged /usr or a real /lib), else /usr.
             run: "for d in \"$OSTREE_BUILD_ROOT\"/usr/lib/modules/*/; do [ -d \"$d\" ] || continue; k=$(basename \"$d\"); if [ -d \"$OSTREE_BUILD_ROOT/lib/modules/$k\" ]; then depmod -b \"$OSTREE_BUILD_ROOT\" \"$k\"; else depmod -b \"$OSTREE_BUILD_ROOT/usr\" \"$k\"; fi || exit 1; done",
             inputs: &["/usr/lib/modules", "/lib/modules"],
+            sandbox: SandboxKind::Host,
         }),
         "systemd-presets" => Some(Builtin {
             run: "systemctl --root=\"$OSTREE_BUILD_ROOT\" preset-all",
@@ -135,6 +181,7 @@ pub fn builtin(name: &str) -> Option<Builtin> {
                 "/etc/systemd/system-preset",
                 "/etc/systemd/user",
             ],
+            sandbox: SandboxKind::Host,
         }),
         _ => None,
     }
@@ -169,21 +216,20 @@ pub struct Resolved {
 
 impl Resolved {
     pub fn of(t: &Trigger) -> Resolved {
-        let found = builtin(&t.name);
+        // A built-in's inputs and sandbox hold only for its own command.
+        let own = builtin(&t.name).filter(|_| t.run.is_none());
         Resolved {
             name: t.name.clone(),
             run: t
                 .run
                 .clone()
-                .or_else(|| found.as_ref().map(|b| b.run.to_string()))
+                .or_else(|| own.as_ref().map(|b| b.run.to_string()))
                 .unwrap_or_default(),
             inputs: t.inputs.clone().or_else(|| {
-                // A built-in's own inputs hold only for its own command.
-                found
-                    .filter(|_| t.run.is_none())
+                own.as_ref()
                     .map(|b| b.inputs.iter().map(|s| s.to_string()).collect())
             }),
-            sandbox: t.sandbox,
+            sandbox: own.map_or(t.sandbox, |b| b.sandbox),
         }
     }
 }
@@ -323,7 +369,7 @@ pub fn run_trigger(
         let lines: Vec<&str> = text.lines().collect();
         let tail = &lines[lines.len().saturating_sub(10)..];
         bail!(
-            "image '{image}': trigger '{}' failed ({}){}\n  help: the command was: {}; triggers run sandboxed: no network, only the image is writable, /tmp is private{}",
+            "image '{image}': trigger '{}' failed ({}){}\n  help: the command was: {}; triggers run sandboxed: no network, nothing of the host writable, the image writable (files are copied before they are changed), /tmp private{}",
             t.name,
             status,
             tail.last().map(|l| format!(": {l}")).unwrap_or_default(),

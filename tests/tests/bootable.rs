@@ -57,7 +57,7 @@ fn project(image_extra: &str) -> Project {
     )
     .file(
         &format!("kernel/boot/initrd.img-{KVER}"),
-        "stand-in initramfs\n",
+        &stand_in_initramfs(),
         0o644,
     )
     .file(&format!("kernel/boot/config-{KVER}"), "CONFIG_X=y\n", 0o644)
@@ -96,7 +96,7 @@ fn bootable_image_follows_the_ostree_layout() {
             IMAGE,
             &format!("/usr/lib/modules/{KVER}/initramfs.img")
         ),
-        "stand-in initramfs\n"
+        stand_in_initramfs()
     );
     assert_eq!(
         cat(&export, IMAGE, &format!("/usr/lib/modules/{KVER}/config")),
@@ -215,6 +215,130 @@ fn systemd_tmpfiles_recreates_var_from_the_image() {
         std::fs::read_to_string(root.join("var/home/user/.profile")).unwrap(),
         "PS1=x\n"
     );
+}
+
+/// systemd's own tmpfiles.d lines for /home, /srv and /root meet the symlinks the layout
+/// leaves there; they are pointed at the directories in /var, so the first boot logs no
+/// "already exists and is not a directory".
+#[test]
+fn systemd_tmpfiles_lines_for_moved_directories_follow_them_into_var() {
+    let p = project("");
+    // As systemd ships them (home.conf, provision.conf), plus one in /etc/tmpfiles.d.
+    p.file(
+        "base/usr/lib/tmpfiles.d/home.conf",
+        "# home\nQ /home 0755 - - -\nq /srv 0755 - - -\n",
+        0o644,
+    )
+    .file(
+        "base/usr/lib/tmpfiles.d/provision.conf",
+        "d- /root :0700 root :root -\nd- /root/.ssh :0700 root :root -\n",
+        0o644,
+    )
+    .file(
+        "base/etc/tmpfiles.d/local.conf",
+        "d /usr/local/share/x 0755 - - -\n",
+        0o600,
+    );
+    p.run(&["build"]).ok();
+    let export = p.export_repo();
+    assert_eq!(
+        cat(&export, IMAGE, "/usr/lib/tmpfiles.d/home.conf"),
+        "# home\nQ /var/home 0755 - - -\nq /var/srv 0755 - - -\n"
+    );
+    assert_eq!(
+        cat(&export, IMAGE, "/usr/etc/tmpfiles.d/local.conf"),
+        "d /var/usrlocal/share/x 0755 - - -\n"
+    );
+    assert!(ls(&export, IMAGE, "/usr/etc/tmpfiles.d/local.conf").starts_with("-00600"));
+    let root = p.p("checkout");
+    command(
+        "ostree",
+        &[
+            &format!("--repo={}", export.display()),
+            "checkout",
+            IMAGE,
+            root.to_str().unwrap(),
+        ],
+    );
+    let out = std::process::Command::new("systemd-tmpfiles")
+        .arg(format!("--root={}", root.display()))
+        .args([
+            "--create",
+            "ostree-build-var.conf",
+            "home.conf",
+            "provision.conf",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.is_empty(),
+        "{}\n{stderr}",
+        out.status
+    );
+    for dir in ["var/home/user", "var/srv", "var/roothome/.ssh"] {
+        assert!(root.join(dir).is_dir(), "{dir} was not created");
+    }
+    assert_eq!(
+        std::fs::read_link(root.join("home")).unwrap(),
+        Path::new("var/home")
+    );
+}
+
+/// The initramfs must be able to mount the deployment: one without ostree-prepare-root (or
+/// none at all) is a lint error that says what to add; a compressed one with it, behind an
+/// early microcode archive as distributions ship them, passes.
+#[test]
+fn an_initramfs_without_ostree_prepare_root_is_a_lint_error() {
+    let initrd = format!("kernel/boot/initrd.img-{KVER}");
+    let early = ostree_build_core::initramfs::newc_archive(&[(
+        "kernel/x86/microcode/AuthenticAMD.bin",
+        &[1u8; 100],
+    )]);
+    let gzip = |data: &[u8]| -> Vec<u8> {
+        let mut child = std::process::Command::new("gzip")
+            .arg("-c")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(data).unwrap();
+        child.wait_with_output().unwrap().stdout
+    };
+    let plain = ostree_build_core::initramfs::newc_archive(&[("usr/bin/sh", b"sh")]);
+    let good = ostree_build_core::initramfs::newc_archive(&[
+        ("usr/bin/sh", b"sh"),
+        ("usr/lib/ostree/ostree-prepare-root", b"\x7fELF"),
+    ]);
+    let p = project("");
+    std::fs::write(p.p(&initrd), [early.clone(), gzip(&plain)].concat()).unwrap();
+    let run = p.run(&["build"]).fails();
+    assert!(
+        run.stderr.contains("image 'standard': not bootable"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("has no ostree-prepare-root")
+            && run.stderr.contains("[initramfs-ostree]"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("name = \"initramfs\""),
+        "{}",
+        run.stderr
+    );
+    assert!(refs(&p.build_repo()).iter().all(|(r, _)| r != IMAGE));
+
+    std::fs::remove_file(p.p(&initrd)).unwrap();
+    let run = p.run(&["build"]).fails();
+    assert!(run.stderr.contains("has no initramfs"), "{}", run.stderr);
+
+    std::fs::write(p.p(&initrd), [early, gzip(&good)].concat()).unwrap();
+    p.run(&["build"]).ok();
+    fsck(&p.export_repo());
 }
 
 #[test]

@@ -181,3 +181,119 @@ fn every_conflict_is_reported_in_a_file_and_in_json() {
     assert_eq!(all[27]["first"], "base");
     assert_eq!(all[27]["second"], "pkg");
 }
+
+/// Real Debian packages over a real merged-/usr base: a bookworm minbase from the mirror
+/// and four `.deb` payloads (extracted with `dpkg-deb -x`) that ship `/bin`, `/sbin` and
+/// `/lib` as directories compose under `conflicts = "error"`; the links stay links, every
+/// payload file is there, and the tree lists the same as the seed recipe's checkout onto a
+/// filesystem, apart from what the recipe's user-mode checkout (`-U`) drops and the tool
+/// keeps: owners, and the setuid and setgid bits (`/usr/bin/passwd` stays 04755).
+#[test]
+fn real_debian_packages_compose_over_a_merged_usr_base() {
+    if !require_root() {
+        return;
+    }
+    let packages = ["iproute2", "procps", "kmod", "iputils-ping"];
+    let mut components = vec![("base", "base")];
+    components.extend(packages.iter().map(|p| (*p, *p)));
+    let mut manifest = dir_components_manifest(&components, "");
+    manifest = manifest.replace(
+        "[component.base]\nbackend = \"dir\"\npath = \"base\"",
+        "[component.base]\nbackend = \"debootstrap\"\ntool = \"mmdebstrap\"\nsuite = \"bookworm\"\nvariant = \"minbase\"\nmirror = \"http://deb.debian.org/debian\"",
+    );
+    let p = Project::new(&manifest);
+    let debs = p.p("debs");
+    std::fs::create_dir_all(&debs).unwrap();
+    let status = std::process::Command::new("apt-get")
+        .args(["download", "-q"])
+        .args(packages)
+        .current_dir(&debs)
+        .status()
+        .expect("apt-get download");
+    assert!(status.success(), "apt-get download {packages:?} failed");
+    let mut payload_files = Vec::new();
+    for entry in std::fs::read_dir(&debs).unwrap() {
+        let deb = entry.unwrap().path();
+        let name = deb.file_name().unwrap().to_string_lossy().into_owned();
+        let package = name.split('_').next().unwrap().to_string();
+        command(
+            "dpkg-deb",
+            &["-x", deb.to_str().unwrap(), p.p(&package).to_str().unwrap()],
+        );
+        let listing = command("dpkg-deb", &["-c", deb.to_str().unwrap()]);
+        for line in listing.lines().filter(|l| !l.starts_with('d')) {
+            let path = line
+                .split_whitespace()
+                .nth(5)
+                .unwrap()
+                .trim_start_matches('.');
+            payload_files.push(path.to_string());
+        }
+    }
+    assert!(
+        payload_files.iter().any(|f| f.starts_with("/bin/")),
+        "{payload_files:?}"
+    );
+    p.run(&["build"]).ok();
+    let repo = p.build_repo();
+    for link in ["/bin", "/sbin", "/lib"] {
+        assert!(
+            ls(&repo, IMAGE, link).starts_with('l'),
+            "{link} is no longer a link"
+        );
+    }
+    assert!(ls(&repo, IMAGE, "/usr/bin/sh").ends_with("/usr/bin/sh -> dash"));
+    let listing = ostree(&repo, &["ls", "-R", IMAGE]);
+    for file in &payload_files {
+        let merged = ["/bin/", "/sbin/", "/lib/"]
+            .iter()
+            .find(|d| file.starts_with(*d))
+            .map_or(file.clone(), |_| format!("/usr{file}"));
+        assert!(
+            listing
+                .lines()
+                .any(|l| l.split_whitespace().nth(4) == Some(merged.as_str())),
+            "{file} is not at {merged}"
+        );
+    }
+    fsck(&repo);
+
+    assert!(ls(&repo, IMAGE, "/usr/bin/passwd").starts_with("-04755 0 0"));
+    // The seed's recipe, compared without owners and setuid/setgid bits.
+    let co = p.p("recipe-checkout");
+    for c in components.iter().map(|(n, _)| n) {
+        let r = format!("exampleos/x86_64/components/{c}");
+        ostree(
+            &repo,
+            &["checkout", "-U", "--union", &r, co.to_str().unwrap()],
+        );
+    }
+    ostree(
+        &repo,
+        &[
+            "commit",
+            "-b",
+            "recipe",
+            "--tree",
+            &format!("dir={}", co.display()),
+        ],
+    );
+    let without_owners = |rev: &str| -> Vec<String> {
+        ostree(&repo, &["ls", "-R", rev])
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let (kind, mode) = f[0].split_at(1);
+                let mode = u32::from_str_radix(mode, 8).unwrap() & !0o6000;
+                format!("{kind}{mode:05o} {} {}", f[3], f[4..].join(" "))
+            })
+            .collect()
+    };
+    let (ours, recipe) = (without_owners(IMAGE), without_owners("recipe"));
+    let only_ours: Vec<&String> = ours.iter().filter(|l| !recipe.contains(l)).collect();
+    let only_recipe: Vec<&String> = recipe.iter().filter(|l| !ours.contains(l)).collect();
+    assert!(
+        only_ours.is_empty() && only_recipe.is_empty(),
+        "only in the image: {only_ours:#?}\nonly in the recipe's: {only_recipe:#?}"
+    );
+}

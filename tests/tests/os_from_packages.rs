@@ -74,7 +74,7 @@ triggers = [
     )
     .file(
         &format!("kernel/boot/initrd.img-{KVER}"),
-        "stand-in initramfs\n",
+        &stand_in_initramfs(),
         0o644,
     )
     .file(

@@ -1,7 +1,8 @@
 //! What triggers do to the composed tree is committed faithfully, through the worktree
 //! kept between builds: moved and swapped directories keep their contents, renamed files
 //! keep their owner, mode and xattrs, a `touch` of a hardlinked file is not mistaken for
-//! an in-place write, a rewritten setuid file stays setuid.
+//! an in-place write, a rewritten setuid file stays setuid; files replaced or edited every
+//! way tools do land in the image while the objects behind the hardlinks stay intact.
 
 use ostree_build_tests::*;
 
@@ -107,4 +108,51 @@ fn trigger_changes_are_committed_faithfully_on_fresh_and_synced_worktrees() {
     );
     assert_eq!(cat(&p.export_repo(), IMAGE, "/usr/share/extra"), "v2\n");
     check_image(&p);
+}
+
+/// Triggers may replace and edit files every way tools do (cp over, truncate, append,
+/// sed -i, install, rename over): each lands in the image, and the component's objects
+/// behind the worktree's hardlinks stay as they were.
+#[test]
+fn triggers_replace_and_edit_hardlinked_files() {
+    let p = Project::new(&dir_components_manifest(
+        &[("base", "base")],
+        r#"triggers = [{ name = "edit", run = """
+set -e
+printf 'copied\n' > /tmp/new && cp /tmp/new usr/share/cp-over
+printf 'truncated\n' > usr/share/truncate
+printf 'appended\n' >> usr/share/append
+sed -i 's/old/new/' usr/share/sed
+printf 'installed\n' > /tmp/inst && install -m 0640 /tmp/inst usr/share/install
+printf 'renamed\n' > usr/share/.tmp && mv usr/share/.tmp usr/share/rename
+""" }]"#,
+    ));
+    for name in ["cp-over", "truncate", "append", "sed", "install", "rename"] {
+        p.file(&format!("base/usr/share/{name}"), "old\n", 0o644);
+    }
+    p.run(&["build"]).ok();
+    let expected = [
+        ("cp-over", "copied\n"),
+        ("truncate", "truncated\n"),
+        ("append", "old\nappended\n"),
+        ("sed", "new\n"),
+        ("install", "installed\n"),
+        ("rename", "renamed\n"),
+    ];
+    let component = "exampleos/x86_64/components/base";
+    for (name, content) in expected {
+        let path = format!("/usr/share/{name}");
+        assert_eq!(cat(&p.export_repo(), IMAGE, &path), content, "{name}");
+        assert_eq!(cat(&p.build_repo(), component, &path), "old\n", "{name}");
+    }
+    assert!(ls(&p.export_repo(), IMAGE, "/usr/share/install").starts_with("-00640"));
+    fsck(&p.build_repo());
+    fsck(&p.export_repo());
+    // The worktree kept for the next build still holds the component's objects intact.
+    p.run(&["build", "--force"]).ok();
+    fsck(&p.build_repo());
+    assert_eq!(
+        cat(&p.export_repo(), IMAGE, "/usr/share/append"),
+        "old\nappended\n"
+    );
 }

@@ -2,6 +2,7 @@
 //! one `ops` function (or the registry), leaving the printing to `output`.
 
 pub mod backends;
+pub mod boot;
 pub mod build;
 pub mod external;
 pub mod help;
@@ -22,6 +23,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// List every backend: name, version, where it came from; warn about shadowed names
     Backends(backends::BackendsArgs),
+    /// Deploy a published image into a throwaway disk and boot it in QEMU (serial console)
+    Boot(boot::BootArgs),
     /// Help for a command, a backend (its options) or `triggers`
     Help(help::HelpArgs),
     /// `ostree-build <backend> --branch BRANCH [--repo REPO] [--OPTION VALUE]...`
@@ -35,6 +38,7 @@ impl Command {
         match self {
             Command::Build(a) => a.project.json(),
             Command::Status(a) => a.project.json(),
+            Command::Boot(a) => a.project.json(),
             Command::Backends(a) => a.message_format == MessageFormat::Json,
             Command::Help(_) | Command::External(_) => false,
         }
@@ -45,6 +49,7 @@ impl Command {
             Command::Build(args) => build::exec(args),
             Command::Status(args) => status::exec(args),
             Command::Backends(args) => backends::exec(args),
+            Command::Boot(args) => boot::exec(args),
             Command::Help(args) => help::exec(args),
             Command::External(args) => external::exec(&args),
         }

@@ -51,9 +51,13 @@ pub fn triggers_help() {
     outln!("$OSTREE_BUILD_IMAGE.\n\nBuilt-in triggers:");
     for name in BUILTIN_NAMES {
         if let Some(b) = builtin(name) {
+            let run = b.run.trim_end().replace('\n', "\n         ");
+            let sandbox = match b.sandbox {
+                ostree_build_core::triggers::SandboxKind::Host => "host",
+                ostree_build_core::triggers::SandboxKind::Image => "image",
+            };
             outln!(
-                "  {name}\n    run: {}\n    inputs: {}",
-                b.run,
+                "  {name}\n    sandbox: {sandbox}\n    run: {run}\n    inputs: {}",
                 b.inputs.join(", ")
             );
         }

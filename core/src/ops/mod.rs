@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 pub mod adhoc;
+pub mod boot;
 pub mod build;
 mod compose;
 pub mod plan;

@@ -9,8 +9,8 @@
 //! `/usr/lib/modules/<kver>/`; `/dev`, `/proc`, `/sys`, `/run` and `/tmp` ship empty.
 
 use super::tree::{
-    no_xattrs, read_dirmeta, read_dirtree, write_dirmeta, DirMeta, DirTree, Editor, Entry,
-    Resolved, TreeIndex,
+    no_xattrs, read_dirmeta, read_dirtree, read_file, read_text_file, rewrite_file, write_dirmeta,
+    DirMeta, DirTree, Editor, Entry, Resolved, TreeIndex,
 };
 use super::{gerr, NewCommit, Repo, NO_CANCEL};
 use anyhow::{anyhow, bail, Result};
@@ -20,7 +20,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 /// The lint rules a manifest may set to "error", "warn" or "allow".
-pub const LINT_RULES: &[&str] = &["no-kernel", "no-os-release", "etc-shadow", "broken-symlink"];
+pub const LINT_RULES: &[&str] = &[
+    "no-kernel",
+    "no-os-release",
+    "etc-shadow",
+    "broken-symlink",
+    "initramfs-ostree",
+];
 
 /// What the bootable layout does with regular files found in `/var` (and in the
 /// directories that move there: /home, /root, /opt, /srv, /mnt, /usr/local).
@@ -148,6 +154,7 @@ impl Repo {
                     default_meta: dir_meta(0o755)?,
                 },
                 tmpfiles: Vec::new(),
+                declared: Default::default(),
                 findings: Vec::new(),
                 report: LayoutReport::default(),
                 options,
@@ -165,6 +172,7 @@ impl Repo {
                 });
             }
             layout.etc()?;
+            layout.retarget_tmpfiles()?;
             for (dir, mode) in API_DIRS {
                 let meta = match index.lookup(dir)? {
                     Some(Entry::Dir { meta, .. }) => meta,
@@ -217,6 +225,8 @@ struct Layout<'a> {
     index: &'a TreeIndex,
     edit: Editor<'a>,
     tmpfiles: Vec<String>,
+    /// Paths the image's own tmpfiles.d files declare (after [`Layout::retarget_tmpfiles`]).
+    declared: std::collections::HashSet<String>,
     findings: Vec<Finding>,
     report: LayoutReport,
     options: &'a LayoutOptions<'a>,
@@ -490,7 +500,48 @@ impl Layout<'_> {
         Ok(())
     }
 
+    /// The image's own tmpfiles.d lines that name a directory the layout turned into a
+    /// symlink (`/home`, `/srv`, `/root`, ...) name where it points instead (`/var/home`):
+    /// systemd-tmpfiles will not treat a symlink as the directory and logs "already exists
+    /// and is not a directory" at every boot. Read from the tree as composed (`/etc` not yet
+    /// moved), written where the layout put each directory.
+    fn retarget_tmpfiles(&mut self) -> Result<()> {
+        let own = TMPFILES_CONF.rsplit('/').next().unwrap_or_default();
+        for (from, to) in [
+            ("usr/lib/tmpfiles.d", "usr/lib/tmpfiles.d"),
+            ("etc/tmpfiles.d", "usr/etc/tmpfiles.d"),
+        ] {
+            let Some((dir, _, _)) = self.dirtree_at(from)? else {
+                continue;
+            };
+            for (name, checksum) in dir.files.iter().filter(|(n, _)| n.ends_with(".conf")) {
+                let Some(text) = read_text_file(self.repo, checksum)? else {
+                    continue;
+                };
+                let rewritten = retargeted_tmpfiles(&text);
+                if name != own {
+                    self.declared.extend(
+                        rewritten
+                            .lines()
+                            .filter_map(tmpfiles_line_path)
+                            .map(|p| p.text.to_string()),
+                    );
+                }
+                if rewritten != text {
+                    let fixed = rewrite_file(self.repo, checksum, rewritten.as_bytes())?;
+                    self.edit.put_file(&format!("{to}/{name}"), &fixed)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn write_tmpfiles(&mut self) -> Result<()> {
+        // What the image's own tmpfiles.d declares is left to it: a second line for one
+        // path is a warning at every boot.
+        let declared = std::mem::take(&mut self.declared);
+        self.tmpfiles
+            .retain(|l| !matches!(tmpfiles_line_path(l), Some(p) if declared.contains(p.text)));
         if self.tmpfiles.is_empty() {
             return Ok(());
         }
@@ -529,6 +580,7 @@ impl Layout<'_> {
                 message: "no /usr/lib/os-release: the deployed system and `ostree admin deploy` read the OS name and version from it (Debian's base-files and Fedora's *-release packages ship it)".into(),
             });
         }
+        self.lint_initramfs(tree)?;
         let mut broken = Vec::new();
         let (contents, _) = tree.root().clone();
         self.find_broken(tree, "", &contents, &mut broken)?;
@@ -546,6 +598,41 @@ impl Layout<'_> {
                 rule: "broken-symlink",
                 level: default_level("broken-symlink"),
                 message: format!("{path} -> {target}: the target does not exist in /usr"),
+            });
+        }
+        Ok(())
+    }
+
+    /// The kernel's initramfs must be able to mount an OSTree deployment: it carries
+    /// `ostree-prepare-root` (dracut's `ostree` module from ostree-boot puts it there).
+    fn lint_initramfs(&mut self, tree: &TreeIndex) -> Result<()> {
+        let Some(kver) = self.report.kernel.clone() else {
+            return Ok(());
+        };
+        let path = format!("/usr/lib/modules/{kver}/initramfs.img");
+        let fix = "add `{ name = \"initramfs\" }` to the image's triggers, with dracut-core and ostree-boot (Debian) or dracut and ostree (Fedora) in its packages";
+        let problem = match tree.lookup(&path)? {
+            Some(Entry::File(checksum)) => match read_file(self.repo, &checksum)? {
+                None => Some(format!("{path} is not a regular file")),
+                Some(bytes) => match crate::initramfs::find(&bytes, &|p| {
+                    p.rsplit('/').next() == Some("ostree-prepare-root")
+                }) {
+                    Ok(Some(_)) => None,
+                    Ok(None) => Some(format!(
+                        "{path} has no ostree-prepare-root: the system would stop in the initramfs, unable to mount its deployment"
+                    )),
+                    Err(e) => Some(format!("{path} cannot be read as an initramfs: {e}")),
+                },
+            },
+            _ => Some(format!(
+                "kernel {kver} has no initramfs ({path}): OSTree boots through one that mounts the deployment"
+            )),
+        };
+        if let Some(problem) = problem {
+            self.findings.push(Finding {
+                rule: "initramfs-ostree",
+                level: default_level("initramfs-ostree"),
+                message: format!("{problem}; {fix}"),
             });
         }
         Ok(())
@@ -589,6 +676,52 @@ impl Layout<'_> {
         }
         Ok(())
     }
+}
+
+/// `text` (a tmpfiles.d file) with every line's path that is, or is below, a directory in
+/// [`MOVED_DIRS`] moved to where that directory's symlink points.
+fn retargeted_tmpfiles(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        out.push_str(&retargeted_tmpfiles_line(line).unwrap_or_else(|| line.to_string()));
+    }
+    out
+}
+
+fn retargeted_tmpfiles_line(line: &str) -> Option<String> {
+    let path = tmpfiles_line_path(line)?;
+    let (moved, target) = MOVED_DIRS.iter().find_map(|(dir, target, _)| {
+        let dir = format!("/{dir}");
+        (path.text == dir || path.text.starts_with(&format!("{dir}/"))).then_some((dir, target))
+    })?;
+    Some(format!(
+        "{}/{target}{}{}",
+        &line[..path.start],
+        &path.text[moved.len()..],
+        &line[path.start + path.text.len()..]
+    ))
+}
+
+/// Where a tmpfiles.d line's path is; `None` for comments and blank lines.
+struct LinePath<'a> {
+    start: usize,
+    text: &'a str,
+}
+
+/// The path field of a tmpfiles.d line (`Type Path Mode ...`).
+fn tmpfiles_line_path(line: &str) -> Option<LinePath<'_>> {
+    let trimmed = line.trim_start();
+    if trimmed.starts_with('#') {
+        return None;
+    }
+    let kind_end = line.len() - trimmed.len() + trimmed.find(char::is_whitespace)?;
+    let start = kind_end + (line[kind_end..].len() - line[kind_end..].trim_start().len());
+    let rest = &line[start..];
+    let len = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    (len > 0).then(|| LinePath {
+        start,
+        text: &rest[..len],
+    })
 }
 
 /// The path field of a tmpfiles.d line: double-quoted when needed, with `"` and `\\`
@@ -665,6 +798,15 @@ fn runtime(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{normalize, tmpfiles_arg, tmpfiles_path};
+
+    #[test]
+    fn tmpfiles_lines_follow_moved_directories() {
+        let text = "# Q /home\nQ /home 0755 - - -\n  d- /root/.ssh :0700 root :root -\nd /homes 0755\nL+ /usr/local/bin - - - - /x\nd\t/media\n";
+        assert_eq!(
+            super::retargeted_tmpfiles(text),
+            "# Q /home\nQ /var/home 0755 - - -\n  d- /var/roothome/.ssh :0700 root :root -\nd /homes 0755\nL+ /var/usrlocal/bin - - - - /x\nd\t/run/media\n"
+        );
+    }
 
     #[test]
     fn paths_normalize_and_escape() {

@@ -11,6 +11,7 @@
 
 mod changes;
 mod layout;
+pub mod sysroot;
 mod tree;
 mod union;
 mod worktree;
