@@ -12,6 +12,21 @@ fn manifest(extra: &str) -> String {
     dir_components_manifest(&[("base", "base"), ("pkg", "pkg")], extra)
 }
 
+/// The seed's recipe on the build repository: each component checked out with `-U --union`
+/// onto one directory (the filesystem follows the links), committed as branch `recipe`.
+fn recipe_commit(p: &Project, components: &[&str]) {
+    let (repo, co) = (p.build_repo(), p.p("recipe-checkout"));
+    for c in components {
+        let r = format!("exampleos/x86_64/components/{c}");
+        ostree(
+            &repo,
+            &["checkout", "-U", "--union", &r, co.to_str().unwrap()],
+        );
+    }
+    let tree = format!("dir={}", co.display());
+    ostree(&repo, &["commit", "-b", "recipe", "--tree", &tree]);
+}
+
 /// A merged-/usr base: /bin, /lib and /sbin are links into /usr. Relative ones only: the
 /// recipe's checkout onto a filesystem would follow an absolute link out to the host.
 fn merged_base(p: &Project) {
@@ -62,24 +77,7 @@ fn package_directories_go_through_the_base_symlinks_like_checkout_union() {
 
     // The seed's recipe: check both components out with --union onto one directory (the
     // filesystem follows the links), commit it; the trees list the same entries.
-    let co = p.p("recipe-checkout");
-    for c in ["base", "pkg"] {
-        let r = format!("exampleos/x86_64/components/{c}");
-        ostree(
-            &repo,
-            &["checkout", "-U", "--union", &r, co.to_str().unwrap()],
-        );
-    }
-    ostree(
-        &repo,
-        &[
-            "commit",
-            "-b",
-            "recipe",
-            "--tree",
-            &format!("dir={}", co.display()),
-        ],
-    );
+    recipe_commit(&p, &["base", "pkg"]);
     let listing = |rev: &str| ostree(&repo, &["ls", "-R", rev]);
     assert_eq!(listing(IMAGE), listing("recipe"));
 }
@@ -260,24 +258,8 @@ fn real_debian_packages_compose_over_a_merged_usr_base() {
 
     assert!(ls(&repo, IMAGE, "/usr/bin/passwd").starts_with("-04755 0 0"));
     // The seed's recipe, compared without owners and setuid/setgid bits.
-    let co = p.p("recipe-checkout");
-    for c in components.iter().map(|(n, _)| n) {
-        let r = format!("exampleos/x86_64/components/{c}");
-        ostree(
-            &repo,
-            &["checkout", "-U", "--union", &r, co.to_str().unwrap()],
-        );
-    }
-    ostree(
-        &repo,
-        &[
-            "commit",
-            "-b",
-            "recipe",
-            "--tree",
-            &format!("dir={}", co.display()),
-        ],
-    );
+    let names: Vec<&str> = components.iter().map(|(n, _)| *n).collect();
+    recipe_commit(&p, &names);
     let without_owners = |rev: &str| -> Vec<String> {
         ostree(&repo, &["ls", "-R", rev])
             .lines()
