@@ -286,6 +286,8 @@ impl Manifest {
     /// image names (components, triggers, lint rules) exists. Stops at the first problem.
     fn validate(&self) -> Result<()> {
         self.check_os()?;
+        self.check_repos()?;
+        self.check_refs()?;
         self.check_publish()?;
         for (image, section) in &self.images {
             self.check_image(image, section)?;
@@ -296,6 +298,78 @@ impl Manifest {
     fn check_os(&self) -> Result<()> {
         check_ref_part(&self.os.name)
             .map_err(|e| self.error_at(self.find_text("name"), &format!("os.name: {e}"), None))
+    }
+
+    /// Two distinct, non-empty repository paths.
+    fn check_repos(&self) -> Result<()> {
+        for (key, path) in [("build", &self.repos.build), ("export", &self.repos.export)] {
+            if path.as_os_str().is_empty() {
+                return Err(self.error_at(
+                    self.find_text(&format!("{key} =")),
+                    &format!("repos.{key} is empty"),
+                    Some("name a directory, or leave the key out for the default"),
+                ));
+            }
+        }
+        if normalize(&self.build_repo_path()) == normalize(&self.export_repo_path()) {
+            return Err(self.error_at(
+                self.find_text("export ="),
+                "repos.build and repos.export are the same directory",
+                Some("the build repository is bare-user and the export repository archive: give them two paths"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every ref the project writes is one libostree accepts (`os.arch`, `os.ref-prefix`,
+    /// image names and `ref` overrides end up in them), and no two components or images
+    /// write the same ref: they would overwrite each other and builds would never settle.
+    fn check_refs(&self) -> Result<()> {
+        let bad = |at: usize, what: String, e: String| {
+            self.error_at(
+                at,
+                &format!("{what}: {e}"),
+                Some("refs take letters, digits, '.', '-' and '_' between slashes, and no part starts with '.' or '-'"),
+            )
+        };
+        let prefix = self.ref_prefix();
+        crate::repo::check_ref(&format!("{prefix}/x")).map_err(|e| match &self.os.ref_prefix {
+            Some(p) => bad(
+                self.find_text("ref-prefix"),
+                format!("os.ref-prefix '{p}'"),
+                e,
+            ),
+            None => bad(
+                self.find_text("arch"),
+                format!("os.arch '{}' (in the refs {prefix}/...)", self.os.arch),
+                e,
+            ),
+        })?;
+        let mut owners: BTreeMap<String, String> = self
+            .components
+            .keys()
+            .map(|c| (self.component_ref(c), format!("component '{c}'")))
+            .collect();
+        // Images on their default ref first, so a collision is blamed on an explicit `ref`.
+        let mut images: Vec<_> = self.images.iter().collect();
+        images.sort_by_key(|(_, section)| section.ref_name.is_some());
+        for (image, section) in images {
+            let r = self.image_ref(image);
+            let at = match &section.ref_name {
+                Some(name) => self.find_text(&format!("\"{name}\"")),
+                None => self.table_header(&format!("image.{image}")),
+            };
+            crate::repo::check_ref(&r)
+                .map_err(|e| bad(at, format!("image '{image}': ref '{r}'"), e))?;
+            if let Some(other) = owners.insert(r.clone(), format!("image '{image}'")) {
+                return Err(self.error_at(
+                    at,
+                    &format!("image '{image}' and {other} both write ref '{r}'"),
+                    Some(&format!("give the image a ref of its own (ref = \"...\"), or leave `ref` out for {prefix}/{image}")),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn check_publish(&self) -> Result<()> {
@@ -368,6 +442,13 @@ impl Manifest {
         metadata: &BTreeMap<String, Spanned<toml::Value>>,
     ) -> Result<()> {
         for (key, value) in metadata {
+            if key == "version" || key.starts_with("ostree-build.") || key.starts_with("ostree.") {
+                return Err(self.error_at(
+                    value.span().start,
+                    &format!("image.{image}.metadata.{key}: this key is ostree-build's or libostree's to set"),
+                    Some(&format!("the version comes from `version = ...` in [image.{image}]; put your own keys in a namespace of yours, e.g. {}.channel", self.os.name)),
+                ));
+            }
             if matches!(
                 value.get_ref(),
                 toml::Value::Array(_) | toml::Value::Table(_) | toml::Value::Datetime(_)
@@ -511,6 +592,22 @@ impl Manifest {
     fn find_text(&self, needle: &str) -> usize {
         self.source.find(needle).unwrap_or(0)
     }
+}
+
+/// `path` with `.` and `..` resolved lexically (no filesystem access: the paths may not
+/// exist yet).
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn located(

@@ -873,3 +873,142 @@ fn sigkill_while_publishing_keeps_the_export_repo_unchanged() {
         "c07 changed\n"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// What the manifest checks before anything runs: refs, reserved metadata, repositories.
+
+/// Replace `good` by `bad`: the build (and `--dry-run`) fails with one located error line
+/// plus help, naming every `needles`, pointing at the line with `at`; nothing moves.
+fn manifest_refused(good: &str, bad: &str, at: &str, needles: &[&str]) {
+    let p = dir_project();
+    let run = breaking_fails(&p, |p| edit_manifest(p, good, bad), needles);
+    run.one_line_error();
+    assert_points_at(&run, &p, at);
+    let dry = p.run(&["build", "--dry-run"]).fails();
+    assert_eq!(dry.stderr, run.stderr, "--dry-run says something else");
+}
+
+#[test]
+fn refs_that_collide_or_libostree_refuses_are_named_where_they_are_set() {
+    manifest_refused(
+        "version = \"1.0\"",
+        "version = \"1.0\"\nref = \"exampleos/x86_64/components/base\"",
+        "ref = ",
+        &["image 'standard' and component 'base' both write ref 'exampleos/x86_64/components/base'"],
+    );
+    manifest_refused(
+        "version = \"1.0\"",
+        "version = \"1.0\"\nref = \"exampleos/../x\"",
+        "ref = ",
+        &["image 'standard': ref 'exampleos/../x'"],
+    );
+    manifest_refused(
+        "arch = \"x86_64\"",
+        "arch = \"..\"",
+        "arch = ",
+        &["os.arch '..'"],
+    );
+    manifest_refused(
+        "arch = \"x86_64\"",
+        "arch = \"x86_64\"\nref-prefix = \"example os\"",
+        "ref-prefix",
+        &["os.ref-prefix 'example os'"],
+    );
+    // Two images on one ref.
+    manifest_refused(
+        "version = \"1.0\"",
+        "version = \"1.0\"\n\n[image.other]\ncomponents = [\"base\"]\nref = \"exampleos/x86_64/standard\"",
+        "ref = ",
+        &["image 'other' and image 'standard' both write ref 'exampleos/x86_64/standard'"],
+    );
+}
+
+#[test]
+fn metadata_keys_the_tool_sets_are_reserved() {
+    for key in ["version", "ostree-build.input-hash", "ostree.ref-binding"] {
+        manifest_refused(
+            "version = \"1.0\"",
+            &format!("version = \"1.0\"\nmetadata = {{ \"{key}\" = \"x\" }}"),
+            "metadata = ",
+            &[&format!("metadata.{key}"), "exampleos.channel"],
+        );
+    }
+}
+
+#[test]
+fn repositories_inside_a_source_and_empty_paths_are_refused() {
+    manifest_refused(
+        "path = \"rootfs\"",
+        "path = \".\"",
+        "path = \".\"",
+        &[
+            "component 'base'",
+            "contains the build repository",
+            "rootfs/",
+        ],
+    );
+    manifest_refused(
+        "path = \"rootfs\"",
+        "path = \"rootfs/..\"",
+        "path = \"rootfs/..\"",
+        &["contains the build repository"],
+    );
+    manifest_refused(
+        "path = \"rootfs\"",
+        "path = \"\"",
+        "path = \"\"",
+        &["`path` is empty"],
+    );
+    manifest_refused(
+        "[os]",
+        "[repos]\nbuild = \"build/same\"\nexport = \"build/same\"\n\n[os]",
+        "export = ",
+        &["repos.build and repos.export are the same directory"],
+    );
+}
+
+/// An ad-hoc run into a project's build repository waits for a build that holds the
+/// project's lock, and its commit survives the build.
+#[test]
+fn an_ad_hoc_run_into_a_project_repository_takes_the_project_lock() {
+    let p = Project::new(&format!(
+        "{DIR_MANIFEST}triggers = [{{ name = \"slow\", run = \"sleep 3\" }}]\n"
+    ));
+    base_files(&p);
+    p.file("app/usr/bin/app", "app\n", 0o755)
+        .file("extra/usr/share/extra", "extra\n", 0o644);
+    let mut build = std::process::Command::new(binary())
+        .arg("build")
+        .current_dir(p.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the build holds the lock (it is composing).
+    let lock = p.p("build/.ostree-build/lock");
+    for _ in 0..300 {
+        if lock.exists() && !p.run(&["build", "--dry-run"]).stdout.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let adhoc = p
+        .run(&[
+            "dir",
+            "--input",
+            "extra",
+            "--branch",
+            "exampleos/x86_64/extra",
+        ])
+        .ok();
+    assert!(build.wait().unwrap().success());
+    assert!(adhoc.stdout.contains("Blocking"), "{}", adhoc.stdout);
+    assert_eq!(
+        cat(
+            &p.build_repo(),
+            "exampleos/x86_64/extra",
+            "/usr/share/extra"
+        ),
+        "extra\n"
+    );
+    fsck(&p.build_repo());
+}

@@ -4,6 +4,7 @@
 //! repository if needed) and clean up.
 
 use crate::backends::Found;
+use crate::lock::ProjectLock;
 use crate::ops::plan::{META_BACKEND, META_BACKEND_VERSION, META_PACKAGES};
 use crate::repo::{MetaValue, NewCommit, Repo, RepoKind};
 use crate::report::{Event, Kind, Reporter};
@@ -123,6 +124,17 @@ pub fn run(found: &Found, adhoc: &AdHoc, rep: &mut dyn Reporter) -> Result<Strin
     // The backend checks its options (and says "needs root", "not installed") before
     // anything is created on disk.
     found.backend.plan(&request)?;
+    // The lock of the project whose build repository this is (the state directory beside
+    // it), so a concurrent `build` neither replaces this commit nor clears its scratch.
+    let state_dir = request
+        .root
+        .parent()
+        .ok_or_else(|| anyhow!("{} has no parent directory", request.root.display()))?;
+    let _lock = ProjectLock::acquire(state_dir, || {
+        rep.event(Event::Waiting {
+            message: "waiting for another ostree-build run on this repository to finish".into(),
+        })
+    })?;
     let repo = Repo::open_or_create(&adhoc.repo, RepoKind::Build)?;
     let scratch = &request.root;
     crate::fsutil::remove_tree(scratch)?;

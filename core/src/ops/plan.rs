@@ -334,6 +334,9 @@ fn check_options(
                 (!spec.help.is_empty()).then_some(spec.help.as_str()),
             ));
         }
+        if spec.kind == "path" {
+            check_source_path(manifest, name, key, value)?;
+        }
         out.insert(key.clone(), serde_json::to_value(value.get_ref())?);
     }
     check_required_options(manifest, name, section, backend)?;
@@ -382,6 +385,44 @@ fn option_spec<'a>(
 }
 
 /// Whether a manifest value has the type an option declares (`OptionSpec::kind`).
+/// A source path is not empty, and does not contain the project's own repositories or
+/// state: they would be imported into the component, and change under it at every build.
+fn check_source_path(
+    manifest: &Manifest,
+    name: &str,
+    key: &str,
+    value: &toml::Spanned<toml::Value>,
+) -> Result<()> {
+    let given = value.get_ref().as_str().unwrap_or_default();
+    let at = value.span().start;
+    if given.is_empty() {
+        return Err(manifest.error_at(
+            at,
+            &format!("component '{name}': `{key}` is empty"),
+            Some("name a file or directory, relative to the manifest"),
+        ));
+    }
+    let source = crate::manifest::normalize(&manifest.dir.join(given));
+    let ours = [
+        ("the build repository", manifest.build_repo_path()),
+        ("the export repository", manifest.export_repo_path()),
+        ("ostree-build's state", manifest.state_dir()),
+    ];
+    for (what, path) in ours {
+        if crate::manifest::normalize(&path).starts_with(&source) {
+            return Err(manifest.error_at(
+                at,
+                &format!(
+                    "component '{name}': `{key}` = \"{given}\" contains {what} ({}), which would be imported into the component",
+                    path.display()
+                ),
+                Some("point it at a directory of its own (e.g. rootfs/), or move [repos] out of it"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn has_kind(kind: &str, value: &toml::Value) -> bool {
     match (kind, value) {
         ("string" | "path", toml::Value::String(_)) => true,
