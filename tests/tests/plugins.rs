@@ -542,3 +542,133 @@ fn a_cdylib_plugin_for_another_protocol_is_refused_in_one_line() {
     assert!(run.stderr.contains("rebuild the backend"), "{}", run.stderr);
     assert!(!p.p("build-repo").exists());
 }
+
+/// A Python backend whose `run` answers with `output` (a JSON object literal in Python).
+fn answering_backend(prelude: &str, output: &str) -> String {
+    python_backend(&format!(
+        "print('{{\"type\": \"hello\", \"protocol\": 1}}', flush=True)\nif sys.argv[1].endswith('plan'):\n    print(json.dumps({{'type': 'plan', 'plan': {{}}}}))\n    sys.exit(0)\nroot = request['root']\n{prelude}\nprint(json.dumps({{'type': 'output', 'output': {output}}}), flush=True)"
+    ))
+}
+
+#[test]
+fn a_backend_answering_with_a_host_directory_is_refused() {
+    misbehaving_backend(
+        &answering_backend("", "{'kind': 'tree', 'root': '/etc'}"),
+        &["backend 'bad' answered with tree /etc, outside the scratch root"],
+        &[],
+    );
+}
+
+#[test]
+fn a_backend_answering_with_a_device_as_archive_is_refused() {
+    misbehaving_backend(
+        &answering_backend("", "{'kind': 'archive', 'path': '/dev/zero'}"),
+        &["backend 'bad' answered with archive /dev/zero, which is not a regular file"],
+        &[],
+    );
+}
+
+#[test]
+fn a_backend_answering_twice_is_refused() {
+    misbehaving_backend(
+        &answering_backend(
+            "import os\nos.makedirs(root + '/usr', exist_ok=True)\nprint(json.dumps({'type': 'output', 'output': {'kind': 'tree', 'root': root}}))",
+            "{'kind': 'tree', 'root': root}",
+        ),
+        &["backend 'bad' answered twice"],
+        &[],
+    );
+}
+
+/// Whether a process whose command line contains `marker` is alive.
+fn running(marker: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).contains(marker))
+            .unwrap_or(false)
+    })
+}
+
+/// A backend that leaves a child holding its stdout: the run ends when the backend exits
+/// (not at the timeout), and the child is killed with it.
+#[test]
+fn a_backend_that_exits_leaving_a_child_on_stdout_finishes_and_the_child_dies() {
+    let marker = format!("ostree-build-leftover-{}", std::process::id());
+    let p = Project::new(MANIFEST);
+    let plugins = example_backends(p.path());
+    script(
+        &plugins.join("ostree-build-bad"),
+        &answering_backend(
+            &format!("import os, subprocess\nos.makedirs(root + '/usr/share', exist_ok=True)\nopen(root + '/usr/share/x', 'w').write('x')\nsubprocess.Popen(['sh', '-c', 'sleep 120; : {marker}'])"),
+            "{'kind': 'tree', 'root': root}",
+        ),
+    );
+    p.write_manifest(&format!(
+        "{MANIFEST}\n[component.left]\nbackend = \"bad\"\n\n[image.other]\ncomponents = [\"left\"]\n"
+    ));
+    let mut env = plugin_env(&plugins);
+    env.push(("OSTREE_BUILD_BACKEND_TIMEOUT", OsStr::new("30")));
+    let start = std::time::Instant::now();
+    p.run_env(&["build"], &env).ok();
+    assert!(
+        start.elapsed().as_secs() < 25,
+        "the build waited for the leftover child"
+    );
+    assert!(!running(&marker), "the backend's child outlived it");
+}
+
+/// On a timeout the whole process group goes, not only the backend.
+#[test]
+fn a_backend_that_hangs_is_stopped_with_its_children() {
+    let marker = format!("ostree-build-hung-child-{}", std::process::id());
+    misbehaving_backend(
+        &python_backend(&format!(
+            "import subprocess\nprint('{{\"type\": \"hello\", \"protocol\": 1}}', flush=True)\nsubprocess.Popen(['sh', '-c', 'sleep 120; : {marker}'], stdout=subprocess.DEVNULL)\ntime.sleep(60)"
+        )),
+        &["backend 'bad' did not finish within 2s"],
+        &[("OSTREE_BUILD_BACKEND_TIMEOUT", "2")],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(!running(&marker), "the hung backend's child outlived it");
+}
+
+/// A probe that starts a JSON answer must finish it: invalid info is an error naming the
+/// backend and why, not a silent "external command".
+#[test]
+fn an_info_probe_with_invalid_json_is_an_error_not_a_command() {
+    let p = Project::new("");
+    let dir = p.p("plugins");
+    script(
+        &dir.join("ostree-build-typo"),
+        "#!/bin/sh\necho '{\"name\": \"typo\", \"version\": \"1\", \"protocol\": [1]}'\n",
+    );
+    let env = [("OSTREE_BUILD_PLUGIN_PATH", dir.as_os_str())];
+    let run = p.run_env(&["typo", "--branch", "x/y"], &env).fails();
+    let error = run.one_line_error();
+    assert!(
+        error.contains("backend 'typo'")
+            && error.contains("invalid info")
+            && error.contains("protocols"),
+        "{}",
+        run.stderr
+    );
+    let listed = p.run_env(&["backends"], &env);
+    assert!(listed.stderr.contains("invalid info"), "{}", listed.stderr);
+}
+
+#[test]
+fn an_info_probe_that_does_not_answer_in_time_is_an_error() {
+    let p = Project::new("");
+    let dir = p.p("plugins");
+    script(&dir.join("ostree-build-slow"), "#!/bin/sh\nsleep 30\n");
+    let env = [
+        ("OSTREE_BUILD_PLUGIN_PATH", dir.as_os_str()),
+        ("OSTREE_BUILD_BACKEND_TIMEOUT", OsStr::new("1")),
+    ];
+    let run = p.run_env(&["slow", "--branch", "x/y"], &env).fails();
+    assert!(
+        run.stderr.contains("backend 'slow'") && run.stderr.contains("did not answer"),
+        "{}",
+        run.stderr
+    );
+}

@@ -5,12 +5,13 @@
 
 use super::external::this_exe;
 use super::found::{check_info, Candidate, Found, Source};
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use ostree_build_sdk::exec::{Message, INFO_ARG, PLAN_ARG, RUN_ARG};
 use ostree_build_sdk::{
     Backend, BackendInfo, EventSink, NoEvents, Output, Plan, Request, PROTOCOL_VERSION,
 };
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc};
@@ -23,29 +24,38 @@ pub struct ExecBackend {
 }
 
 impl ExecBackend {
-    /// Ask the executable who it is. `Ok(None)`: it does not answer like a backend.
+    /// Ask the executable who it is. `Ok(None)`: it does not answer in JSON at all (no
+    /// output, or text that is not a JSON object), so it is a plain external command. A
+    /// probe that starts a JSON answer must finish it correctly and in time.
     pub(super) fn probe(c: &Candidate) -> Result<Option<Found>> {
+        let who = format!("backend '{}' ({})", c.name, c.path.display());
         let mut child = command(&c.path, INFO_ARG)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .with_context(|| {
-                format!(
-                    "backend '{}' at {} exists but could not be executed (missing interpreter?)",
-                    c.name,
-                    c.path.display()
-                )
+                format!("{who} exists but could not be executed (missing interpreter?)")
             })?;
-        let lines = read_lines(&mut child, Duration::from_secs(10).min(timeout(false)));
+        let limit = probe_timeout();
+        let lines = read_lines(&mut child, limit);
+        kill_group(&child);
         let status = child.wait()?;
-        let info = lines
-            .ok()
-            .filter(|_| status.success())
-            .and_then(|lines| serde_json::from_str::<BackendInfo>(lines.first()?).ok());
-        let Some(info) = info else {
+        let lines = lines.map_err(|e| {
+            anyhow!("{who} did not answer `{INFO_ARG}`: {e}\n  help: the probe must print its info at once; set OSTREE_BUILD_BACKEND_TIMEOUT (seconds) if it needs longer")
+        })?;
+        let Some(first) = lines.iter().map(|l| l.trim()).find(|l| !l.is_empty()) else {
             return Ok(None);
         };
+        if !first.starts_with('{') {
+            return Ok(None);
+        }
+        let info: BackendInfo = serde_json::from_str(first).map_err(|e| {
+            anyhow!("{who} answered `{INFO_ARG}` with invalid info: {e}: {}\n  help: print one JSON object with name, version, protocols (see docs/PLUGINS.md), or build the backend with ostree-build-sdk", truncate(first))
+        })?;
+        if !status.success() {
+            bail!("{who} answered `{INFO_ARG}` but exited with {status}\n  help: the probe exits 0 after printing its info");
+        }
         check_info(c, &info)?;
         let backend = Arc::new(ExecBackend {
             info: info.clone(),
@@ -77,12 +87,11 @@ impl ExecBackend {
             hello: false,
             answer: None,
         };
-        if let Err(e) = conversation.read(&mut child, limit, events) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(e);
-        }
+        let read = conversation.read(&mut child, limit, events);
+        // Whatever the backend started dies with it: on a timeout, an error, or its exit.
+        kill_group(&child);
         let status = child.wait()?;
+        read?;
         conversation.answer(status)
     }
 }
@@ -95,7 +104,9 @@ struct Conversation<'a> {
 }
 
 impl Conversation<'_> {
-    /// Read messages until the backend closes stdout, passing events on.
+    /// Read messages until stdout closes, passing events on. Once the backend itself has
+    /// exited, what it left running is killed, so a child holding stdout open cannot turn
+    /// a finished run into a timeout.
     fn read(
         &mut self,
         child: &mut Child,
@@ -106,18 +117,15 @@ impl Conversation<'_> {
         let lines = line_channel(child);
         let deadline = Instant::now() + limit;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match lines.recv_timeout(left) {
-                Ok(Ok(line)) => line,
-                Ok(Err(e)) => bail!("cannot read backend '{name}': {e}"),
-                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
-                Err(mpsc::RecvTimeoutError::Timeout) => bail!(
+            match next_line(&lines, child, deadline) {
+                Next::Line(Ok(line)) if line.trim().is_empty() => {}
+                Next::Line(Ok(line)) => self.accept(&line, events)?,
+                Next::Line(Err(e)) => bail!("cannot read backend '{name}': {e}"),
+                Next::End => return Ok(()),
+                Next::TimedOut => bail!(
                     "backend '{name}' did not finish within {}s and was stopped\n  help: set OSTREE_BUILD_BACKEND_TIMEOUT (seconds) if it needs longer",
                     limit.as_secs()
                 ),
-            };
-            if !line.trim().is_empty() {
-                self.accept(&line, events)?;
             }
         }
     }
@@ -140,9 +148,13 @@ impl Conversation<'_> {
                 "backend '{name}' did not send a hello message (got: {}); it may be too old or not an ostree-build backend",
                 truncate(line)
             ),
-            m => match m.event() {
-                Some(event) => events.event(event),
-                None => self.answer = Some(m),
+            m => match (m.event(), &self.answer) {
+                (Some(event), _) => events.event(event),
+                (None, Some(_)) => bail!(
+                    "backend '{name}' answered twice (the second: {})\n  help: a backend sends exactly one plan, output or error",
+                    truncate(line)
+                ),
+                (None, None) => self.answer = Some(m),
             },
         }
         Ok(())
@@ -182,6 +194,8 @@ impl Backend for ExecBackend {
 /// The backend at `path` with its reserved argument and the environment every call gets.
 fn command(path: &std::path::Path, arg: &str) -> Command {
     let mut cmd = Command::new(path);
+    // Its own process group, so everything it starts can be killed with it.
+    cmd.process_group(0);
     cmd.arg(arg).env("OSTREE_BUILD", this_exe()).env(
         "OSTREE_BUILD_PLUGIN_PROTOCOLS",
         PROTOCOL_VERSION.to_string(),
@@ -196,6 +210,19 @@ fn timeout(run: bool) -> Duration {
         .ok()
         .and_then(|s| s.parse::<u64>().ok());
     Duration::from_secs(secs.unwrap_or(if run { 3600 } else { 60 }))
+}
+
+/// The probe is a quick question: 10 s, or less when `OSTREE_BUILD_BACKEND_TIMEOUT` says so.
+fn probe_timeout() -> Duration {
+    Duration::from_secs(10).min(timeout(false))
+}
+
+/// Kill the process group `child` leads (it and whatever it started).
+fn kill_group(child: &Child) {
+    if let Ok(pgid) = i32::try_from(child.id()) {
+        // SAFETY: signalling the process group this process created for the backend.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    }
 }
 
 fn truncate(line: &str) -> String {
@@ -221,17 +248,48 @@ fn line_channel(child: &mut Child) -> mpsc::Receiver<std::io::Result<String>> {
     rx
 }
 
-/// Read all stdout lines of `child` within `limit`; on timeout kill it.
+/// What came next on a backend's stdout.
+enum Next {
+    Line(std::io::Result<String>),
+    /// Stdout closed.
+    End,
+    TimedOut,
+}
+
+/// The next line of `child`'s stdout before `deadline`. Once the child itself has exited,
+/// what it left running is killed, so a grandchild holding stdout open cannot keep a
+/// finished backend waiting for the timeout.
+fn next_line(
+    lines: &mpsc::Receiver<std::io::Result<String>>,
+    child: &mut Child,
+    deadline: Instant,
+) -> Next {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left.min(Duration::from_millis(200))) {
+            Ok(line) => return Next::Line(line),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Next::End,
+            Err(mpsc::RecvTimeoutError::Timeout) if left.is_zero() => return Next::TimedOut,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    kill_group(child);
+                }
+            }
+        }
+    }
+}
+
+/// Read all stdout lines of `child` within `limit`; on timeout kill its group.
 fn read_lines(child: &mut Child, limit: Duration) -> Result<Vec<String>> {
     let lines = line_channel(child);
     let deadline = Instant::now() + limit;
     let mut out = Vec::new();
     loop {
-        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(Ok(line)) => out.push(line),
-            Ok(Err(_)) | Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(out),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = child.kill();
+        match next_line(&lines, child, deadline) {
+            Next::Line(Ok(line)) => out.push(line),
+            Next::Line(Err(_)) | Next::End => return Ok(out),
+            Next::TimedOut => {
+                kill_group(child);
                 bail!("no answer within {}s", limit.as_secs())
             }
         }

@@ -1,8 +1,8 @@
 //! What a backend search finds: candidates (files that look like backends), backends ready
 //! to run with where they came from, and the checks a backend's own info must pass.
 
-use anyhow::{bail, Result};
-use ostree_build_sdk::{Backend, BackendInfo, PROTOCOL_VERSION};
+use anyhow::{bail, Context, Result};
+use ostree_build_sdk::{Backend, BackendInfo, Output, Request, PROTOCOL_VERSION};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -77,4 +77,50 @@ pub(crate) fn check_info(c: &Candidate, info: &BackendInfo) -> Result<()> {
         );
     }
     Ok(())
+}
+
+impl Found {
+    /// What the backend answered, checked before anything is imported: a tree inside the
+    /// scratch root it was given or inside the project (a backend such as `dir` hands over
+    /// a source tree in place; built-ins are trusted), an archive that is a regular file.
+    pub fn check_output(&self, request: &Request, output: &Output) -> Result<()> {
+        let name = &self.info.name;
+        match output {
+            Output::Tree { root, .. } if self.source != Source::BuiltIn => {
+                let answered = root.canonicalize().with_context(|| {
+                    format!(
+                        "backend '{name}' answered with tree {}, which does not exist",
+                        root.display()
+                    )
+                })?;
+                let allowed = [&request.root, &request.project_dir]
+                    .iter()
+                    .filter_map(|d| d.canonicalize().ok())
+                    .any(|d| answered.starts_with(d));
+                if !allowed {
+                    bail!(
+                        "backend '{name}' answered with tree {}, outside the scratch root it was given ({}) and the project\n  help: a backend populates the request's root, or names a directory of the project",
+                        answered.display(),
+                        request.root.display()
+                    );
+                }
+            }
+            Output::Archive { path, .. } => {
+                let md = std::fs::metadata(path).with_context(|| {
+                    format!(
+                        "backend '{name}' answered with archive {}, which does not exist",
+                        path.display()
+                    )
+                })?;
+                if !md.is_file() {
+                    bail!(
+                        "backend '{name}' answered with archive {}, which is not a regular file",
+                        path.display()
+                    );
+                }
+            }
+            Output::Tree { .. } => {}
+        }
+        Ok(())
+    }
 }

@@ -199,6 +199,7 @@ fn build_and_commit(
         .backend
         .run(request, &mut Forward(rep, found.info.name.clone()))
         .with_context(|| format!("backend '{}' failed", found.info.name))?;
+    found.check_output(request, &output)?;
     let metadata = commit_metadata(found, &output);
     let subject = adhoc.subject.clone().unwrap_or_else(|| {
         format!(

@@ -444,6 +444,7 @@ fn build_component(
         .backend
         .run(&p.request, &mut sink)
         .with_context(|| format!("backend '{}' failed", p.backend.info.name))?;
+    p.backend.check_output(&p.request, &output)?;
     let metadata = component_metadata(p, &output);
     let subject = format!(
         "component {} ({} {})",
