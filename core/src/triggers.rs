@@ -271,8 +271,10 @@ fn sandboxed(t: &Resolved, image: &str, mount_point: &Path, project_dir: &Path) 
     ]);
     let root_in_sandbox = match t.sandbox {
         SandboxKind::Host => {
-            cmd.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"])
+            bind_host_tools(&mut cmd);
+            cmd.args(["--dev", "/dev", "--proc", "/proc"])
                 .args(["--tmpfs", "/tmp", "--tmpfs", "/run"]);
+            hide_host_secrets(&mut cmd);
             // /tmp is private; the project (often under /tmp in tests) stays readable.
             cmd.arg("--ro-bind").arg(project_dir).arg(project_dir);
             cmd.arg("--bind").arg(mount_point).arg(mount_point);
@@ -286,6 +288,8 @@ fn sandboxed(t: &Resolved, image: &str, mount_point: &Path, project_dir: &Path) 
             PathBuf::from("/")
         }
     };
+    // Kernel settings are host-wide: readable, never writable.
+    cmd.args(["--ro-bind", "/proc/sys", "/proc/sys"]);
     cmd.arg("--chdir")
         .arg(&root_in_sandbox)
         .arg("--setenv")
@@ -295,6 +299,88 @@ fn sandboxed(t: &Resolved, image: &str, mount_point: &Path, project_dir: &Path) 
         .args(["--setenv", "TMPDIR", "/tmp"])
         .args(["--", "/bin/sh", "-c", &t.run]);
     cmd
+}
+
+/// What host tools need of the host, read-only: programs, libraries and configuration.
+/// Not /home, /root, /var, /srv, /mnt or /media: no user's files, no service's data or
+/// sockets.
+const HOST_TOOL_DIRS: &[&str] = &[
+    "/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt",
+];
+
+fn bind_host_tools(cmd: &mut Command) {
+    for dir in HOST_TOOL_DIRS {
+        let Ok(md) = std::fs::symlink_metadata(dir) else {
+            continue;
+        };
+        if md.is_symlink() {
+            // Merged /usr: /bin -> usr/bin stays a link.
+            if let Ok(target) = std::fs::read_link(dir) {
+                cmd.arg("--symlink").arg(target).arg(dir);
+            }
+        } else if md.is_dir() {
+            cmd.args(["--ro-bind", dir, dir]);
+        }
+    }
+}
+
+/// Secrets in the host's /etc are replaced by /dev/null: password hashes, SSH host keys
+/// (not their .pub halves), TLS private keys.
+fn hide_host_secrets(cmd: &mut Command) {
+    let mut secrets: Vec<PathBuf> = [
+        "/etc/shadow",
+        "/etc/gshadow",
+        "/etc/shadow-",
+        "/etc/gshadow-",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .collect();
+    let private = |dir: &str, is_secret: &dyn Fn(&str) -> bool| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| is_secret(&p.to_string_lossy()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    secrets.extend(private("/etc/ssh", &|p| {
+        p.contains("_key") && !p.ends_with(".pub")
+    }));
+    secrets.extend(private("/etc/ssl/private", &|_| true));
+    for secret in secrets.iter().filter(|p| p.is_file() && !p.is_symlink()) {
+        cmd.arg("--ro-bind").arg("/dev/null").arg(secret);
+    }
+}
+
+/// At most this many processes more than the trigger's user already runs: a fork bomb in a
+/// trigger stops there instead of taking the build machine with it.
+const PROCESS_ALLOWANCE: u64 = 4096;
+
+/// `RLIMIT_NPROC` for a trigger: what the user runs now plus [`PROCESS_ALLOWANCE`] (the
+/// limit counts every process of the real user, inside the sandbox or not).
+fn process_limit() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    let running = std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+                })
+                .filter(|e| e.metadata().is_ok_and(|m| m.uid() == uid))
+                .count() as u64
+        })
+        .unwrap_or(0);
+    running + PROCESS_ALLOWANCE
 }
 
 /// For `sandbox = "image"`: the mount points bubblewrap needs in the image, created where
@@ -345,7 +431,22 @@ pub fn run_trigger(
     let start = std::time::Instant::now();
     let output =
         std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-    let mut child = sandboxed(t, image, mount_point, project_dir)
+    let nproc = process_limit();
+    let mut command = sandboxed(t, image, mount_point, project_dir);
+    // SAFETY: setrlimit is async-signal-safe and touches nothing but the child's limits.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: nproc,
+                rlim_max: nproc,
+            };
+            if libc::setrlimit(libc::RLIMIT_NPROC, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(output.try_clone()?)
         .stderr(output)

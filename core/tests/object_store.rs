@@ -41,11 +41,11 @@ fn in_place_write_to_a_hardlinked_object_is_detected() {
     // A well-behaved change (a new inode) is committed.
     std::fs::remove_file(tree.join("usr/bin/other")).unwrap();
     std::fs::write(tree.join("usr/bin/other"), "replaced\n").unwrap();
-    let (_, stats, touched) = repo
+    let done = repo
         .commit_touched(&tree, &c, &since, &new_commit())
         .unwrap();
-    assert_eq!(stats.content_objects_written, 1);
-    assert_eq!(touched, vec!["usr/bin/other".to_string()]);
+    assert_eq!(done.stats.content_objects_written, 1);
+    assert_eq!(done.files, vec!["usr/bin/other".to_string()]);
 
     // Writing through the hardlink is caught and named.
     let mut f = std::fs::OpenOptions::new()
@@ -109,10 +109,14 @@ fn synced_worktree_equals_a_fresh_checkout() {
     );
     // Committing the synced tree with nothing touched gives b's tree exactly.
     let since = Snapshot::take(&tree, dir.path()).unwrap();
-    let (c, stats, touched) = repo
+    let done = repo
         .commit_touched(&tree, &cb, &since, &new_commit())
         .unwrap();
-    assert_eq!((stats.content_objects_written, touched.len()), (0, 0));
+    let c = done.commit;
+    assert_eq!(
+        (done.stats.content_objects_written, done.files.len()),
+        (0, 0)
+    );
     assert_eq!(
         repo.commit_info(&c).unwrap().tree,
         repo.commit_info(&cb).unwrap().tree

@@ -615,16 +615,110 @@ impl Witness {
     }
 }
 
+/// A host-mode trigger sees the host's tools, not its secrets, homes, services' data and
+/// sockets, and cannot change kernel settings; it runs under a process limit; a symlink it
+/// creates that climbs out of the root is refused like an import's; setuid files it makes
+/// are named in the build output.
+#[test]
+fn host_triggers_see_no_secrets_and_change_no_kernel_setting() {
+    let p = project("");
+    let socket_path = format!("/var/tmp/ostree-build-probe-{}.sock", std::process::id());
+    let _ = std::fs::remove_file(&socket_path);
+    let listener = std::os::unix::net::UnixListener::bind(&socket_path).unwrap();
+    let probes = [
+        ("shadow", "cat /etc/shadow".to_string()),
+        ("root", "ls -A /root".to_string()),
+        ("var", "ls /var/lib".to_string()),
+        ("socket", format!("test -e {socket_path} && echo visible")),
+        (
+            "sysctl",
+            "v=$(cat /proc/sys/kernel/printk); echo \"$v\" > /proc/sys/kernel/printk".to_string(),
+        ),
+        (
+            "nproc",
+            "grep 'Max processes' /proc/self/limits".to_string(),
+        ),
+    ];
+    let script: Vec<String> = probes
+        .iter()
+        .map(|(name, cmd)| {
+            format!(
+                "({cmd}) > usr/share/probe/{name} 2>&1; echo status $? >> usr/share/probe/{name}"
+            )
+        })
+        .collect();
+    p.write_manifest(&manifest(&format!(
+        r#"triggers = [{{ name = "probe", run = """mkdir -p usr/share/probe; {}; install -m 4755 usr/bin/hello usr/bin/hello-suid""" }}]"#,
+        script.join("; ")
+    )));
+    let run = p.run(&["build"]).ok();
+    drop(listener);
+    let _ = std::fs::remove_file(&socket_path);
+    let said = |name: &str| cat(&p.export_repo(), IMAGE, &format!("/usr/share/probe/{name}"));
+    // /dev/null stands in for it (opening that device on a nodev bind is refused): either
+    // way no line of the host's file comes through.
+    assert!(
+        std::fs::read_to_string("/etc/shadow")
+            .unwrap()
+            .contains("root:")
+            && !said("shadow").contains("root:"),
+        "the host's /etc/shadow is readable: {}",
+        said("shadow")
+    );
+    assert!(
+        said("root").contains("No such file") || said("root") == "status 0\n",
+        "{}",
+        said("root")
+    );
+    assert!(said("var").contains("No such file"), "{}", said("var"));
+    assert!(!said("socket").contains("visible"), "{}", said("socket"));
+    assert!(
+        said("sysctl").contains("Read-only file system"),
+        "{}",
+        said("sysctl")
+    );
+    let limit = said("nproc");
+    assert!(
+        limit
+            .split_whitespace()
+            .nth(2)
+            .is_some_and(|n| n.parse::<u64>().is_ok()),
+        "no process limit: {limit}"
+    );
+    assert!(
+        run.stdout
+            .contains("trigger 'probe' made /usr/bin/hello-suid setuid or setgid"),
+        "{}",
+        run.stdout
+    );
+
+    // A link out of the root, made by a trigger, is refused like one in an input.
+    let before = refs(&p.build_repo());
+    p.write_manifest(&manifest(
+        r#"triggers = [{ name = "link", run = "ln -s ../../../etc/passwd usr/bin/escape" }]"#,
+    ));
+    let failed = p.run(&["build"]).fails();
+    assert!(
+        failed
+            .stderr
+            .contains("usr/bin/escape: symlink to '../../../etc/passwd' points outside the root"),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(refs(&p.build_repo()), before);
+    fsck(&p.build_repo());
+}
+
 #[test]
 fn triggers_have_no_network_and_cannot_write_to_the_host() {
     // The project directory is readable in the sandbox, but not writable; the host is
     // read-only; remounting either writable needs capabilities triggers lack.
     let p = project("");
     let marker = p.p("written-by-trigger");
-    // On the host, outside the project (/tmp is private in the sandbox, /var/tmp is not);
-    // named after this process so that concurrent runs keep out of each other's way.
+    // On the host, outside the project, in a directory host tools see (read-only); named
+    // after this process so that concurrent runs keep out of each other's way.
     let host_marker = std::path::PathBuf::from(format!(
-        "/var/tmp/ostree-build-escape-{}",
+        "/usr/local/ostree-build-escape-{}",
         std::process::id()
     ));
     let host_marker = host_marker.as_path();

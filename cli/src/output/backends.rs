@@ -39,8 +39,9 @@ pub fn list(registry: &Registry, json: bool) {
 /// `help triggers`: how triggers are declared, and the built-in ones.
 pub fn triggers_help() {
     use ostree_build_core::triggers::{builtin, BUILTIN_NAMES};
-    outln!("Triggers run in order on an image's composed tree, in bubblewrap (no network, the");
-    outln!("host read-only, /tmp private) behind rofiles-fuse. In [image.NAME]:\n");
+    outln!("Triggers run in order on an image's composed tree, in bubblewrap (no network; of the");
+    outln!("host only /usr, /etc without secrets, /opt and the project, read-only; /proc/sys");
+    outln!("read-only; a process limit; /tmp private) behind rofiles-fuse. In [image.NAME]:\n");
     outln!("  triggers = [");
     outln!("    {{ name = \"ldconfig\" }},                       # a built-in");
     outln!("    {{ name = \"index\", run = \"...\", inputs = [\"/usr/share/x\"] }},");

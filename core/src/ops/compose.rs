@@ -138,7 +138,7 @@ pub(super) fn compose_image(
     union_ready(&tree);
     timer.lap("union");
     if !section.triggers.is_empty() {
-        let (after, runs) = run_triggers(manifest, repo, lock, job, &tree, &mut timer)?;
+        let (after, runs) = run_triggers(manifest, repo, lock, job, &tree, &mut timer, warnings)?;
         tree = after;
         account.push(runs);
     }
@@ -363,6 +363,7 @@ fn run_triggers(
     job: &ComposeJob,
     base: &str,
     timer: &mut super::PhaseTimer,
+    warnings: &mut Vec<String>,
 ) -> Result<(String, String)> {
     let mut space = TriggerSpace::open(manifest, lock, repo, &job.ip.name)?;
     let step = NewCommit {
@@ -387,6 +388,7 @@ fn run_triggers(
         account.push(line);
         current = after;
     }
+    warnings.append(&mut space.warnings);
     Ok((current, format!("triggers: {}", account.join(", "))))
 }
 
@@ -408,6 +410,8 @@ fn trigger_fingerprint(repo: &Repo, t: &triggers::Resolved, tree: &str) -> Resul
 /// it reflects, and the record of each trigger's last run.
 struct TriggerSpace {
     image: String,
+    /// What the build output should say about what triggers did (new setuid files).
+    warnings: Vec<String>,
     /// Where `run` commands start (the project directory).
     project_dir: std::path::PathBuf,
     dir: std::path::PathBuf,
@@ -445,6 +449,7 @@ impl TriggerSpace {
             .filter(|c| worktree.is_dir() && repo.has_commit(c).unwrap_or(false));
         Ok(TriggerSpace {
             image: image.to_string(),
+            warnings: Vec::new(),
             project_dir: manifest.dir.clone(),
             dir,
             records_path,
@@ -499,7 +504,15 @@ impl TriggerSpace {
         let mnt = self.dir.join("mnt");
         let run = triggers::run_trigger(&self.image, &self.worktree, &mnt, &self.project_dir, t)?;
         triggers::remove_mount_points(&mount_points)?;
-        let (after, _, touched) = repo.commit_touched(&self.worktree, current, &before, step)?;
+        let done = repo.commit_touched(&self.worktree, current, &before, step)?;
+        let (after, touched) = (done.commit, done.files);
+        if !done.new_setuid.is_empty() {
+            self.warnings.push(format!(
+                "trigger '{}' made {} setuid or setgid",
+                t.name,
+                done.new_setuid.join(", ")
+            ));
+        }
         std::fs::write(&self.state, &after)?;
         self.worktree_at = Some(after.clone());
         timer.lap("triggers");

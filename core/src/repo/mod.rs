@@ -20,7 +20,7 @@ mod xattrs;
 pub use changes::Change;
 pub use layout::{LayoutOptions, LayoutReport, LintErrors, LintLevel, VarFiles, LINT_RULES};
 pub use union::{ComposeConflict, Conflict};
-pub use worktree::{Snapshot, SyncStats};
+pub use worktree::{Snapshot, SyncStats, Touched};
 
 use anyhow::{anyhow, bail, Context, Result};
 use gio::prelude::*;
@@ -521,11 +521,8 @@ fn input_checking_modifier(problems: &InputProblems) -> RepoCommitModifier {
                 }
                 gio::FileType::SymbolicLink => {
                     if let Some(target) = info.symlink_target() {
-                        let target = target.to_string_lossy();
-                        if escapes_root(path, &target) {
-                            problems.push(format!(
-                                "{path}: symlink to '{target}' points outside the root"
-                            ));
+                        if let Some(problem) = unsafe_link(path, &target.to_string_lossy()) {
+                            problems.push(problem);
                             return RepoCommitFilterResult::Skip;
                         }
                     }
@@ -584,6 +581,20 @@ fn explain_archive_error(e: glib::Error, archive: &Path) -> anyhow::Error {
 
 /// Whether a relative symlink at `path` (absolute within the root) climbs above the root.
 /// Absolute targets resolve inside the deployed root, so they are fine.
+/// Why the symlink at `path` to `target` cannot be committed, if it cannot: a target that
+/// climbs above the root, or one longer than a symlink may be (libostree writes longer ones,
+/// and `fsck` then rejects the object).
+pub(crate) fn unsafe_link(path: &str, target: &str) -> Option<String> {
+    if target.len() >= 4096 {
+        return Some(format!(
+            "{path}: symlink target of {} bytes (at most 4095)",
+            target.len()
+        ));
+    }
+    escapes_root(path, target)
+        .then(|| format!("{path}: symlink to '{target}' points outside the root"))
+}
+
 pub fn escapes_root(path: &str, target: &str) -> bool {
     if target.starts_with('/') {
         return false;

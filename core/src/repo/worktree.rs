@@ -205,7 +205,7 @@ impl Repo {
         base: &str,
         before: &Snapshot,
         commit: &NewCommit,
-    ) -> Result<(String, WriteStats, Vec<String>)> {
+    ) -> Result<Touched> {
         let index = TreeIndex::new(&self.repo, base)?;
         let mut touched = Vec::new();
         scan_touched(tree, String::new(), before.since, &mut touched)?;
@@ -214,7 +214,7 @@ impl Repo {
             .filter(|(_, md)| !md.is_dir())
             .map(|(rel, _)| rel.trim_start_matches('/').to_string())
             .collect();
-        let ((checksum, written), stats) = self.in_transaction(|repo| {
+        let ((checksum, written, new_setuid), stats) = self.in_transaction(|repo| {
             let root = MutableTree::new();
             let (contents, meta) = index.root().clone();
             root.fill_empty_from_dirtree(repo, &contents, &meta);
@@ -225,12 +225,16 @@ impl Repo {
                 before,
                 root: &root,
                 written: std::cell::Cell::new(0),
+                new_setuid: Default::default(),
             };
             for (rel, md) in &touched {
                 writer.apply(tree, rel, md)?;
             }
             let (checksum, stats) = write_commit_from_mtree(repo, &root, commit)?;
-            Ok(((checksum, writer.written.get()), stats))
+            Ok((
+                (checksum, writer.written.get(), writer.new_setuid.take()),
+                stats,
+            ))
         })?;
         // libostree does not count content written through `write_regfile`/`write_symlink`
         // in the transaction stats, so the files and links written are counted here.
@@ -238,7 +242,12 @@ impl Repo {
             content_objects_written: written.max(stats.content_objects_written),
             ..stats
         };
-        Ok((checksum, stats, touched_files))
+        Ok(Touched {
+            commit: checksum,
+            stats,
+            files: touched_files,
+            new_setuid,
+        })
     }
 }
 
@@ -367,9 +376,49 @@ struct TouchedWriter<'a> {
     before: &'a Snapshot,
     root: &'a MutableTree,
     written: std::cell::Cell<usize>,
+    /// Files that are setuid or setgid now and were not (or did not exist) before.
+    new_setuid: std::cell::RefCell<Vec<String>>,
+}
+
+/// What [`Repo::commit_touched`] committed.
+#[derive(Debug)]
+pub struct Touched {
+    pub commit: String,
+    pub stats: WriteStats,
+    /// The files (not directories) the triggers touched, relative to the root.
+    pub files: Vec<String>,
+    /// Files the triggers made setuid or setgid, for the build output to name.
+    pub new_setuid: Vec<String>,
+}
+
+/// A symlink a trigger wrote must be one an import would accept.
+fn check_link(rel: &str, target: &str) -> Result<()> {
+    if let Some(problem) = super::unsafe_link(rel, target) {
+        bail!("a trigger created {problem}\n  help: make the link absolute, or relative without climbing above the root");
+    }
+    Ok(())
 }
 
 impl TouchedWriter<'_> {
+    /// Record `rel` when the trigger made it setuid or setgid.
+    fn note_setuid(&self, rel: &str, md: &std::fs::Metadata, original: Option<&str>) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let bits = md.permissions().mode() & 0o6000;
+        if bits == 0 {
+            return Ok(());
+        }
+        let before = match original {
+            Some(csum) => self.original_meta(csum)?.mode & 0o6000,
+            None => 0,
+        };
+        if bits & !before != 0 {
+            self.new_setuid
+                .borrow_mut()
+                .push(format!("/{}", rel.trim_start_matches('/')));
+        }
+        Ok(())
+    }
+
     /// The mutable directory for `rel` ("" is the root), creating it if absent.
     fn dir(&self, rel: &str) -> Result<MutableTree> {
         let mut cur = self.root.clone();
@@ -412,6 +461,7 @@ impl TouchedWriter<'_> {
                 },
             };
             let target = std::fs::read_link(&disk)?;
+            check_link(rel, &target.to_string_lossy())?;
             self.repo
                 .write_symlink(
                     None,
@@ -424,6 +474,7 @@ impl TouchedWriter<'_> {
                 .map_err(gerr)?
                 .to_string()
         } else if ft.is_file() {
+            self.note_setuid(rel, md, original.as_deref())?;
             match self.file_checksum(&disk, rel, md, original.as_deref())? {
                 Some(c) => c,
                 None => return Ok(()), // the base object, unchanged
