@@ -10,12 +10,14 @@ pub mod backends;
 pub mod fsutil;
 pub mod initramfs;
 pub mod inputs;
+pub mod links;
 pub mod lock;
 pub mod manifest;
 pub mod ops;
 pub mod packages;
 pub mod repo;
 pub mod report;
+pub mod tarcheck;
 pub mod triggers;
 
 pub use ostree_build_sdk as sdk;

@@ -160,7 +160,7 @@ fn listing(root: &Path, dir: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn symlinks_climbing_out_of_the_root_are_detected() {
-    use ostree_build_core::repo::escapes_root;
+    use ostree_build_core::links::escapes_root;
     assert!(escapes_root("/usr/link", "../../etc/shadow"));
     assert!(!escapes_root("/usr/lib/link", "../../etc/shadow"));
     assert!(!escapes_root("/usr/link", "/etc/shadow"));

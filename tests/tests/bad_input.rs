@@ -1012,3 +1012,45 @@ fn an_ad_hoc_run_into_a_project_repository_takes_the_project_lock() {
     );
     fsck(&p.build_repo());
 }
+
+/// Archives built to break the importer: each is refused with one line naming the entry,
+/// the process is never killed by a signal, nothing moves and both repositories pass fsck.
+#[test]
+fn hostile_tarball_entries_are_refused_by_name() {
+    let cases = [
+        (
+            "sym('usr/lib/x', '/etc')\nreg('usr/lib/x/passwd', b'evil')\nreg('usr/share/after', b'later')",
+            "entry /usr/lib/x/passwd is refused: it is below /usr/lib/x, which is a symlink",
+        ),
+        (
+            "reg('usr/bin/tool', b'tool')\nreg('usr/bin/tool/sub', b'below a file')",
+            "entry /usr/bin/tool/sub is refused: it is below /usr/bin/tool, which is a regular file",
+        ),
+        (
+            "hard('usr/bin/pw', '../../../../etc/passwd')",
+            "entry /usr/bin/pw is refused: it is a hardlink to '../../../../etc/passwd'",
+        ),
+        (
+            "hard('usr/bin/later', 'usr/bin/not-yet')\nreg('usr/bin/not-yet', b'x')",
+            "entry /usr/bin/later is refused: it is a hardlink to 'usr/bin/not-yet'",
+        ),
+        (
+            "sym('usr/share/long', 'x' * 5000)",
+            "/usr/share/long: symlink target of 5000 bytes (at most 4095)",
+        ),
+        (
+            "reg('../../escape', b'x')",
+            "its path climbs out of the root",
+        ),
+    ];
+    for (entries, expected) in cases {
+        let p = tarball_project();
+        let run = breaking_fails(
+            &p,
+            |p| python_tar(&p.p("app.tar.gz"), &format!("{GOOD_TAR}{entries}\n")),
+            &["component 'app'", "app.tar.gz", expected],
+        );
+        assert_eq!(run.status.code(), Some(1), "{entries}: {}", run.stderr);
+        run.one_line_error();
+    }
+}

@@ -299,6 +299,7 @@ impl Repo {
         archive: &Path,
         commit: &NewCommit,
     ) -> Result<(String, WriteStats)> {
+        crate::tarcheck::check(archive)?;
         let file = std::fs::File::open(archive)
             .with_context(|| format!("cannot open {}", archive.display()))?;
         let problems = InputProblems::default();
@@ -521,7 +522,9 @@ fn input_checking_modifier(problems: &InputProblems) -> RepoCommitModifier {
                 }
                 gio::FileType::SymbolicLink => {
                     if let Some(target) = info.symlink_target() {
-                        if let Some(problem) = unsafe_link(path, &target.to_string_lossy()) {
+                        if let Some(problem) =
+                            crate::links::unsafe_link(path, &target.to_string_lossy())
+                        {
                             problems.push(problem);
                             return RepoCommitFilterResult::Skip;
                         }
@@ -577,45 +580,4 @@ fn explain_archive_error(e: glib::Error, archive: &Path) -> anyhow::Error {
         "check that the file is a tar archive (optionally gz, bz2, xz or zst compressed)"
     };
     anyhow!("{}: {}\n  help: {}", archive.display(), m, hint)
-}
-
-/// Whether a relative symlink at `path` (absolute within the root) climbs above the root.
-/// Absolute targets resolve inside the deployed root, so they are fine.
-/// Why the symlink at `path` to `target` cannot be committed, if it cannot: a target that
-/// climbs above the root, or one longer than a symlink may be (libostree writes longer ones,
-/// and `fsck` then rejects the object).
-pub(crate) fn unsafe_link(path: &str, target: &str) -> Option<String> {
-    if target.len() >= 4096 {
-        return Some(format!(
-            "{path}: symlink target of {} bytes (at most 4095)",
-            target.len()
-        ));
-    }
-    escapes_root(path, target)
-        .then(|| format!("{path}: symlink to '{target}' points outside the root"))
-}
-
-pub fn escapes_root(path: &str, target: &str) -> bool {
-    if target.starts_with('/') {
-        return false;
-    }
-    let mut depth: i64 = path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .count() as i64
-        - 1;
-    for part in target.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                depth -= 1;
-                if depth < 0 {
-                    return true;
-                }
-            }
-            _ => depth += 1,
-        }
-    }
-    false
 }

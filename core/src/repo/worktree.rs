@@ -393,7 +393,7 @@ pub struct Touched {
 
 /// A symlink a trigger wrote must be one an import would accept.
 fn check_link(rel: &str, target: &str) -> Result<()> {
-    if let Some(problem) = super::unsafe_link(rel, target) {
+    if let Some(problem) = crate::links::unsafe_link(rel, target) {
         bail!("a trigger created {problem}\n  help: make the link absolute, or relative without climbing above the root");
     }
     Ok(())
