@@ -80,13 +80,13 @@ fn check_stream(stream: impl Read, archive: &Path) -> Result<()> {
         let Ok(raw) = entry.path() else {
             return Ok(());
         };
-        let path = normalized(&raw.to_string_lossy()).with_context(|| {
-            refused(
-                archive,
-                &raw.to_string_lossy(),
-                "its path climbs out of the root",
-            )
-        })?;
+        let raw = raw.to_string_lossy().into_owned();
+        let Ok(path) = normalized(&raw) else {
+            bail!(
+                "{}: entry '{raw}' is refused: its path climbs out of the root with '..'\n  help: rebuild the archive with every path inside the root",
+                archive.display()
+            );
+        };
         if path.is_empty() {
             continue;
         }

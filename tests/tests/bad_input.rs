@@ -1040,7 +1040,7 @@ fn hostile_tarball_entries_are_refused_by_name() {
         ),
         (
             "reg('../../escape', b'x')",
-            "its path climbs out of the root",
+            "entry '../../escape' is refused: its path climbs out of the root with '..'",
         ),
     ];
     for (entries, expected) in cases {
