@@ -1,8 +1,9 @@
 //! Checking a tar archive's structure before libostree imports it: libostree 2022.7 stops
 //! silently at an entry below a file or a symlink (the commit then lacks every later entry)
 //! and aborts the process on a hardlink that climbs out of the archive. One streaming pass
-//! (decompressed by the system's gzip, bzip2, xz or zstd) finds such entries first, so they
-//! are an error naming the entry, and nothing is imported.
+//! (decompressed by the system's gzip, bzip2, xz or zstd; a missing one is an error, not a
+//! skipped check) finds such entries first, so they are an error naming the entry, and
+//! nothing is imported.
 
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
@@ -30,8 +31,10 @@ impl Kind {
     }
 }
 
-/// Check every entry of the archive at `path`. Archives this pass cannot read (an unknown
-/// compression, a damaged stream) are left to libostree, which reports those itself.
+/// Check every entry of the archive at `path`. A file that is no tar archive (plain or
+/// gzip, bzip2, xz, zstd compressed) is refused: libostree's reader would accept other
+/// formats unchecked. A stream that breaks off is left to libostree, which names it
+/// truncated or corrupt.
 pub fn check(path: &Path) -> Result<()> {
     let mut head = [0u8; 512];
     let n = std::fs::File::open(path)
@@ -43,22 +46,34 @@ pub fn check(path: &Path) -> Result<()> {
         [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => Some("xz"),
         [0x28, 0xb5, 0x2f, 0xfd, ..] => Some("zstd"),
         h if h.len() >= 262 && &h[257..262] == b"ustar" => None,
-        _ => return Ok(()),
+        // An empty archive: only its end-of-archive blocks.
+        h if h.len() == 512 && h.iter().all(|b| *b == 0) => return Ok(()),
+        _ => bail!(
+            "{}: not a tar archive (plain, gzip, bzip2, xz or zstd compressed): corrupt, or of another format\n  help: check that the file is a tar archive (optionally gz, bz2, xz or zst compressed)",
+            path.display()
+        ),
     };
     let file = std::fs::File::open(path)?;
     match tool {
         None => check_stream(file, path),
         Some(tool) => {
-            let Ok(mut child) = Command::new(tool)
+            // Without the tool the archive would go to libostree unchecked: refuse instead.
+            let mut child = Command::new(tool)
                 .arg("-dc")
                 .stdin(file)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
-            else {
-                return Ok(());
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}: cannot run {tool} to check the archive before importing it: {e}\n  help: apt-get install {}",
+                        path.display(),
+                        if tool == "xz" { "xz-utils" } else { tool }
+                    )
+                })?;
+            let Some(stdout) = child.stdout.take() else {
+                bail!("{tool} gave no output pipe");
             };
-            let stdout = child.stdout.take().expect("piped stdout");
             let result = check_stream(stdout, path);
             let _ = child.kill();
             let _ = child.wait();

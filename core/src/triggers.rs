@@ -360,6 +360,24 @@ fn hide_host_secrets(cmd: &mut Command) {
 /// trigger stops there instead of taking the build machine with it.
 const PROCESS_ALLOWANCE: u64 = 4096;
 
+/// Put [`process_limit`] on what `command` starts.
+fn limit_processes(command: &mut Command) {
+    let nproc = process_limit();
+    // SAFETY: setrlimit is async-signal-safe and touches nothing but the child's limits.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: nproc,
+                rlim_max: nproc,
+            };
+            if libc::setrlimit(libc::RLIMIT_NPROC, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// `RLIMIT_NPROC` for a trigger: what the user runs now plus [`PROCESS_ALLOWANCE`] (the
 /// limit counts every process of the real user, inside the sandbox or not).
 fn process_limit() -> u64 {
@@ -431,21 +449,8 @@ pub fn run_trigger(
     let start = std::time::Instant::now();
     let output =
         std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-    let nproc = process_limit();
     let mut command = sandboxed(t, image, mount_point, project_dir);
-    // SAFETY: setrlimit is async-signal-safe and touches nothing but the child's limits.
-    unsafe {
-        command.pre_exec(move || {
-            let limit = libc::rlimit {
-                rlim_cur: nproc,
-                rlim_max: nproc,
-            };
-            if libc::setrlimit(libc::RLIMIT_NPROC, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    limit_processes(&mut command);
     let mut child = command
         .stdin(Stdio::null())
         .stdout(output.try_clone()?)

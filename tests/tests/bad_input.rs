@@ -983,13 +983,13 @@ fn an_ad_hoc_run_into_a_project_repository_takes_the_project_lock() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the build holds the lock (it is composing).
-    let lock = p.p("build/.ostree-build/lock");
-    for _ in 0..300 {
-        if lock.exists() && !p.run(&["build", "--dry-run"]).stdout.is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    // The build holds the lock once it says it is composing (its trigger then sleeps).
+    let mut out = std::io::BufReader::new(build.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("Composing image") {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert!(n > 0, "the build ended before composing");
     }
     let adhoc = p
         .run(&[

@@ -203,7 +203,7 @@ fn real_debian_packages_compose_over_a_merged_usr_base() {
     let debs = p.p("debs");
     std::fs::create_dir_all(&debs).unwrap();
     let status = std::process::Command::new("apt-get")
-        .args(["download", "-q"])
+        .args(["download", "-q", "-o", "APT::Sandbox::User=root"])
         .args(packages)
         .current_dir(&debs)
         .status()

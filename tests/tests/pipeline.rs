@@ -598,7 +598,6 @@ fn wordy_project() -> Project {
 
 #[test]
 fn output_into_a_closed_pipe_ends_quietly() {
-    use std::io::Read;
     let p = wordy_project();
     for args in [
         &["status", "--packages", "--message-format", "json"][..],
@@ -614,28 +613,12 @@ fn output_into_a_closed_pipe_ends_quietly() {
             open.stdout.len()
         );
         // `ostree-build status | head -c 100`
-        let mut child = Command::new(binary())
-            .args(args)
-            .current_dir(p.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ostree-build");
-        let mut reader = child.stdout.take().unwrap();
-        let mut start = [0u8; 100];
-        reader
-            .read_exact(&mut start)
-            .expect("the start of the output");
-        drop(reader);
-        let out = child.wait_with_output().expect("wait for ostree-build");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (status, stderr) = into_closed_pipe(&p, args, 100);
         // The tool itself ends, with success (not killed by SIGPIPE, no panic's 101), and
         // says nothing: its reader went away, nothing failed.
         assert!(
-            out.status.success(),
-            "ostree-build {args:?} into a closed pipe ended with {}\nstderr:\n{stderr}",
-            out.status
+            status.success(),
+            "ostree-build {args:?} into a closed pipe ended with {status}\nstderr:\n{stderr}"
         );
         assert!(
             stderr.is_empty(),
@@ -644,17 +627,28 @@ fn output_into_a_closed_pipe_ends_quietly() {
     }
 }
 
-/// `ostree-build build --message-format json` with its stdout closed from the start.
-fn build_into_a_closed_pipe(p: &Project) -> (std::process::ExitStatus, String) {
+/// Run `ostree-build ARGS`, read `first` bytes of its output, close the pipe and wait:
+/// the tool's own exit status and what it printed on stderr.
+fn into_closed_pipe(
+    p: &Project,
+    args: &[&str],
+    first: usize,
+) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
     let mut child = Command::new(binary())
-        .args(["build", "--message-format", "json"])
+        .args(args)
         .current_dir(p.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start ostree-build");
-    drop(child.stdout.take());
+    let mut reader = child.stdout.take().unwrap();
+    let mut start = vec![0u8; first];
+    reader
+        .read_exact(&mut start)
+        .expect("the start of the output");
+    drop(reader);
     let out = child.wait_with_output().expect("wait for ostree-build");
     (
         out.status,
@@ -667,7 +661,7 @@ fn build_into_a_closed_pipe(p: &Project) -> (std::process::ExitStatus, String) {
 #[test]
 fn a_closed_pipe_neither_stops_a_build_nor_hides_its_failure() {
     let p = project();
-    let (status, stderr) = build_into_a_closed_pipe(&p);
+    let (status, stderr) = into_closed_pipe(&p, &["build", "--message-format", "json"], 0);
     assert!(status.success(), "{status}\n{stderr}");
     assert_eq!(
         cat(&p.export_repo(), IMAGE, "/usr/bin/app"),
@@ -677,7 +671,7 @@ fn a_closed_pipe_neither_stops_a_build_nor_hides_its_failure() {
     p.write_manifest(&MANIFEST.replace("path = \"app\"", "path = \"no-such-dir\""));
     std::fs::write(p.p("rootfs/usr/bin/hello"), "changed\n").unwrap();
     let before = refs(&p.build_repo());
-    let (status, stderr) = build_into_a_closed_pipe(&p);
+    let (status, stderr) = into_closed_pipe(&p, &["build", "--message-format", "json"], 0);
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no-such-dir"), "{stderr}");
     assert_eq!(refs(&p.build_repo()), before);

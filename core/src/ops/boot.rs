@@ -253,33 +253,7 @@ fn watch_console(
         .context("cannot run qemu-system-x86_64")?;
     let mut file =
         std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
-    let (tx, rx) = mpsc::channel::<String>();
-    for stream in [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).split(b'\n').map_while(|l| l.ok()) {
-                if tx
-                    .send(String::from_utf8_lossy(&line).trim_end().to_string())
-                    .is_err()
-                {
-                    break;
-                }
-            }
-        });
-    }
-    drop(tx);
+    let rx = console_lines(&mut child);
     let deadline = Instant::now() + options.timeout;
     let mut reached: Option<Instant> = None;
     let mut tail: std::collections::VecDeque<String> = Default::default();
@@ -301,10 +275,7 @@ fn watch_console(
             tail.pop_front();
         }
         tail.push_back(line.clone());
-        if reached.is_none()
-            && line.contains("Reached target")
-            && (line.contains("multi-user.target") || line.contains("Multi-User System"))
-        {
+        if reached.is_none() && reaches_multi_user(&line) {
             reached = Some(Instant::now());
         }
         if reached.is_none() && FATAL.iter().any(|f| line.contains(f)) {
@@ -323,4 +294,32 @@ fn watch_console(
         );
     }
     Ok(())
+}
+
+/// systemd's status line for the target (`Reached target multi-user.target - Multi-User
+/// System.`, or the older `Reached target Multi-User System.`).
+fn reaches_multi_user(line: &str) -> bool {
+    line.contains("Reached target")
+        && (line.contains("multi-user.target") || line.contains("Multi-User System"))
+}
+
+/// QEMU's output (the serial console on stdout, its own messages on stderr), line by line.
+fn console_lines(child: &mut std::process::Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel::<String>();
+    let streams: [Option<Box<dyn std::io::Read + Send>>; 2] = [
+        child.stdout.take().map(|s| Box::new(s) as _),
+        child.stderr.take().map(|s| Box::new(s) as _),
+    ];
+    for stream in streams.into_iter().flatten() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).split(b'\n').map_while(|l| l.ok()) {
+                let line = String::from_utf8_lossy(&line).trim_end().to_string();
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rx
 }

@@ -197,16 +197,7 @@ impl Repo {
                     .to_string(),
             );
             layout.lint(&TreeIndex::from_root(repo, final_root))?;
-            let mut errors = Vec::new();
-            for f in std::mem::take(&mut layout.findings) {
-                let level = options.levels.get(f.rule).copied().unwrap_or(f.level);
-                let line = format!("{} [{}]", f.message, f.rule);
-                match level {
-                    LintLevel::Error => errors.push(line),
-                    LintLevel::Warn => layout.report.warnings.push(line),
-                    LintLevel::Allow => {}
-                }
-            }
+            let errors = layout.sort_findings();
             if !errors.is_empty() {
                 return Err(LintErrors(errors).into());
             }
@@ -233,6 +224,21 @@ struct Layout<'a> {
 }
 
 impl Layout<'_> {
+    /// The findings at level error, as lines; warnings go to the report, allowed ones away.
+    fn sort_findings(&mut self) -> Vec<String> {
+        let mut errors = Vec::new();
+        for f in std::mem::take(&mut self.findings) {
+            let level = self.options.levels.get(f.rule).copied().unwrap_or(f.level);
+            let line = format!("{} [{}]", f.message, f.rule);
+            match level {
+                LintLevel::Error => errors.push(line),
+                LintLevel::Warn => self.report.warnings.push(line),
+                LintLevel::Allow => {}
+            }
+        }
+        errors
+    }
+
     fn symlink_target(&self, checksum: &str) -> Result<Option<String>> {
         self.index.symlink_target(checksum)
     }
@@ -612,7 +618,7 @@ impl Layout<'_> {
         let path = format!("/usr/lib/modules/{kver}/initramfs.img");
         let fix = "add `{ name = \"initramfs\" }` to the image's triggers, with dracut-core and ostree-boot (Debian) or dracut and ostree (Fedora) in its packages";
         let problem = match tree.lookup(&path)? {
-            Some(Entry::File(checksum)) => match read_file(self.repo, &checksum)? {
+            Some(Entry::File(checksum)) => match read_file(self.repo, &checksum, u64::MAX)? {
                 None => Some(format!("{path} is not a regular file")),
                 Some(bytes) => match crate::initramfs::find(&bytes, &|p| {
                     p.rsplit('/').next() == Some("ostree-prepare-root")

@@ -413,14 +413,19 @@ impl Editor<'_> {
     }
 }
 
-/// The content of the regular file object `checksum`; `None` for a symlink.
-pub(crate) fn read_file(repo: &ostree::Repo, checksum: &str) -> Result<Option<Vec<u8>>> {
+/// The content of the regular file object `checksum`; `None` for a symlink or a file over
+/// `max` bytes.
+pub(crate) fn read_file(repo: &ostree::Repo, checksum: &str, max: u64) -> Result<Option<Vec<u8>>> {
     use std::io::Read;
     let (input, info, _) = repo.load_file(checksum, NO_CANCEL).map_err(gerr)?;
+    let size = u64::try_from(info.size()).unwrap_or(u64::MAX);
     let (Some(input), gio::FileType::Regular) = (input, info.file_type()) else {
         return Ok(None);
     };
-    let mut bytes = Vec::with_capacity(usize::try_from(info.size()).unwrap_or(0));
+    if size > max {
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     gio::prelude::InputStreamExtManual::into_read(input).read_to_end(&mut bytes)?;
     Ok(Some(bytes))
 }
@@ -428,11 +433,7 @@ pub(crate) fn read_file(repo: &ostree::Repo, checksum: &str) -> Result<Option<Ve
 /// The content of the regular file object `checksum` as text; `None` for a symlink, a file
 /// over 1 MiB or one that is not UTF-8 (nothing a configuration edit should touch).
 pub(crate) fn read_text_file(repo: &ostree::Repo, checksum: &str) -> Result<Option<String>> {
-    let (_, info, _) = repo.load_file(checksum, NO_CANCEL).map_err(gerr)?;
-    if info.size() > 1 << 20 {
-        return Ok(None);
-    }
-    Ok(read_file(repo, checksum)?.and_then(|b| String::from_utf8(b).ok()))
+    Ok(read_file(repo, checksum, 1 << 20)?.and_then(|b| String::from_utf8(b).ok()))
 }
 
 /// A new file object with `content` and the owner, mode and xattrs of object `checksum`.
