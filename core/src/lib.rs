@@ -6,6 +6,7 @@
 //! types of `triggers` and `repo`; `triggers` uses `lock`; `repo` and `backends` use only
 //! `fsutil` and the sdk.
 
+pub mod archive;
 pub mod backends;
 pub mod fsutil;
 pub mod initramfs;
@@ -17,7 +18,6 @@ pub mod ops;
 pub mod packages;
 pub mod repo;
 pub mod report;
-pub mod tarcheck;
 pub mod triggers;
 
 pub use ostree_build_sdk as sdk;

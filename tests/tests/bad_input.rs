@@ -362,6 +362,32 @@ fn unknown_backend_suggests_the_right_one() {
 // ---------------------------------------------------------------------------------------
 // Broken and hostile tarballs.
 
+/// The copy into the export repository checksums every object: one that no longer matches
+/// its name in the build repository (disk corruption, a tampered cache) fails the publish,
+/// and clients' repository gets neither the object nor a ref.
+#[test]
+fn corrupt_object_in_the_build_repository_is_not_published() {
+    let p = dir_project();
+    let before = build_ok(&p);
+    std::fs::remove_dir_all(p.export_repo()).unwrap();
+    let listing = ostree(&p.build_repo(), &["ls", "-C", IMAGE_REF, "/usr/bin/hello"]);
+    let checksum = listing.split_whitespace().nth(4).unwrap().to_string();
+    let object = p.build_repo().join(format!(
+        "objects/{}/{}.file",
+        &checksum[..2],
+        &checksum[2..]
+    ));
+    std::fs::write(&object, "HELLO\n").unwrap();
+    let run = build_fails(
+        &p,
+        &["cannot copy commit", "Corrupted file object", &checksum],
+    );
+    run.one_line_error();
+    assert_eq!(refs(&p.build_repo()), before.build);
+    assert!(refs(&p.export_repo()).is_empty());
+    fsck(&p.export_repo());
+}
+
 #[test]
 fn corrupt_tarball_is_refused() {
     let p = tarball_project();
@@ -406,7 +432,7 @@ fn tarball_with_device_node_is_refused() {
                 &format!("{GOOD_TAR}dir('dev')\ndev('dev/null')\n"),
             )
         },
-        &["component 'app'", "app.tar.gz", "/dev/null", "device node"],
+        &["component 'app'", "app.tar.gz", "'dev/null'", "device node"],
     );
 }
 
@@ -1020,19 +1046,19 @@ fn hostile_tarball_entries_are_refused_by_name() {
     let cases = [
         (
             "sym('usr/lib/x', '/etc')\nreg('usr/lib/x/passwd', b'evil')\nreg('usr/share/after', b'later')",
-            "entry /usr/lib/x/passwd is refused: it is below /usr/lib/x, which is a symlink",
+            "entry 'usr/lib/x/passwd' is refused: it lies below 'usr/lib/x', which is a symlink",
         ),
         (
             "reg('usr/bin/tool', b'tool')\nreg('usr/bin/tool/sub', b'below a file')",
-            "entry /usr/bin/tool/sub is refused: it is below /usr/bin/tool, which is a regular file",
+            "entry 'usr/bin/tool/sub' is refused: it lies below 'usr/bin/tool', which is a regular file",
         ),
         (
             "hard('usr/bin/pw', '../../../../etc/passwd')",
-            "entry /usr/bin/pw is refused: it is a hardlink to '../../../../etc/passwd'",
+            "entry 'usr/bin/pw' is refused: a hardlink to '../../../../etc/passwd': its path climbs out of the root with '..'",
         ),
         (
             "hard('usr/bin/later', 'usr/bin/not-yet')\nreg('usr/bin/not-yet', b'x')",
-            "entry /usr/bin/later is refused: it is a hardlink to 'usr/bin/not-yet'",
+            "entry 'usr/bin/later' is refused: a hardlink to 'usr/bin/not-yet', which no earlier entry made",
         ),
         (
             "sym('usr/share/long', 'x' * 5000)",

@@ -9,13 +9,13 @@
 //! canonical xattrs after tar imports (`xattrs`). It takes plain types: nothing here knows
 //! the manifest.
 
+mod archive;
 mod changes;
 mod layout;
 pub mod sysroot;
 mod tree;
 mod union;
 mod worktree;
-mod xattrs;
 
 pub use changes::Change;
 pub use layout::{LayoutOptions, LayoutReport, LintErrors, LintLevel, VarFiles, LINT_RULES};
@@ -29,7 +29,6 @@ use ostree::{
     RepoFile, RepoMode,
 };
 use std::collections::BTreeMap;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -292,34 +291,6 @@ impl Repo {
         })
     }
 
-    /// Import a tar archive (any compression libarchive knows) as a commit, streaming it
-    /// into objects without extracting it.
-    pub fn import_archive(
-        &self,
-        archive: &Path,
-        commit: &NewCommit,
-    ) -> Result<(String, WriteStats)> {
-        crate::tarcheck::check(archive)?;
-        let file = std::fs::File::open(archive)
-            .with_context(|| format!("cannot open {}", archive.display()))?;
-        let problems = InputProblems::default();
-        let modifier = input_checking_modifier(&problems);
-        self.in_transaction(|repo| {
-            let mtree = MutableTree::new();
-            let res = repo.write_archive_to_mtree_from_fd(
-                file.as_raw_fd(),
-                &mtree,
-                Some(&modifier),
-                true,
-                NO_CANCEL,
-            );
-            check_problems(&problems, archive)?;
-            res.map_err(|e| explain_archive_error(e, archive))?;
-            write_commit_from_mtree(repo, &mtree, commit)
-        })
-        .and_then(|(c, stats)| Ok((self.canonicalize_xattrs(&c, commit)?.0, stats)))
-    }
-
     /// Commit an existing directory tree as it is on disk.
     pub fn import_dir(&self, dir: &Path, commit: &NewCommit) -> Result<(String, WriteStats)> {
         let problems = InputProblems::default();
@@ -368,6 +339,13 @@ impl Repo {
         let options = glib::VariantDict::new(None);
         options.insert_value("refs", &vec![commit.to_string()].to_variant());
         options.insert_value("depth", &0i32.to_variant());
+        // Every object is checksummed as it is copied (libostree otherwise trusts a local
+        // source), so an object that does not match its name, whatever put it in the
+        // build repository, fails the copy instead of landing where clients pull from.
+        options.insert_value(
+            "flags",
+            &(ostree::RepoPullFlags::UNTRUSTED.bits() as i32).to_variant(),
+        );
         self.repo
             .pull_with_options(&url, &options.end(), None, Some(&cancel.0))
             .map_err(gerr)
@@ -563,21 +541,4 @@ fn check_problems(problems: &InputProblems, input: &Path) -> Result<()> {
         );
     }
     Err(anyhow!(msg))
-}
-
-fn explain_archive_error(e: glib::Error, archive: &Path) -> anyhow::Error {
-    let m = e.message().to_string();
-    let hint = if m.contains("Unsupported file type") {
-        "device nodes and other special files cannot be committed; drop them from the image (they are created at boot)"
-    } else if m.contains("uplink") || m.contains("..") {
-        "the archive contains '..' path components; rebuild it with paths inside the root"
-    } else if m.to_lowercase().contains("truncated")
-        || m.contains("Damaged")
-        || m.contains("Unrecognized")
-    {
-        "the archive is truncated or corrupt; rebuild or re-download it"
-    } else {
-        "check that the file is a tar archive (optionally gz, bz2, xz or zst compressed)"
-    };
-    anyhow!("{}: {}\n  help: {}", archive.display(), m, hint)
 }

@@ -1,0 +1,275 @@
+//! Reading tar archives ourselves, so that nothing a hostile archive holds reaches libostree
+//! unchecked: one streaming pass (plain, or gzip, bzip2, xz, zstd decompressed by the
+//! system's tool in a separate process) yields every entry checked on its own (`entry`) and
+//! against the entries before it (`tree`). The repository layer (`repo::archive`) writes the
+//! objects. The rules are in docs/ARCHITECTURE.md ("Tar imports").
+
+pub mod entry;
+pub mod tree;
+
+pub use entry::{Entry, Kind, Meta};
+pub use tree::{Node, Tree};
+
+use anyhow::{anyhow, bail, Context, Result};
+use std::cell::Cell;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
+
+/// Why an archive is refused: the entry (as written in the archive), what is wrong, and
+/// what to do.
+#[derive(Debug)]
+pub struct Refusal {
+    pub entry: Option<String>,
+    pub why: String,
+    pub help: &'static str,
+}
+
+impl Refusal {
+    pub fn entry(entry: &str, why: String, help: &'static str) -> Refusal {
+        Refusal {
+            entry: Some(entry.to_string()),
+            why,
+            help,
+        }
+    }
+
+    /// The archive breaks off (or is corrupt) in the data of `entry`.
+    pub fn truncated(entry: &str, why: &str) -> Refusal {
+        Refusal::stream(format!("truncated or corrupt in entry '{entry}': {why}"))
+    }
+
+    fn stream(why: String) -> Refusal {
+        Refusal {
+            entry: None,
+            why,
+            help: CORRUPT_HELP,
+        }
+    }
+
+    /// The one-line error (plus help) naming `archive`.
+    pub fn into_error(self, archive: &Path) -> anyhow::Error {
+        match self.entry {
+            Some(entry) => anyhow!(
+                "{}: entry '{entry}' is refused: {}\n  help: {}",
+                archive.display(),
+                self.why,
+                self.help
+            ),
+            None => anyhow!("{}: {}\n  help: {}", archive.display(), self.why, self.help),
+        }
+    }
+}
+
+const CORRUPT_HELP: &str = "the archive is truncated or corrupt; rebuild or re-download it";
+
+/// Extension headers (PAX, GNU long names) between two entries may hold at most this much:
+/// the tar reader keeps them in memory, so an archive cannot make it allocate without bound.
+const EXTENSION_BUDGET: u64 = 1 << 20;
+
+/// Call `each` for every entry of the archive at `path`, in order, with the entry's data
+/// (a regular file's content; read it or not) and its size. The first error stops the read.
+pub fn for_each_entry(
+    path: &Path,
+    mut each: impl FnMut(Entry, &mut dyn Read, u64) -> Result<()>,
+) -> Result<()> {
+    let mut input = Input::open(path)?;
+    let budget = Rc::new(Cell::new(EXTENSION_BUDGET));
+    let mut archive = tar::Archive::new(Budgeted {
+        inner: input.stream()?,
+        left: budget.clone(),
+    });
+    let result = read_entries(&mut archive, &budget, &mut each, path);
+    if result.is_ok() {
+        // What follows the end-of-archive blocks (tar pads to 10 KiB) is read so the
+        // decompressor reaches its end and can report a broken stream; a long tail is not.
+        budget.set(TAIL_BUDGET);
+        let tail = std::io::copy(&mut archive.into_inner(), &mut std::io::sink());
+        input.finish(tail.is_ok(), path)?;
+    }
+    result
+}
+
+/// How much of what follows the end of the archive is read.
+const TAIL_BUDGET: u64 = 1 << 20;
+
+fn read_entries(
+    archive: &mut tar::Archive<impl Read>,
+    budget: &Cell<u64>,
+    each: &mut impl FnMut(Entry, &mut dyn Read, u64) -> Result<()>,
+    path: &Path,
+) -> Result<()> {
+    let entries = archive
+        .entries()
+        .map_err(|e| Refusal::stream(format!("unreadable: {e}")).into_error(path))?;
+    let mut previous: Option<String> = None;
+    for raw in entries {
+        let mut raw = raw.map_err(|e| stream_error(e, previous.as_deref()).into_error(path))?;
+        let size = raw.size();
+        // This entry's data (and the padding after it) may be read; the extension headers
+        // of the next one get the fixed budget again.
+        budget.set(size.saturating_add(512 + EXTENSION_BUDGET));
+        let entry = entry::check(&mut raw).map_err(|r| r.into_error(path))?;
+        previous = Some(entry.shown.clone());
+        each(entry, &mut raw, size)?;
+        std::io::copy(&mut raw, &mut std::io::sink())
+            .map_err(|e| stream_error(e, previous.as_deref()).into_error(path))?;
+        budget.set(EXTENSION_BUDGET);
+    }
+    Ok(())
+}
+
+fn stream_error(e: std::io::Error, after: Option<&str>) -> Refusal {
+    let at = match after {
+        Some(entry) => format!(" after entry '{entry}'"),
+        None => String::new(),
+    };
+    Refusal::stream(format!("truncated or corrupt{at}: {e}"))
+}
+
+/// A reader that fails once it has given `left` bytes (reset by the entry loop).
+struct Budgeted<R> {
+    inner: R,
+    left: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Budgeted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.left.get();
+        if left == 0 {
+            return Err(std::io::Error::other(format!(
+                "extension headers over {EXTENSION_BUDGET} bytes"
+            )));
+        }
+        let max = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..max])?;
+        self.left.set(left - n as u64);
+        Ok(n)
+    }
+}
+
+/// The archive's bytes, through a decompressor process when it is compressed.
+struct Input {
+    file: Option<std::fs::File>,
+    tool: Option<&'static str>,
+    child: Option<Child>,
+}
+
+impl Input {
+    fn open(path: &Path) -> Result<Input> {
+        let mut file =
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let mut head = [0u8; 512];
+        let n = read_up_to(&mut file, &mut head)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let tool = match &head[..n] {
+            [0x1f, 0x8b, ..] => Some("gzip"),
+            [b'B', b'Z', b'h', ..] => Some("bzip2"),
+            [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => Some("xz"),
+            [0x28, 0xb5, 0x2f, 0xfd, ..] => Some("zstd"),
+            h if h.len() == 512 && (&h[257..262] == b"ustar" || h.iter().all(|b| *b == 0)) => {
+                None
+            }
+            // A v7 header (no magic) is still a tar header when its checksum is right.
+            h if h.len() == 512 && v7_checksum_ok(h) => None,
+            _ => bail!(
+                "{}: not a tar archive (plain, gzip, bzip2, xz or zstd compressed): corrupt, or of another format\n  help: check that the file is a tar archive (optionally gz, bz2, xz or zst compressed)",
+                path.display()
+            ),
+        };
+        let file =
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(Input {
+            file: Some(file),
+            tool,
+            child: None,
+        })
+    }
+
+    fn stream(&mut self) -> Result<Box<dyn Read>> {
+        let file = self.file.take().context("archive opened twice")?;
+        let Some(tool) = self.tool else {
+            return Ok(Box::new(std::io::BufReader::with_capacity(1 << 16, file)));
+        };
+        let mut child = Command::new(tool)
+            .arg("-dc")
+            .stdin(file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                anyhow!(
+                    "cannot run {tool} to read the archive: {e}\n  help: apt-get install {}",
+                    if tool == "xz" { "xz-utils" } else { tool }
+                )
+            })?;
+        let stdout = child.stdout.take().context("decompressor without output")?;
+        self.child = Some(child);
+        Ok(Box::new(std::io::BufReader::with_capacity(1 << 16, stdout)))
+    }
+
+    /// Reap the decompressor once the whole stream was read (`at_end`): a decompressor that
+    /// failed (a truncated or corrupt stream after the archive's last entry) is an error too.
+    /// Otherwise it is killed (on drop).
+    fn finish(mut self, at_end: bool, path: &Path) -> Result<()> {
+        if !at_end {
+            return Ok(());
+        }
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let tool = self.tool.unwrap_or("decompressor");
+        let mut stderr = child.stderr.take();
+        let status = child.wait()?;
+        if status.success() {
+            return Ok(());
+        }
+        let mut said = String::new();
+        if let Some(err) = stderr.as_mut() {
+            let _ = err.take(4096).read_to_string(&mut said);
+        }
+        let said = said.lines().next().unwrap_or("").trim().to_string();
+        Err(Refusal::stream(format!("{tool} failed ({status}): {said}")).into_error(path))
+    }
+}
+
+impl Drop for Input {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+fn v7_checksum_ok(h: &[u8]) -> bool {
+    let field = std::str::from_utf8(&h[148..156]).unwrap_or("");
+    let Ok(want) = u32::from_str_radix(field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+    else {
+        return false;
+    };
+    let sum: u32 = h
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                *b as u32
+            }
+        })
+        .sum();
+    sum == want
+}
