@@ -615,21 +615,68 @@ impl Witness {
     }
 }
 
-/// A host-mode trigger sees the host's tools, not its secrets, homes, services' data and
-/// sockets, and cannot change kernel settings; it runs under a process limit; a symlink it
-/// creates that climbs out of the root is refused like an import's; setuid files it makes
-/// are named in the build output.
-#[test]
-fn host_triggers_see_no_secrets_and_change_no_kernel_setting() {
-    let p = project("");
-    let socket_path = format!("/var/tmp/ostree-build-probe-{}.sock", std::process::id());
-    let _ = std::fs::remove_file(&socket_path);
-    let listener = std::os::unix::net::UnixListener::bind(&socket_path).unwrap();
-    let probes = [
+/// A `triggers = [...]` line with one trigger `name` running `run` in `sandbox`.
+fn one_trigger(name: &str, sandbox: &str, run: &str) -> String {
+    // A JSON string of ASCII text is a TOML basic string.
+    let quoted = |s: &str| serde_json::to_string(s).unwrap();
+    format!(
+        "triggers = [{{ name = {}, sandbox = {}, run = {} }}]",
+        quoted(name),
+        quoted(sandbox),
+        quoted(run)
+    )
+}
+
+/// Things on the host a trigger must not see, named after this process and the sandbox
+/// under test (tests run in parallel): a Unix socket a service listens on in /var/tmp, and
+/// a file in the host's /tmp and in its /run. Removed on drop.
+struct HostBait {
+    socket: String,
+    files: Vec<String>,
+    _listener: std::os::unix::net::UnixListener,
+}
+
+impl HostBait {
+    fn plant(sandbox: &str) -> HostBait {
+        let name = format!("ostree-build-bait-{sandbox}-{}", std::process::id());
+        let socket = format!("/var/tmp/{name}.sock");
+        let _ = std::fs::remove_file(&socket);
+        let listener = std::os::unix::net::UnixListener::bind(&socket)
+            .unwrap_or_else(|e| panic!("the test cannot listen on {socket}: {e}"));
+        let files: Vec<String> = ["/tmp", "/run"]
+            .iter()
+            .map(|dir| format!("{dir}/{name}.{}", &dir[1..]))
+            .collect();
+        for f in &files {
+            std::fs::write(f, "host\n")
+                .unwrap_or_else(|e| panic!("the test cannot write {f}: {e}"));
+        }
+        HostBait {
+            socket,
+            files,
+            _listener: listener,
+        }
+    }
+}
+
+impl Drop for HostBait {
+    fn drop(&mut self) {
+        for f in self.files.iter().chain([&self.socket]) {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+/// The probes a trigger runs in either sandbox: what it sees of the host and of the image,
+/// and what it can change of the kernel's settings and limits.
+fn probes(bait: &HostBait) -> Vec<(&'static str, String)> {
+    vec![
         ("shadow", "cat /etc/shadow".to_string()),
         ("root", "ls -A /root".to_string()),
+        ("home", "ls -A /home".to_string()),
         ("var", "ls /var/lib".to_string()),
-        ("socket", format!("test -e {socket_path} && echo visible")),
+        ("tmp-run", "ls -A /tmp /run".to_string()),
+        ("socket", format!("test -e {} && echo visible", bait.socket)),
         (
             "sysctl",
             "v=$(cat /proc/sys/kernel/printk); echo \"$v\" > /proc/sys/kernel/printk".to_string(),
@@ -638,65 +685,90 @@ fn host_triggers_see_no_secrets_and_change_no_kernel_setting() {
             "nproc",
             "grep 'Max processes' /proc/self/limits".to_string(),
         ),
-    ];
-    let script: Vec<String> = probes
-        .iter()
-        .map(|(name, cmd)| {
-            format!(
-                "({cmd}) > usr/share/probe/{name} 2>&1; echo status $? >> usr/share/probe/{name}"
-            )
-        })
-        .collect();
-    p.write_manifest(&manifest(&format!(
-        r#"triggers = [{{ name = "probe", run = """mkdir -p usr/share/probe; {}; install -m 4755 usr/bin/hello usr/bin/hello-suid""" }}]"#,
-        script.join("; ")
-    )));
-    let run = p.run(&["build"]).ok();
-    drop(listener);
-    let _ = std::fs::remove_file(&socket_path);
-    let said = |name: &str| cat(&p.export_repo(), IMAGE, &format!("/usr/share/probe/{name}"));
-    // /dev/null stands in for it (opening that device on a nodev bind is refused): either
-    // way no line of the host's file comes through.
-    assert!(
-        std::fs::read_to_string("/etc/shadow")
-            .unwrap()
-            .contains("root:")
-            && !said("shadow").contains("root:"),
-        "the host's /etc/shadow is readable: {}",
-        said("shadow")
-    );
-    assert!(
-        said("root").contains("No such file") || said("root") == "status 0\n",
-        "{}",
-        said("root")
-    );
-    assert!(said("var").contains("No such file"), "{}", said("var"));
-    assert!(!said("socket").contains("visible"), "{}", said("socket"));
-    assert!(
-        said("sysctl").contains("Read-only file system"),
-        "{}",
-        said("sysctl")
-    );
-    let limit = said("nproc");
-    assert!(
-        limit
-            .split_whitespace()
-            .nth(2)
-            .is_some_and(|n| n.parse::<u64>().is_ok()),
-        "no process limit: {limit}"
-    );
-    assert!(
-        run.stdout
-            .contains("trigger 'probe' made /usr/bin/hello-suid setuid or setgid"),
-        "{}",
-        run.stdout
-    );
+    ]
+}
 
-    // A link out of the root, made by a trigger, is refused like one in an input.
+/// A build whose one trigger ran [`probes`] and then made /usr/bin/hello-suid setuid.
+struct Probed<'a> {
+    project: &'a Project,
+    run: Run,
+}
+
+impl Probed<'_> {
+    /// Build `p` with one trigger in `sandbox` that runs each probe; each leaves in the
+    /// image what it printed and then `status <exit status>`.
+    fn build<'a>(p: &'a Project, sandbox: &str, bait: &HostBait) -> Probed<'a> {
+        let script: Vec<String> = probes(bait)
+            .iter()
+            .map(|(name, cmd)| {
+                format!("({cmd}) > usr/share/probe/{name} 2>&1; echo status $? >> usr/share/probe/{name}")
+            })
+            .collect();
+        let run = format!(
+            "mkdir -p usr/share/probe; {}; cp usr/bin/hello usr/bin/hello-suid && chmod 4755 usr/bin/hello-suid",
+            script.join("; ")
+        );
+        p.write_manifest(&manifest(&one_trigger("probe", sandbox, &run)));
+        Probed {
+            project: p,
+            run: p.run(&["build"]).ok(),
+        }
+    }
+
+    /// What the probe `name` printed, then its `status` line.
+    fn said(&self, name: &str) -> String {
+        cat(
+            &self.project.export_repo(),
+            IMAGE,
+            &format!("/usr/share/probe/{name}"),
+        )
+    }
+
+    /// What holds in every sandbox: the host's socket and its /tmp and /run are out of
+    /// sight, kernel settings are read-only, the sandbox sets a process limit, and the
+    /// setuid file is named in the build output.
+    fn assert_confined(&self, bait: &HostBait) {
+        let said = self.said("tmp-run") + &self.said("socket");
+        for seen in bait.files.iter().chain([&bait.socket]) {
+            let name = seen.rsplit('/').next().unwrap();
+            assert!(
+                !said.contains(name),
+                "the trigger saw the host's {seen}:\n{said}"
+            );
+        }
+        let said = self.said("sysctl");
+        assert!(said.contains("Read-only file system"), "{said}");
+        // A number, and not the limit the build itself inherited from this test (often a
+        // number too): the sandbox set it.
+        let limit = self.said("nproc");
+        let own = std::fs::read_to_string("/proc/self/limits").unwrap();
+        let soft = |limits: &str| {
+            let line = limits.lines().find(|l| l.starts_with("Max processes"))?;
+            line.split_whitespace().nth(2).map(str::to_string)
+        };
+        assert!(
+            soft(&limit)
+                .is_some_and(|n| n.parse::<u64>().is_ok() && Some(&n) != soft(&own).as_ref()),
+            "no process limit of the trigger's own: {limit}(the build's is {:?})",
+            soft(&own)
+        );
+        let out = &self.run.stdout;
+        assert!(
+            out.contains("trigger 'probe' made /usr/bin/hello-suid setuid or setgid"),
+            "{out}"
+        );
+    }
+}
+
+/// A link out of the root, made by a trigger in `sandbox`, is refused like one in an input:
+/// the build fails naming it and no ref moves.
+fn assert_escaping_link_refused(p: &Project, sandbox: &str) {
     let before = refs(&p.build_repo());
-    p.write_manifest(&manifest(
-        r#"triggers = [{ name = "link", run = "ln -s ../../../etc/passwd usr/bin/escape" }]"#,
-    ));
+    p.write_manifest(&manifest(&one_trigger(
+        "link",
+        sandbox,
+        "ln -s ../../../etc/passwd usr/bin/escape",
+    )));
     let failed = p.run(&["build"]).fails();
     assert!(
         failed
@@ -707,6 +779,127 @@ fn host_triggers_see_no_secrets_and_change_no_kernel_setting() {
     );
     assert_eq!(refs(&p.build_repo()), before);
     fsck(&p.build_repo());
+}
+
+/// A host-mode trigger sees the host's tools, not its secrets, homes, services' data and
+/// sockets, and cannot change kernel settings; it runs under a process limit; a symlink it
+/// creates that climbs out of the root is refused like an import's; setuid files it makes
+/// are named in the build output.
+#[test]
+fn host_triggers_see_no_secrets_and_change_no_kernel_setting() {
+    let p = project("");
+    let bait = HostBait::plant("host");
+    let probed = Probed::build(&p, "host", &bait);
+    probed.assert_confined(&bait);
+    // /dev/null stands in for it (opening that device on a nodev bind is refused): either
+    // way no line of the host's file comes through.
+    let shadow = probed.said("shadow");
+    assert!(
+        std::fs::read_to_string("/etc/shadow")
+            .unwrap()
+            .contains("root:")
+            && !shadow.contains("root:"),
+        "the host's /etc/shadow is readable: {shadow}"
+    );
+    for home in ["root", "home"] {
+        let said = probed.said(home);
+        assert!(
+            said.contains("No such file") || said == "status 0\n",
+            "{said}"
+        );
+    }
+    let var = probed.said("var");
+    assert!(var.contains("No such file"), "{var}");
+    assert_escaping_link_refused(&p, "host");
+}
+
+/// [`project`] for `sandbox = "image"`: a statically linked busybox (the host's
+/// /bin/busybox) in /usr/bin with a link per applet, `/bin -> usr/bin`, and an
+/// /etc/shadow of the image's own.
+fn busybox_project() -> Project {
+    let busybox = Path::new("/bin/busybox");
+    assert!(
+        busybox.is_file(),
+        "{} not found: apt-get install busybox-static (bash scripts/setup.sh)",
+        busybox.display()
+    );
+    let p = project("");
+    p.file("base/etc/shadow", "exampleos-image-shadow\n", 0o600)
+        .symlink("base/bin", "usr/bin");
+    std::fs::copy(busybox, p.p("base/usr/bin/busybox")).unwrap();
+    for applet in command("/bin/busybox", &["--list"]).lines() {
+        let link = p.p(&format!("base/usr/bin/{applet}"));
+        if !link.exists() {
+            std::os::unix::fs::symlink("busybox", link).unwrap();
+        }
+    }
+    p
+}
+
+/// An image-mode trigger (the image is `/`, its own busybox shell runs) sees the image's
+/// /etc/shadow, /root, /home and /var, and nothing of the host's: not its secrets, homes,
+/// /tmp, /run, /var or a Unix socket a service listens on; it cannot change kernel
+/// settings; it runs under a process limit the sandbox sets; a symlink it creates that
+/// climbs out of the root is refused and no ref moves; setuid files it makes are named in
+/// the build output.
+#[test]
+fn image_triggers_see_only_the_image_and_change_no_kernel_setting() {
+    let p = busybox_project();
+    let bait = HostBait::plant("image");
+    let probed = Probed::build(&p, "image", &bait);
+    probed.assert_confined(&bait);
+    for (probe, image_has) in [
+        ("shadow", "exampleos-image-shadow\n"),
+        ("root", ".bashrc\n"),
+        ("home", "user\n"),
+        ("var", "app\ndpkg\n"),
+    ] {
+        assert_eq!(
+            probed.said(probe),
+            format!("{image_has}status 0\n"),
+            "{probe}"
+        );
+    }
+    assert_escaping_link_refused(&p, "image");
+}
+
+/// A trigger in `sandbox` runs `fetch(port)` against a local server that the test itself
+/// reaches before and after the build: the server sees only the test's connections, the
+/// build fails saying triggers have no network, and no ref moves. Returns the build's
+/// stderr, for the tools' own messages.
+fn assert_no_server_reached(
+    p: &Project,
+    sandbox: &str,
+    fetch: impl FnOnce(u16) -> String,
+) -> String {
+    let server = Witness::start();
+    server.reach("before");
+    let before = refs(&p.build_repo());
+    p.write_manifest(&manifest(&one_trigger(
+        "fetch",
+        sandbox,
+        &fetch(server.port),
+    )));
+    let out = p.run(&["build"]);
+    server.reach("after");
+    let seen = server.stop();
+    assert_eq!(
+        seen,
+        vec!["before", "after"],
+        "the server saw connections other than the test's own: a trigger reached it\n{}",
+        out.stderr
+    );
+    let error = out.fails().stderr;
+    assert!(error.contains("trigger 'fetch' failed"), "{error}");
+    assert!(error.contains("no network"), "{error}");
+    assert_eq!(refs(&p.build_repo()), before);
+    error
+}
+
+/// How a connection fails in a network namespace of its own: nothing listens on its
+/// loopback, and there is no route anywhere else.
+fn refused(line: &str) -> bool {
+    line.contains("Connection refused") || line.contains("Network is unreachable")
 }
 
 #[test]
@@ -784,39 +977,39 @@ fn triggers_have_no_network_and_cannot_write_to_the_host() {
         );
     }
 
-    // The network: a server the test reaches, before and after the build, and the trigger
-    // must not.
-    let server = Witness::start();
-    let port = server.port;
-    server.reach("before");
-    let before = refs(&p.build_repo());
-    p.write_manifest(&manifest(&format!(
-        r#"triggers = [{{ name = "fetch", run = "curl -sS --max-time 5 http://127.0.0.1:{port}/from-a-trigger; echo curl exit $?; exec bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port} && printf trigger >&3 && head -c 1 <&3'" }}]"#
-    )));
-    let out = p.run(&["build"]);
-    server.reach("after");
-    let seen = server.stop();
-    assert_eq!(
-        seen,
-        vec!["before", "after"],
-        "the server saw connections other than the test's own: a trigger reached it\n{}",
-        out.stderr
-    );
-    let out = out.fails();
-    let error = &out.stderr;
-    assert!(error.contains("trigger 'fetch' failed"), "{error}");
-    assert!(error.contains("no network"), "{error}");
+    // The network: curl, then bash's /dev/tcp.
+    let mut port = 0;
+    let error = assert_no_server_reached(&p, "host", |server| {
+        port = server;
+        format!("curl -sS --max-time 5 http://127.0.0.1:{server}/from-a-trigger; echo curl exit $?; exec bash -c 'exec 3<>/dev/tcp/127.0.0.1/{server} && printf trigger >&3 && head -c 1 <&3'")
+    });
     // Both attempts ran and could not connect (curl's 7: "Failed to connect to host").
     assert!(error.contains("curl exit 7"), "{error}");
-    let refused =
-        |l: &str| l.contains("Connection refused") || l.contains("Network is unreachable");
     assert!(
         error
             .lines()
             .any(|l| l.contains(&format!("/dev/tcp/127.0.0.1/{port}:")) && refused(l)),
         "bash's connection did not fail:\n{error}"
     );
-    assert_eq!(refs(&p.build_repo()), before);
+}
+
+/// An image-mode trigger has no network either: busybox's nc, run from the image, reaches
+/// neither a server on the host's loopback nor any address outside (there is no route).
+#[test]
+fn image_triggers_have_no_network() {
+    let p = busybox_project();
+    let error = assert_no_server_reached(&p, "image", |port| {
+        format!("nc -w 5 192.0.2.1 80 < /dev/null; echo nc exit $?; echo trigger | nc -w 5 127.0.0.1 {port}")
+    });
+    assert!(error.contains("nc exit 1"), "{error}");
+    for address in ["(192.0.2.1)", "(127.0.0.1)"] {
+        assert!(
+            error
+                .lines()
+                .any(|l| l.contains("nc: can't connect") && l.contains(address) && refused(l)),
+            "nc's connection to {address} did not fail:\n{error}"
+        );
+    }
 }
 
 #[test]
