@@ -80,12 +80,14 @@ impl Tree {
     }
 
     /// Create the missing directories above `entry`; refuse one below a file or symlink.
+    /// Every directory's ancestors are directories, so the walk up stops at the first one
+    /// that exists (one lookup for most entries).
     fn ensure_parents(&mut self, entry: &Entry) -> Result<(), Refusal> {
-        let mut created = false;
-        for (end, _) in entry.path.match_indices('/') {
-            let parent = &entry.path[..end];
+        let mut missing = Vec::new();
+        let mut at = entry.path.as_str();
+        while let Some((parent, _)) = at.rsplit_once('/') {
             match self.nodes.get(parent) {
-                Some(Node::Dir(_)) => {}
+                Some(Node::Dir(_)) => break,
                 Some(Node::Leaf { symlink, .. }) => {
                     return Err(Refusal::entry(
                         &entry.shown,
@@ -93,14 +95,18 @@ impl Tree {
                         "an entry below a file or symlink cannot be imported; rebuild the archive with that path as a directory, or without the entries below it",
                     ))
                 }
-                None => {
-                    self.nodes
-                        .insert(parent.to_string(), Node::Dir(parent_meta(entry.owner)));
-                    created = true;
-                }
+                None => missing.push(parent.to_string()),
             }
+            at = parent;
         }
-        if created && self.root.is_none() {
+        if missing.is_empty() {
+            return Ok(());
+        }
+        for parent in missing {
+            self.nodes
+                .insert(parent, Node::Dir(parent_meta(entry.owner)));
+        }
+        if self.root.is_none() {
             self.root = Some(parent_meta(entry.owner));
         }
         Ok(())
