@@ -444,7 +444,16 @@ fn plugins_load_only_from_plugin_directories() {
         )
         .fails();
     assert!(
-        run.stderr.contains("no such backend: 'greet'"),
+        run.stderr.contains("no such command or backend: 'greet'"),
+        "{}",
+        run.stderr
+    );
+    // ... and the error says where it is and why it is not loaded.
+    assert!(
+        run.stderr.contains(&format!(
+            "help: {}/libostree_build_backend_greet.so is a plugin library on PATH, where libraries are never loaded",
+            plugins.display()
+        )),
         "{}",
         run.stderr
     );

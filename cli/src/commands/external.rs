@@ -1,11 +1,12 @@
 //! `ostree-build <name> ARGS...`: a backend run ad hoc (`--branch B [--repo R] [--OPTION
 //! VALUE]...`, its options parsed by a clap command built from what the backend declares),
-//! or a plain `ostree-build-<name>` command run cargo-style.
+//! or a plain `ostree-build-<name>` command run cargo-style. A name that is neither is "no
+//! such command or backend", with a did-you-mean among both.
 
 use crate::output::events::Printer;
 use anyhow::{Context, Result};
 use clap::{Arg, ArgAction, ArgMatches};
-use ostree_build_core::backends::{run_external, Found, Resolved};
+use ostree_build_core::backends::{run_external, Found, Registry, Resolved};
 use ostree_build_core::manifest::Manifest;
 use ostree_build_core::ops::adhoc::{self, AdHoc};
 use std::ffi::OsString;
@@ -19,7 +20,11 @@ pub fn exec(args: &[OsString]) -> Result<()> {
         .first()
         .map(|a| a.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let found = match super::registry().resolve(&name)? {
+    let registry = super::registry();
+    if !registry.knows(&name) {
+        return Err(unknown(&registry, &name, &[]));
+    }
+    let found = match registry.resolve(&name)? {
         Resolved::Backend(found) => found,
         Resolved::Command(command) => std::process::exit(run_external(&command, &args[1..])?),
     };
@@ -44,6 +49,18 @@ pub fn exec(args: &[OsString]) -> Result<()> {
     };
     adhoc::run(&found, &adhoc, &mut Printer::one_component(json))?;
     Ok(())
+}
+
+/// The error for `name`, which is no command, no backend and none of `also` (other words the
+/// caller accepts): did-you-mean among them all, and what the backend search ignored.
+pub fn unknown(registry: &Registry, name: &str, also: &[&str]) -> anyhow::Error {
+    let cli = <crate::Cli as clap::CommandFactory>::command();
+    let commands = cli.get_subcommands().filter(|c| !c.is_hide_set());
+    let words: Vec<String> = commands
+        .map(|c| c.get_name().to_string())
+        .chain(also.iter().map(|w| w.to_string()))
+        .collect();
+    registry.unknown(name, &words)
 }
 
 /// The project's build repository when run inside a project, else ./build-repo.

@@ -26,7 +26,11 @@ pub fn exec(args: HelpArgs) -> Result<()> {
         crate::output::backends::triggers_help();
         return Ok(());
     }
-    match super::registry().resolve(&topic)? {
+    let registry = super::registry();
+    if !registry.knows(&topic) {
+        return Err(super::external::unknown(&registry, &topic, &["triggers"]));
+    }
+    match registry.resolve(&topic)? {
         Resolved::Backend(found) => {
             outln!("{}", super::external::adhoc_command(&found).render_help());
         }

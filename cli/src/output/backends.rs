@@ -3,7 +3,8 @@
 use super::outln;
 use ostree_build_core::backends::{Listed, Registry};
 
-/// One line (or JSON object) per backend and external command; warnings on stderr.
+/// One line (or JSON object) per backend and external command; warnings on stderr: broken
+/// backends, shadowed names, and files ignored although they look meant as backends.
 pub fn list(registry: &Registry, json: bool) {
     for item in registry.list() {
         match item {
@@ -33,6 +34,9 @@ pub fn list(registry: &Registry, json: bool) {
     }
     for w in &registry.warnings {
         eprintln!("warning: {w}");
+    }
+    for i in &registry.ignored {
+        eprintln!("warning: {i}");
     }
 }
 
