@@ -22,6 +22,9 @@ pub(crate) struct Cli {
     /// More detail in errors (-vv: abi_stable's full report when a plugin does not load)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// No status lines (Building, Fresh, Finished...); warnings, errors and answers stay
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     #[command(subcommand)]
     command: commands::Command,
 }
@@ -32,6 +35,7 @@ fn main() {
         // Read by the plugin loader in core.
         std::env::set_var("OSTREE_BUILD_PLUGIN_DEBUG", "1");
     }
+    output::set_quiet(cli.quiet);
     let json = cli.command.json();
     if let Err(e) = cli.command.exec() {
         output::error(&e, json);

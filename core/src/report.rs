@@ -64,6 +64,25 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// What backend `name` sent, as a pipeline event: its warnings stay warnings (a quiet
+    /// run still shows them), the rest are log lines.
+    pub fn from_backend(name: &str, event: &ostree_build_sdk::Event) -> Event {
+        match event {
+            ostree_build_sdk::Event::Log {
+                level: ostree_build_sdk::Level::Warn,
+                message,
+            } => Event::Warning {
+                message: format!("{name}: {message}"),
+            },
+            _ => Event::Log {
+                name: name.to_string(),
+                message: event.text(),
+            },
+        }
+    }
+}
+
 pub trait Reporter {
     fn event(&mut self, event: Event);
 }

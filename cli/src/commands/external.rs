@@ -13,7 +13,14 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// Flags every ad-hoc run has; a backend option of the same name cannot be given ad hoc.
-const RESERVED: &[&str] = &["branch", "repo", "subject", "message-format", "help"];
+const RESERVED: &[&str] = &[
+    "branch",
+    "repo",
+    "subject",
+    "message-format",
+    "quiet",
+    "help",
+];
 
 pub fn exec(args: &[OsString]) -> Result<()> {
     let name = args
@@ -31,6 +38,9 @@ pub fn exec(args: &[OsString]) -> Result<()> {
     let matches = adhoc_command(&found)
         .try_get_matches_from(args)
         .unwrap_or_else(|e| e.exit());
+    if matches.get_flag("quiet") {
+        crate::output::set_quiet(true);
+    }
     let json = matches
         .get_one::<String>("message-format")
         .map(String::as_str)
@@ -97,6 +107,13 @@ pub fn adhoc_command(found: &Found) -> clap::Command {
                 .help("A bare-user repository, created if absent (default: the project's build repository, else ./build-repo)"),
         )
         .arg(Arg::new("subject").long("subject").value_name("TEXT").help("The commit subject"))
+        .arg(
+            Arg::new("quiet")
+                .short('q')
+                .long("quiet")
+                .action(ArgAction::SetTrue)
+                .help("No status lines; warnings and errors stay"),
+        )
         .arg(
             Arg::new("message-format")
                 .long("message-format")

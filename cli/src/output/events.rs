@@ -1,5 +1,6 @@
 //! The pipeline's events as lines for a person (cargo-style, a right-aligned verb) or as
-//! JSON lines for CI.
+//! JSON lines for CI. Under `-q` a person sees only warnings and, in a dry run, what would
+//! change; JSON lines are never filtered.
 
 use super::{outln, short};
 use ostree_build_core::report::{Event, Kind, Reporter};
@@ -28,6 +29,15 @@ impl Printer {
         Printer {
             to_build: 1,
             ..Printer::new(json, false)
+        }
+    }
+
+    /// Under `-q`: warnings, and in a dry run what would change (the run's answer).
+    fn shown_when_quiet(&self, event: &Event) -> bool {
+        match event {
+            Event::Warning { .. } => true,
+            Event::Plan { action, .. } => self.dry_run && action != "fresh",
+            _ => false,
         }
     }
 
@@ -135,7 +145,10 @@ impl Reporter for Printer {
             if let Ok(s) = serde_json::to_string(&event) {
                 outln!("{s}");
             }
-        } else if let Some(line) = self.human(event) {
+            return;
+        }
+        let shown = !super::quiet() || self.shown_when_quiet(&event);
+        if let Some(line) = self.human(event).filter(|_| shown) {
             outln!("{line}");
         }
     }

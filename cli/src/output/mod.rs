@@ -19,6 +19,18 @@ pub(crate) use outln;
 /// Set once stdout's reader has gone away.
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
+/// `-q`: no status lines (cargo's rule). Warnings, errors and what a command answers stay.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// Whether `-q` was given: status lines (Building, Fresh, Finished, ...) are not printed.
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
 /// Print one line on stdout. When the reader has gone away (`ostree-build status | head`)
 /// output stops quietly instead of panicking (SIGPIPE is ignored in this process, by Rust
 /// and again by GLib), but the command goes on: a build finishes, and the exit status is

@@ -1,4 +1,5 @@
-//! `status` output: one line per component and image, or one JSON object per line.
+//! `status` output: one line per component and image, or one JSON object per line. Under
+//! `-q`, lines only for what is not fresh.
 
 use super::{outln, short};
 use anyhow::Result;
@@ -8,6 +9,9 @@ pub fn print(units: &[UnitStatus], json: bool, packages: bool) -> Result<()> {
     for u in units {
         if json {
             outln!("{}", serde_json::to_string(u)?);
+            continue;
+        }
+        if super::quiet() && u.state == "fresh" {
             continue;
         }
         outln!("{}", status_line(u));

@@ -28,10 +28,7 @@ struct Forward<'a>(&'a mut dyn Reporter, String);
 
 impl EventSink for Forward<'_> {
     fn event(&mut self, event: ostree_build_sdk::Event) {
-        self.0.event(Event::Log {
-            name: self.1.clone(),
-            message: event.text(),
-        });
+        self.0.event(Event::from_backend(&self.1, &event));
     }
 }
 

@@ -307,10 +307,7 @@ struct ChannelSink {
 
 impl EventSink for ChannelSink {
     fn event(&mut self, event: ostree_build_sdk::Event) {
-        let _ = self.tx.send(Event::Log {
-            name: self.name.clone(),
-            message: event.text(),
-        });
+        let _ = self.tx.send(Event::from_backend(&self.name, &event));
     }
 }
 
