@@ -1,4 +1,5 @@
-//! `ostree-build build`: components -> images -> publish, only what changed.
+//! `ostree-build build`: components -> images -> publish, only what changed; `--dry-run
+//! --check` exits with status 3 when something would be done (for CI).
 
 use super::ProjectArgs;
 use crate::output::events::Printer;
@@ -12,6 +13,9 @@ pub struct BuildArgs {
     /// Print what would be rebuilt and why; change nothing
     #[arg(long)]
     dry_run: bool,
+    /// With --dry-run: exit with status 3 if anything would be rebuilt, 0 if all is fresh
+    #[arg(long, requires = "dry_run")]
+    check: bool,
     /// Rebuild every component and image
     #[arg(long)]
     force: bool,
@@ -30,5 +34,8 @@ pub fn exec(args: BuildArgs) -> Result<()> {
     };
     let mut printer = Printer::new(args.project.json(), args.dry_run);
     build(&manifest, &super::registry(), &options, &mut printer)?;
+    if args.check && printer.stale() > 0 {
+        std::process::exit(super::status::EXIT_STALE);
+    }
     Ok(())
 }

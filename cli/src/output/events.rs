@@ -12,6 +12,8 @@ pub struct Printer {
     /// Components to build and built so far, for `[n/N]` progress.
     to_build: usize,
     built: usize,
+    /// Units the plan would build, compose or publish.
+    stale: usize,
 }
 
 impl Printer {
@@ -21,6 +23,7 @@ impl Printer {
             dry_run,
             to_build: 0,
             built: 0,
+            stale: 0,
         }
     }
 
@@ -30,6 +33,11 @@ impl Printer {
             to_build: 1,
             ..Printer::new(json, false)
         }
+    }
+
+    /// How many units the plan said are not fresh (to build, compose or publish).
+    pub fn stale(&self) -> usize {
+        self.stale
     }
 
     /// Under `-q`: warnings, and in a dry run what would change (the run's answer).
@@ -141,6 +149,9 @@ fn kind_name(k: Kind) -> &'static str {
 
 impl Reporter for Printer {
     fn event(&mut self, event: Event) {
+        if matches!(&event, Event::Plan { action, .. } if action != "fresh") {
+            self.stale += 1;
+        }
         if self.json {
             if let Ok(s) = serde_json::to_string(&event) {
                 outln!("{s}");

@@ -67,6 +67,9 @@ pub fn build(
         &scratch_root,
     )?;
     report_plan(&plan, rep);
+    if options.dry_run {
+        report_unpublished(manifest, &plan, rep)?;
+    }
     let (Some(repo), Some(lock)) = (repo, lock) else {
         return Ok(BuildSummary::default());
     };
@@ -289,14 +292,39 @@ fn report_plan(plan: &BuildPlan, rep: &mut dyn Reporter) {
             action: if p.reason.is_some() {
                 "compose"
             } else {
-                "check"
+                "fresh"
             }
             .into(),
-            reason: p.reason.clone().unwrap_or_else(|| {
-                "components fresh; recomposed only if its definition changed".into()
-            }),
+            reason: p
+                .reason
+                .clone()
+                .unwrap_or_else(|| "input hash unchanged".into()),
         });
     }
+}
+
+/// For a dry run: the images that are fresh but not what the export repository serves,
+/// which a build would publish (as `status` says "not published yet").
+fn report_unpublished(manifest: &Manifest, plan: &BuildPlan, rep: &mut dyn Reporter) -> Result<()> {
+    let export = Repo::open_existing(&manifest.export_repo_path())?;
+    for ip in &plan.images {
+        if ip.reason.is_some() || !manifest.images[&ip.name].publish {
+            continue;
+        }
+        let published = match &export {
+            Some(e) => e.resolve(&ip.ref_name)?,
+            None => None,
+        };
+        if published.as_deref() != ip.current.as_ref().map(|c| c.checksum.as_str()) {
+            rep.event(Event::Plan {
+                kind: Kind::Publish,
+                name: ip.name.clone(),
+                action: "publish".into(),
+                reason: "not published yet".into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Forwards backend events from a worker thread to the reporter on the main thread.

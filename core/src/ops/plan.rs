@@ -3,7 +3,7 @@
 
 use crate::backends::{Found, Registry};
 use crate::inputs::{stamp_inputs, Hasher};
-use crate::manifest::{ComponentSection, Manifest};
+use crate::manifest::{ComponentSection, ImageSection, Manifest};
 use crate::repo::{CommitInfo, Repo};
 use anyhow::Result;
 use ostree_build_sdk::{OptionSpec, Plan, Request, PROTOCOL_VERSION};
@@ -43,12 +43,14 @@ pub struct ComponentPlan {
     pub reason: Option<String>,
 }
 
-/// One image's plan, as far as it can be known before components are built.
+/// One image's plan, as far as it can be known before components are built (a component
+/// rebuilt to identical content does not recompose it after all).
 pub struct ImagePlan {
     pub name: String,
     pub ref_name: String,
     pub current: Option<CommitInfo>,
-    /// Why it must be composed, if that is already known (new, forced, a component rebuilds).
+    /// Why it must be composed (new, forced, a component rebuilds, its input hash changed);
+    /// `None` when it is fresh.
     pub reason: Option<String>,
 }
 
@@ -79,31 +81,64 @@ pub fn plan(
     }
     let mut images = Vec::new();
     for (name, section) in &manifest.images {
-        let ref_name = manifest.image_ref(name);
-        let current = current_commit(repo, &ref_name)?;
-        let reason = if force {
-            Some("forced".to_string())
-        } else if current.is_none() {
-            Some("new".to_string())
-        } else {
-            section
-                .components
-                .iter()
-                .find(|c| {
-                    components
-                        .iter()
-                        .any(|p: &ComponentPlan| &p.name == c.get_ref() && p.reason.is_some())
-                })
-                .map(|c| format!("component '{}' is rebuilt", c.get_ref()))
-        };
-        images.push(ImagePlan {
-            name: name.clone(),
-            ref_name,
-            current,
-            reason,
-        });
+        images.push(plan_image(
+            manifest,
+            name,
+            section,
+            &components,
+            repo,
+            force,
+        )?);
     }
     Ok(BuildPlan { components, images })
+}
+
+fn plan_image(
+    manifest: &Manifest,
+    name: &str,
+    section: &ImageSection,
+    components: &[ComponentPlan],
+    repo: Option<&Repo>,
+    force: bool,
+) -> Result<ImagePlan> {
+    let ref_name = manifest.image_ref(name);
+    let current = current_commit(repo, &ref_name)?;
+    let reason = match (&current, repo) {
+        _ if force => Some("forced".to_string()),
+        (Some(cur), Some(repo)) => image_reason(repo, name, section, components, cur)?,
+        _ => Some("new".to_string()),
+    };
+    Ok(ImagePlan {
+        name: name.to_string(),
+        ref_name,
+        current,
+        reason,
+    })
+}
+
+/// Why an image that exists must be composed again: a component is rebuilt or, all of them
+/// fresh, its input hash changed (its definition, or this tool's version); `None`: fresh.
+fn image_reason(
+    repo: &Repo,
+    name: &str,
+    section: &ImageSection,
+    components: &[ComponentPlan],
+    current: &CommitInfo,
+) -> Result<Option<String>> {
+    let mut inputs = Vec::new();
+    for c in &section.components {
+        let fresh = components
+            .iter()
+            .find(|p| &p.name == c.get_ref() && p.reason.is_none())
+            .and_then(|p| p.current.as_ref());
+        match fresh {
+            Some(commit) => inputs.push((c.get_ref().clone(), commit.checksum.clone())),
+            None => return Ok(Some(format!("component '{}' is rebuilt", c.get_ref()))),
+        }
+    }
+    let hash = super::compose::image_input_hash(repo, name, section, &inputs)?;
+    let changed = current.metadata.get(META_INPUT_HASH) != Some(&hash);
+    Ok(changed.then(|| "its definition (or ostree-build's version) changed".to_string()))
 }
 
 fn current_commit(repo: Option<&Repo>, ref_name: &str) -> Result<Option<CommitInfo>> {
