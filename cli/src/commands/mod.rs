@@ -4,8 +4,10 @@
 pub mod backends;
 pub mod boot;
 pub mod build;
+pub mod completions;
 pub mod external;
 pub mod help;
+pub mod man;
 pub mod status;
 
 use anyhow::Result;
@@ -27,6 +29,10 @@ pub enum Command {
     Boot(boot::BootArgs),
     /// Help for a command, a backend (its options) or `triggers`
     Help(help::HelpArgs),
+    /// Print a shell completion script: bash, zsh or fish
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff), or write one page per command into a folder
+    Man(man::ManArgs),
     /// `ostree-build <backend> --branch BRANCH [--repo REPO] [--OPTION VALUE]...`
     #[command(external_subcommand)]
     External(Vec<OsString>),
@@ -41,6 +47,7 @@ impl Command {
             Command::Boot(a) => a.project.json(),
             Command::Backends(a) => a.message_format == MessageFormat::Json,
             Command::Help(_) | Command::External(_) => false,
+            Command::Completions(_) | Command::Man(_) => false,
         }
     }
 
@@ -51,6 +58,8 @@ impl Command {
             Command::Backends(args) => backends::exec(args),
             Command::Boot(args) => boot::exec(args),
             Command::Help(args) => help::exec(args),
+            Command::Completions(args) => completions::exec(args),
+            Command::Man(args) => man::exec(args),
             Command::External(args) => external::exec(&args),
         }
     }

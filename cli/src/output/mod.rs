@@ -47,6 +47,11 @@ pub fn line(text: &str) {
     }
 }
 
+/// Print a text that ends with a newline (a generated script or page) through [`line`].
+pub fn text(text: &str) {
+    line(text.strip_suffix('\n').unwrap_or(text));
+}
+
 /// The first 12 characters of a checksum, as people read them.
 pub fn short(checksum: &str) -> &str {
     &checksum[..12.min(checksum.len())]
