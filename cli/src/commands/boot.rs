@@ -1,5 +1,6 @@
 //! `ostree-build boot IMAGE`: deploy the published image into a throwaway disk and boot it
-//! in QEMU; `--check` waits for multi-user.target and exits 0, or 1 on failure or timeout.
+//! in QEMU; `--check` waits for multi-user.target and exits 0, or 1 on failure or timeout
+//! (with `-q`, silently but for warnings and errors).
 
 use super::ProjectArgs;
 use crate::output::events::Printer;
@@ -73,7 +74,7 @@ pub fn exec(args: BootArgs) -> Result<()> {
                     "deployments": outcome.deployments, "seconds": outcome.seconds,
                     "console-log": outcome.console_log})
             );
-        } else {
+        } else if !crate::output::quiet() {
             outln!(
                 "{:>9} image {} ({}) reached multi-user.target in {:.0}s; {} deployment(s); console log: {}",
                 "Booted",
