@@ -2,12 +2,12 @@
 //! The import runs in a child process (this test binary re-run as `child_import`), so a
 //! crash or a hang is one failed (and shrunk) case, not a dead test run. The commit is read
 //! back with the `ostree` CLI (`ls -R -X` for types, modes, owners, xattrs and targets,
-//! `checkout -U` for contents) and the repository checked with `ostree fsck`.
+//! `cat` for contents) and the repository checked with `ostree fsck`.
 
 use super::model::{Node, NodeKind, Xattrs};
 use ostree_build_core::repo::{NewCommit, Repo, RepoKind};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -122,6 +122,10 @@ fn render_error(e: &anyhow::Error) -> String {
 /// Runs `ostree ARGS` (in a UTF-8 locale, which libarchive needs for UTF-8 pax names);
 /// its stdout, or what went wrong.
 pub fn ostree(args: &[&str]) -> Result<String, String> {
+    ostree_bytes(args).map(|out| String::from_utf8_lossy(&out).into_owned())
+}
+
+fn ostree_bytes(args: &[&str]) -> Result<Vec<u8>, String> {
     let out = Command::new("ostree")
         .args(args)
         .env("LC_ALL", "C.UTF-8")
@@ -132,7 +136,7 @@ pub fn ostree(args: &[&str]) -> Result<String, String> {
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(format!("ostree {} failed: {err}", args.join(" ")));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(out.stdout)
 }
 
 fn repo_arg(repo: &Path) -> String {
@@ -171,13 +175,9 @@ pub fn read_tree(repo: &Path, commit: &str) -> Result<BTreeMap<String, Node>, St
         let (path, node) = parse_ls_line(line).map_err(|e| format!("{e} in {line:?}"))?;
         tree.insert(path, node);
     }
-    let dest = PathBuf::from(format!("{}.checkout", repo.display()));
-    let dest_arg = dest.to_string_lossy();
-    ostree(&["checkout", &repo_arg(repo), "-U", commit, &dest_arg])?;
     for (path, node) in tree.iter_mut() {
         if let NodeKind::File(data) = &mut node.kind {
-            let file = dest.join(path.trim_start_matches('/'));
-            *data = std::fs::read(&file).map_err(|e| format!("read {}: {e}", file.display()))?;
+            *data = ostree_bytes(&["cat", &repo_arg(repo), commit, path])?;
         }
     }
     Ok(tree)
