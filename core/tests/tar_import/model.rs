@@ -122,7 +122,7 @@ pub struct Break {
 }
 
 pub const MAX_ID: u64 = 4_294_967_294;
-const S_IFMT_PERMS: u32 = 0o7777;
+const PERMISSIONS: u32 = 0o7777;
 
 /// What the contract says importing `entries` (broken at `brk`) gives.
 pub fn predict(entries: &[Entry], brk: Option<Break>) -> Outcome {
@@ -199,7 +199,7 @@ impl State {
         };
         let (uid, gid) = owner(e)?;
         let xattrs = xattrs(e, kind == NodeKind::Dir)?;
-        let mode = e.mode & S_IFMT_PERMS;
+        let mode = e.mode & PERMISSIONS;
         Ok(Node {
             kind,
             mode,
@@ -318,7 +318,10 @@ fn xattrs(e: &Entry, dir: bool) -> Result<Xattrs, String> {
             _ => x.name.clone(),
         };
         if name.is_empty() || name.contains(&0) {
-            return Err(format!("xattr name {name:?} is empty or has a NUL"));
+            return Err(format!(
+                "xattr name {:?} is empty or has a NUL",
+                Text(&name)
+            ));
         }
         match out.iter_mut().find(|(n, _)| *n == name) {
             Some(slot) => slot.1 = x.value.clone(),
