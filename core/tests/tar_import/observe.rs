@@ -51,7 +51,26 @@ pub fn import(archive: &Path, repo: &Path) -> Imported {
         return Imported::Refused(e.to_string());
     }
     let said = std::fs::read_to_string(&log).unwrap_or_default();
-    Imported::Died(format!("{}; it said:\n{said}", describe(status)))
+    Imported::Died(format!(
+        "{}; it said:\n{}",
+        describe(status),
+        without_harness(&said)
+    ))
+}
+
+/// The child's output without the test harness's own lines.
+fn without_harness(log: &str) -> String {
+    let harness = [
+        "running 1 test",
+        "test child_import",
+        "failures:",
+        "test result:",
+        "----",
+    ];
+    let lines = log
+        .lines()
+        .filter(|l| !l.is_empty() && !harness.iter().any(|h| l.starts_with(h)));
+    lines.collect::<Vec<_>>().join("\n")
 }
 
 fn wait(child: &mut std::process::Child) -> Option<ExitStatus> {
