@@ -660,7 +660,7 @@ fn gnu_sparse_files_are_expanded() {
 }
 
 #[test]
-fn xattrs_are_sorted_on_files_and_kept_in_order_on_directories() {
+fn xattrs_are_sorted_on_files_and_reversed_on_directories_as_ostree_does() {
     let xattrs = |e: Entry| {
         e.xattr("user.z", "1", XKey::Schily)
             .xattr(

@@ -2,9 +2,9 @@
 //! mode, link target and xattrs (PAX `SCHILY.xattr.*`, `LIBARCHIVE.xattr.*`,
 //! `RHT.security.selinux`). What an entry means next to the others is `tree`'s business.
 
+use super::stream::Raw;
 use super::Refusal;
 use base64::Engine as _;
-use std::io::Read;
 
 /// Longest path component and path a checkout can create.
 const NAME_MAX: usize = 255;
@@ -19,7 +19,7 @@ pub struct Meta {
     pub uid: u32,
     pub gid: u32,
     pub mode: u32,
-    /// In archive order, one per name (a later value of a name replaces the earlier one).
+    /// One per name, the last value, in the order of each name's last occurrence.
     pub xattrs: Xattrs,
 }
 
@@ -31,8 +31,6 @@ pub enum Kind {
     Symlink(Meta, String),
     /// A hardlink to the earlier entry at this (normalised) path.
     Hardlink(String),
-    /// A PAX global header: ignored, as libarchive does.
-    Ignored,
 }
 
 /// A checked entry: `path` is relative to the root (`""` is the root itself), `shown` the
@@ -46,53 +44,38 @@ pub struct Entry {
     pub kind: Kind,
 }
 
-/// Check the entry the tar reader is positioned at.
-pub fn check<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Entry, Refusal> {
-    let raw_path = entry.path_bytes().into_owned();
-    let shown = String::from_utf8_lossy(&raw_path).into_owned();
+/// Check an entry as the stream read it.
+pub fn check(raw: &Raw) -> Result<Entry, Refusal> {
+    let shown = String::from_utf8_lossy(&raw.path).into_owned();
     let refuse = |why: String, help: &'static str| Refusal::entry(&shown, why, help);
-    let header = entry.header();
-    let entry_type = header.entry_type();
-    if entry_type.is_pax_global_extensions() {
-        return Ok(Entry {
-            path: String::new(),
-            shown,
-            owner: (0, 0),
-            kind: Kind::Ignored,
-        });
-    }
-    let path = relative_path(&raw_path).map_err(|why| refuse(why, PATH_HELP))?;
-    let uid = owner_id(header.uid(), "uid").map_err(|why| refuse(why, OWNER_HELP))?;
-    let gid = owner_id(header.gid(), "gid").map_err(|why| refuse(why, OWNER_HELP))?;
-    let perms = header
+    let path = relative_path(&raw.path).map_err(|why| refuse(why, PATH_HELP))?;
+    let uid = owner_id(raw.uid, "uid").map_err(|why| refuse(why, OWNER_HELP))?;
+    let gid = owner_id(raw.gid, "gid").map_err(|why| refuse(why, OWNER_HELP))?;
+    let perms = raw
+        .header
         .mode()
         .map_err(|e| refuse(format!("unreadable mode: {e}"), CORRUPT_HELP))?
         & 0o7777;
-    let link = entry.link_name_bytes().map(|l| l.into_owned());
-    let xattrs = xattrs(entry).map_err(|why| refuse(why, XATTR_HELP))?;
+    let xattrs = xattrs(&raw.pax).map_err(|why| refuse(why, XATTR_HELP))?;
     let meta = |kind_bits: u32| Meta {
         uid,
         gid,
         mode: kind_bits | perms,
         xattrs: xattrs.clone(),
     };
+    let link = raw.link.as_deref().unwrap_or_default();
     use tar::EntryType as T;
-    let kind = match entry_type {
+    let kind = match raw.header.entry_type() {
         T::Directory => Kind::Dir(meta(libc::S_IFDIR)),
         T::Regular | T::Continuous | T::GNUSparse => Kind::File(meta(libc::S_IFREG)),
         T::Symlink => {
-            let target = symlink_target(&path, link.as_deref().unwrap_or_default())
-                .map_err(|why| refuse(why, LINK_HELP))?;
+            let target = symlink_target(&path, link).map_err(|why| refuse(why, LINK_HELP))?;
             Kind::Symlink(meta(libc::S_IFLNK), target)
         }
         T::Link => {
-            let target = link.unwrap_or_default();
-            let target = relative_path(&target).map_err(|why| {
+            let target = relative_path(link).map_err(|why| {
                 refuse(
-                    format!(
-                        "a hardlink to '{}': {why}",
-                        String::from_utf8_lossy(&target)
-                    ),
+                    format!("a hardlink to '{}': {why}", String::from_utf8_lossy(link)),
                     "a hardlink must name an earlier entry inside the archive",
                 )
             })?;
@@ -163,8 +146,7 @@ pub fn relative_path(raw: &[u8]) -> Result<String, String> {
     Ok(path)
 }
 
-fn owner_id(id: std::io::Result<u64>, what: &str) -> Result<u32, String> {
-    let id = id.map_err(|e| format!("unreadable {what}: {e}"))?;
+fn owner_id(id: u64, what: &str) -> Result<u32, String> {
     u32::try_from(id)
         .ok()
         .filter(|id| *id != u32::MAX)
@@ -186,25 +168,17 @@ fn symlink_target(path: &str, raw: &[u8]) -> Result<String, String> {
     }
 }
 
-/// The entry's xattrs from its PAX header, in archive order, later values replacing earlier
-/// ones of the same name. Keys other than xattrs are left to the tar reader or ignored.
-fn xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Xattrs, String> {
+/// The entry's xattrs from its PAX records, in archive order, later values replacing
+/// earlier ones of the same name. Other keys are the stream's business or ignored.
+fn xattrs(pax: &[(Vec<u8>, Vec<u8>)]) -> Result<Xattrs, String> {
     let mut out: Xattrs = Vec::new();
-    let Some(pax) = entry
-        .pax_extensions()
-        .map_err(|e| format!("unreadable PAX header: {e}"))?
-    else {
-        return Ok(out);
-    };
-    for field in pax {
-        let field = field.map_err(|e| format!("unreadable PAX header: {e}"))?;
-        let key = field.key_bytes();
+    for (key, value) in pax {
         let (name, value) = if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
-            (name.to_vec(), field.value_bytes().to_vec())
+            (name.to_vec(), value.clone())
         } else if let Some(name) = key.strip_prefix(b"LIBARCHIVE.xattr.") {
-            (percent_decoded(name)?, base64_decoded(field.value_bytes())?)
+            (percent_decoded(name)?, base64_decoded(value)?)
         } else if key == b"RHT.security.selinux" {
-            (b"security.selinux".to_vec(), field.value_bytes().to_vec())
+            (b"security.selinux".to_vec(), value.clone())
         } else if key.starts_with(b"GNU.sparse.") {
             return Err(
                 "a sparse file in PAX format, which is not supported (create the archive with --format=gnu)"

@@ -5,17 +5,18 @@
 //! objects. The rules are in docs/ARCHITECTURE.md ("Tar imports").
 
 pub mod entry;
+pub mod stream;
 pub mod tree;
 
 pub use entry::{Entry, Kind, Meta};
 pub use tree::{Node, Tree};
 
+use stream::Stream;
+
 use anyhow::{anyhow, bail, Context, Result};
-use std::cell::Cell;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::rc::Rc;
 
 /// Why an archive is refused: the entry (as written in the archive), what is wrong, and
 /// what to do.
@@ -64,89 +65,43 @@ impl Refusal {
 
 const CORRUPT_HELP: &str = "the archive is truncated or corrupt; rebuild or re-download it";
 
-/// Extension headers (PAX, GNU long names) between two entries may hold at most this much:
-/// the tar reader keeps them in memory, so an archive cannot make it allocate without bound.
-const EXTENSION_BUDGET: u64 = 1 << 20;
-
-/// Call `each` for every entry of the archive at `path`, in order, with the entry's data
-/// (a regular file's content; read it or not) and its size. The first error stops the read.
+/// Call `each` for every entry of the archive at `path`, in order, with the entry's content
+/// (a regular file's; read it or not) and its size. The first error stops the read.
 pub fn for_each_entry(
     path: &Path,
     mut each: impl FnMut(Entry, &mut dyn Read, u64) -> Result<()>,
 ) -> Result<()> {
     let mut input = Input::open(path)?;
-    let budget = Rc::new(Cell::new(EXTENSION_BUDGET));
-    let mut archive = tar::Archive::new(Budgeted {
-        inner: input.stream()?,
-        left: budget.clone(),
-    });
-    let result = read_entries(&mut archive, &budget, &mut each, path);
-    if result.is_ok() {
-        // What follows the end-of-archive blocks (tar pads to 10 KiB) is read so the
-        // decompressor reaches its end and can report a broken stream; a long tail is not.
-        budget.set(TAIL_BUDGET);
-        let tail = std::io::copy(&mut archive.into_inner(), &mut std::io::sink());
-        input.finish(tail.is_ok(), path)?;
+    let mut stream = Stream::new(input.stream()?);
+    let mut previous: Option<String> = None;
+    loop {
+        let raw = match stream.next_entry() {
+            Ok(Some(raw)) => raw,
+            Ok(None) => break,
+            Err(why) => return Err(stream_error(&why, previous.as_deref()).into_error(path)),
+        };
+        let entry = entry::check(&raw).map_err(|r| r.into_error(path))?;
+        previous = Some(entry.shown.clone());
+        each(entry, &mut stream.data(&raw), raw.size)?;
     }
-    result
+    // What follows the end-of-archive block (tar pads to 10 KiB) is read so the
+    // decompressor reaches its end and can report a broken stream; a long tail is not.
+    let tail = std::io::copy(
+        &mut stream.into_inner().take(TAIL_MAX + 1),
+        &mut std::io::sink(),
+    );
+    input.finish(tail.is_ok_and(|n| n <= TAIL_MAX), path)
 }
 
 /// How much of what follows the end of the archive is read.
-const TAIL_BUDGET: u64 = 1 << 20;
+const TAIL_MAX: u64 = 1 << 20;
 
-fn read_entries(
-    archive: &mut tar::Archive<impl Read>,
-    budget: &Cell<u64>,
-    each: &mut impl FnMut(Entry, &mut dyn Read, u64) -> Result<()>,
-    path: &Path,
-) -> Result<()> {
-    let entries = archive
-        .entries()
-        .map_err(|e| Refusal::stream(format!("unreadable: {e}")).into_error(path))?;
-    let mut previous: Option<String> = None;
-    for raw in entries {
-        let mut raw = raw.map_err(|e| stream_error(e, previous.as_deref()).into_error(path))?;
-        let size = raw.size();
-        // This entry's data (and the padding after it) may be read; the extension headers
-        // of the next one get the fixed budget again.
-        budget.set(size.saturating_add(512 + EXTENSION_BUDGET));
-        let entry = entry::check(&mut raw).map_err(|r| r.into_error(path))?;
-        previous = Some(entry.shown.clone());
-        each(entry, &mut raw, size)?;
-        std::io::copy(&mut raw, &mut std::io::sink())
-            .map_err(|e| stream_error(e, previous.as_deref()).into_error(path))?;
-        budget.set(EXTENSION_BUDGET);
-    }
-    Ok(())
-}
-
-fn stream_error(e: std::io::Error, after: Option<&str>) -> Refusal {
+fn stream_error(why: &str, after: Option<&str>) -> Refusal {
     let at = match after {
         Some(entry) => format!(" after entry '{entry}'"),
         None => String::new(),
     };
-    Refusal::stream(format!("truncated or corrupt{at}: {e}"))
-}
-
-/// A reader that fails once it has given `left` bytes (reset by the entry loop).
-struct Budgeted<R> {
-    inner: R,
-    left: Rc<Cell<u64>>,
-}
-
-impl<R: Read> Read for Budgeted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let left = self.left.get();
-        if left == 0 {
-            return Err(std::io::Error::other(format!(
-                "extension headers over {EXTENSION_BUDGET} bytes"
-            )));
-        }
-        let max = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..max])?;
-        self.left.set(left - n as u64);
-        Ok(n)
-    }
+    Refusal::stream(format!("truncated or corrupt{at}: {why}"))
 }
 
 /// The archive's bytes, through a decompressor process when it is compressed.
@@ -230,7 +185,15 @@ impl Input {
             let _ = err.take(4096).read_to_string(&mut said);
         }
         let said = said.lines().next().unwrap_or("").trim().to_string();
-        Err(Refusal::stream(format!("{tool} failed ({status}): {said}")).into_error(path))
+        Err(Refusal::stream(format!(
+            "truncated or corrupt: {tool} failed ({status}){}",
+            if said.is_empty() {
+                String::new()
+            } else {
+                format!(": {said}")
+            }
+        ))
+        .into_error(path))
     }
 }
 

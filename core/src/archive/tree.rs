@@ -42,7 +42,6 @@ impl Tree {
         self.ensure_parents(entry)?;
         let existing = self.nodes.get(&entry.path);
         let node = match &entry.kind {
-            Kind::Ignored => return Ok(()),
             Kind::Dir(meta) => {
                 if let Some(Node::Leaf { symlink, .. }) = existing {
                     return Err(refuse(format!(

@@ -171,7 +171,7 @@ impl Reader<'_> {
                 (meta, Content::File(bytes))
             }
             Kind::Symlink(meta, target) => (meta, Content::Symlink(target)),
-            Kind::Dir(_) | Kind::Hardlink(_) | Kind::Ignored => return Ok(()),
+            Kind::Dir(_) | Kind::Hardlink(_) => return Ok(()),
         };
         self.objects.push(String::new());
         let job = Job {
@@ -237,8 +237,10 @@ fn write_streamed(
 
 /// `a(ayay)` as libostree builds it (names with their NUL). Files and symlinks get them
 /// sorted, as a `bare` repository reads them back (libostree before ostree#3346 checksums
-/// them in archive order, and `fsck` on a device then fails); directories keep the
-/// archive's order, which is what libostree commits and never re-reads.
+/// them in the order it gets them, and `fsck` on a device then fails); directories get
+/// what libostree's importer gave them (libarchive lists an entry's xattrs in reverse
+/// archive order), so a directory's metadata is the one ostree commits; dirmeta is never
+/// re-read from disk.
 fn xattrs_variant(xattrs: &[(Vec<u8>, Vec<u8>)], sorted: bool) -> glib::Variant {
     let mut items: Vec<(Vec<u8>, Vec<u8>)> = xattrs
         .iter()
@@ -250,6 +252,8 @@ fn xattrs_variant(xattrs: &[(Vec<u8>, Vec<u8>)], sorted: bool) -> glib::Variant 
         .collect();
     if sorted {
         items.sort();
+    } else {
+        items.reverse();
     }
     items.to_variant()
 }

@@ -561,14 +561,13 @@ fn earlier_file(out: &[Entry], pick: Index) -> Kind {
 }
 
 /// Gives `e` the look `l`. libostree gets an entry's xattrs from libarchive, which lists
-/// them in reverse archive order; the contract stores them sorted on files and in archive
-/// order on directories. So files list theirs reverse-sorted (libostree then stores them
-/// sorted too) and directories get at most one: no archive order makes the two agree.
+/// them in reverse archive order; the contract stores them sorted on files and, like
+/// libostree, in reverse archive order on directories. So files list theirs reverse-sorted
+/// (libostree then stores them sorted too); directories keep any order.
 fn with_look(e: Entry, l: &Look) -> Entry {
     let mut e = l.apply(e);
-    e.xattrs = match e.kind {
-        Kind::Dir => e.xattrs.into_iter().take(1).collect(),
-        _ => e.xattrs.into_iter().rev().collect(),
-    };
+    if !matches!(e.kind, Kind::Dir) {
+        e.xattrs = e.xattrs.into_iter().rev().collect();
+    }
     e
 }

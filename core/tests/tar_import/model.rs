@@ -323,12 +323,12 @@ fn xattrs(e: &Entry, dir: bool) -> Result<Xattrs, String> {
                 Text(&name)
             ));
         }
-        match out.iter_mut().find(|(n, _)| *n == name) {
-            Some(slot) => slot.1 = x.value.clone(),
-            None => out.push((name, x.value.clone())),
-        }
+        out.retain(|(n, _)| *n != name);
+        out.push((name, x.value.clone()));
     }
-    if !dir {
+    if dir {
+        out.reverse();
+    } else {
         out.sort();
     }
     Ok(out)
