@@ -6,6 +6,8 @@ pub mod boot;
 pub mod build;
 pub mod external;
 pub mod help;
+pub mod init;
+pub mod new;
 pub mod status;
 
 use anyhow::Result;
@@ -25,6 +27,10 @@ pub enum Command {
     Backends(backends::BackendsArgs),
     /// Deploy a published image into a throwaway disk and boot it in QEMU (serial console)
     Boot(boot::BootArgs),
+    /// Create a project folder from a template (minimal, debian, fedora, openembedded, or a path)
+    New(new::NewArgs),
+    /// Create a project from a template in the current folder
+    Init(init::InitArgs),
     /// Help for a command, a backend (its options) or `triggers`
     Help(help::HelpArgs),
     /// `ostree-build <backend> --branch BRANCH [--repo REPO] [--OPTION VALUE]...`
@@ -40,7 +46,7 @@ impl Command {
             Command::Status(a) => a.project.json(),
             Command::Boot(a) => a.project.json(),
             Command::Backends(a) => a.message_format == MessageFormat::Json,
-            Command::Help(_) | Command::External(_) => false,
+            Command::Help(_) | Command::New(_) | Command::Init(_) | Command::External(_) => false,
         }
     }
 
@@ -50,6 +56,8 @@ impl Command {
             Command::Status(args) => status::exec(args),
             Command::Backends(args) => backends::exec(args),
             Command::Boot(args) => boot::exec(args),
+            Command::New(args) => new::exec(args),
+            Command::Init(args) => init::exec(args),
             Command::Help(args) => help::exec(args),
             Command::External(args) => external::exec(&args),
         }
