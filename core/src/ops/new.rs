@@ -116,9 +116,8 @@ fn check_manifest(template: &Template, files: &[Rendered]) -> Result<()> {
         .ok_or_else(|| anyhow!("template '{}' has no {MANIFEST_NAME} file", template.name))?;
     Manifest::parse(Path::new(MANIFEST_NAME), manifest.to_string()).map_err(|e| {
         anyhow!(
-            "template '{}' does not make a valid manifest: {}",
+            "template '{}' does not make a valid manifest: {e:#}\n  help: fix the template's {MANIFEST_NAME} (its placeholders, such as {{{{os-name}}}}, are filled in before it is read)",
             template.name,
-            format!("{e:#}").replace('\n', " ")
         )
     })?;
     Ok(())
