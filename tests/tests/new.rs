@@ -117,11 +117,7 @@ fn minimal_is_the_default_and_builds_offline() {
     )
     .contains("vmlinuz"));
     let again = run_in(&dir, &["build"]).ok();
-    assert!(
-        again.stdout.contains("nothing to do"),
-        "{}",
-        again.stdout
-    );
+    assert!(again.stdout.contains("nothing to do"), "{}", again.stdout);
 }
 
 #[test]
