@@ -345,6 +345,27 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_write_leaves_nothing_behind() {
+        let file = |path: &str| Rendered {
+            path: PathBuf::from(path),
+            mode: 0o644,
+            content: Content::File(b"x".to_vec().into()),
+        };
+        // The second file needs a folder where the first one is a file.
+        let files = [file("a/b"), file("a/b/c")];
+        let dir = tempfile::tempdir().unwrap();
+        let mut written = Written::default();
+        assert!(write_files(dir.path(), &files, &mut written).is_err());
+        written.undo(dir.path());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+        let staging = Staging::create(dir.path(), "myos").unwrap();
+        assert!(write_tree(&staging.dir, &files).is_err());
+        drop(staging);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
     fn init_refuses_to_overwrite_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let project = dir.path().join("myos");
