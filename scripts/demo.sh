@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# The demo, end to end: install what is needed, build ostree-build, copy the demo distro
-# (templates/demo) to a scratch project, build and publish it, show the result, then pull
-# it over HTTP into a client repository, and deploy it into a test sysroot with
-# `ostree admin deploy` the way a device would.
+# The demo, end to end: install what is needed, build ostree-build, make a scratch project
+# of the demo distro (`ostree-build new` from the template folder templates/demo), build
+# and publish it, show the result, then pull it over HTTP into a client repository, and
+# deploy it into a test sysroot with `ostree admin deploy` the way a device would.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release --locked -p ostree-build
 bin="$PWD/target/release/ostree-build"
 demo="${DEMO_DIR:-$PWD/target/demo}"
-rm -rf "$demo" && mkdir -p "$demo" && cp -a templates/demo/. "$demo/"
+rm -rf "$demo" && "$bin" new "$demo" --template ./templates/demo --os-name exampleos
 cd "$demo"
 python3 make-tarball.py >/dev/null
 echo "== ostree-build build (cold)"

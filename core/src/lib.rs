@@ -18,6 +18,7 @@ pub mod ops;
 pub mod packages;
 pub mod repo;
 pub mod report;
+pub mod template;
 pub mod triggers;
 
 pub use ostree_build_sdk as sdk;

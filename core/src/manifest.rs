@@ -183,7 +183,7 @@ impl Manifest {
             dir = d.parent();
         }
         Err(anyhow!(
-            "could not find `{}` in `{}` or any parent directory\n  help: run this inside a project (see templates/demo/ostree-build.toml for an example), or pass --manifest-path",
+            "could not find `{}` in `{}` or any parent directory\n  help: run this inside a project (or create one: `ostree-build new NAME`, `ostree-build init`), or pass --manifest-path",
             MANIFEST_NAME,
             start.display()
         ))

@@ -143,6 +143,16 @@ impl Project {
         Project { dir }
     }
 
+    /// A project made by `ostree-build new DIR ARGS` in an empty temporary folder (the
+    /// folder's name is no OS name: give `--os-name`).
+    pub fn from_template(args: &[&str]) -> Project {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_str().expect("UTF-8 temporary path");
+        let parent = dir.path().parent().expect("temp folder");
+        run_in(parent, &[&["new", path], args].concat()).ok();
+        Project { dir }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -194,6 +204,16 @@ impl Project {
     pub fn export_repo(&self) -> PathBuf {
         self.p("build/repo")
     }
+}
+
+/// Run `ostree-build ARGS` in `dir`.
+pub fn run_in(dir: &Path, args: &[&str]) -> Run {
+    let out = Command::new(binary())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run ostree-build");
+    Run::from(out)
 }
 
 /// A manifest for os `exampleos` on x86_64 with one `dir` component per `(name, path)` and

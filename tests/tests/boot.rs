@@ -1,38 +1,12 @@
-//! A real Debian image boots: bookworm from the mirror (mmdebstrap: kernel, systemd, dracut,
-//! ostree-boot), its initramfs made by the built-in `initramfs` trigger, published, and
-//! booted with `ostree-build boot --check` in QEMU (TCG). Inside the guest a service reports
-//! what a user would check (booted through OSTree, /usr read-only, no failed units, the
-//! deployments) on the console and powers off. A second version then boots with the first as
-//! its rollback. Slow (a few minutes): it runs once.
+//! A real Debian image boots: a project made by `ostree-build new --template debian`
+//! (bookworm from the mirror with mmdebstrap: kernel, systemd, dracut, ostree-boot), its
+//! initramfs made by the built-in `initramfs` trigger, published, and booted with
+//! `ostree-build boot --check` in QEMU (TCG). The template's own unit greets on the console;
+//! a service the test adds to the template's overlay reports what a user would check (booted
+//! through OSTree, /usr read-only, no failed units, the deployments) and powers off. A second
+//! version then boots with the first as its rollback. Slow (a few minutes): it runs once.
 
 use ostree_build_tests::*;
-
-const MANIFEST: &str = r#"
-[os]
-name = "debos"
-arch = "x86_64"
-
-[component.base]
-backend = "debootstrap"
-suite = "bookworm"
-variant = "minbase"
-tool = "mmdebstrap"
-mirror = "http://deb.debian.org/debian"
-include = ["systemd-sysv", "udev", "linux-image-amd64", "dracut", "ostree-boot", "ostree"]
-
-[component.check]
-backend = "dir"
-path = "check"
-
-[image.standard]
-components = ["base", "check"]
-bootable = true
-version = "1"
-triggers = [{ name = "initramfs" }]
-
-[publish]
-deltas = false
-"#;
 
 const CHECK_SCRIPT: &str = r#"#!/bin/sh
 # Give the rest of the start-up a moment, then report and power off.
@@ -62,23 +36,28 @@ StandardOutput=journal+console
 WantedBy=multi-user.target
 ";
 
-fn check_component(p: &Project, version: &str) {
-    p.file("check/usr/libexec/ostree-build-check", CHECK_SCRIPT, 0o755)
-        .file(
-            "check/usr/lib/systemd/system/ostree-build-check.service",
-            CHECK_UNIT,
-            0o644,
-        )
-        .file(
-            "check/usr/share/check/version",
-            &format!("{version}\n"),
-            0o644,
-        );
+/// The check service, added to the template's `overlay` folder as a user adds files.
+fn add_check(p: &Project, version: &str) {
+    p.file(
+        "overlay/usr/libexec/ostree-build-check",
+        CHECK_SCRIPT,
+        0o755,
+    )
+    .file(
+        "overlay/usr/lib/systemd/system/ostree-build-check.service",
+        CHECK_UNIT,
+        0o644,
+    )
+    .file(
+        "overlay/usr/share/check/version",
+        &format!("{version}\n"),
+        0o644,
+    );
     let wants =
-        p.p("check/usr/lib/systemd/system/multi-user.target.wants/ostree-build-check.service");
+        p.p("overlay/usr/lib/systemd/system/multi-user.target.wants/ostree-build-check.service");
     if !wants.exists() {
         p.symlink(
-            "check/usr/lib/systemd/system/multi-user.target.wants/ostree-build-check.service",
+            "overlay/usr/lib/systemd/system/multi-user.target.wants/ostree-build-check.service",
             "../ostree-build-check.service",
         );
     }
@@ -136,6 +115,10 @@ fn boot(p: &Project, fresh: bool) -> Vec<String> {
         !console.contains("already exists and is not a directory"),
         "tmpfiles errors at boot:\n{console}"
     );
+    assert!(
+        console.contains("Welcome to debos 1"),
+        "the template's welcome.service did not greet:\n{console}"
+    );
     checks
 }
 
@@ -145,8 +128,15 @@ fn a_debian_image_boots_and_upgrades_with_a_rollback() {
     if !require_root() {
         return;
     }
-    let p = Project::new(MANIFEST);
-    check_component(&p, "1");
+    let p = Project::from_template(&[
+        "--template",
+        "debian",
+        "--os-name",
+        "debos",
+        "--version",
+        "1",
+    ]);
+    add_check(&p, "1");
     let built = p.run(&["build"]).ok();
     assert!(
         built.stdout.contains("triggers: initramfs"),
@@ -164,7 +154,7 @@ fn a_debian_image_boots_and_upgrades_with_a_rollback() {
     );
 
     // Version 2: the kernel is unchanged, so the initramfs trigger's output is reused.
-    check_component(&p, "2");
+    add_check(&p, "2");
     let rebuilt = p.run(&["build"]).ok();
     assert!(
         rebuilt.stdout.contains("initramfs reused"),

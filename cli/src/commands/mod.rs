@@ -7,7 +7,9 @@ pub mod build;
 pub mod completions;
 pub mod external;
 pub mod help;
+pub mod init;
 pub mod man;
+pub mod new;
 pub mod status;
 
 use anyhow::Result;
@@ -27,6 +29,10 @@ pub enum Command {
     Backends(backends::BackendsArgs),
     /// Deploy a published image into a throwaway disk and boot it in QEMU (serial console)
     Boot(boot::BootArgs),
+    /// Create a project folder from a template (minimal, debian, fedora, openembedded, or a path)
+    New(new::NewArgs),
+    /// Create a project from a template in the current folder
+    Init(init::InitArgs),
     /// Help for a command, a backend (its options) or `triggers`
     Help(help::HelpArgs),
     /// Print a shell completion script: bash, zsh or fish
@@ -46,7 +52,7 @@ impl Command {
             Command::Status(a) => a.project.json(),
             Command::Boot(a) => a.project.json(),
             Command::Backends(a) => a.message_format == MessageFormat::Json,
-            Command::Help(_) | Command::External(_) => false,
+            Command::Help(_) | Command::New(_) | Command::Init(_) | Command::External(_) => false,
             Command::Completions(_) | Command::Man(_) => false,
         }
     }
@@ -57,6 +63,8 @@ impl Command {
             Command::Status(args) => status::exec(args),
             Command::Backends(args) => backends::exec(args),
             Command::Boot(args) => boot::exec(args),
+            Command::New(args) => new::exec(args),
+            Command::Init(args) => init::exec(args),
             Command::Help(args) => help::exec(args),
             Command::Completions(args) => completions::exec(args),
             Command::Man(args) => man::exec(args),

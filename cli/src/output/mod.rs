@@ -3,6 +3,7 @@
 
 pub mod backends;
 pub mod events;
+pub mod new;
 pub mod status;
 
 use std::io::Write;

@@ -7,6 +7,7 @@ pub mod adhoc;
 pub mod boot;
 pub mod build;
 mod compose;
+pub mod new;
 pub mod plan;
 mod publish;
 pub mod status;
