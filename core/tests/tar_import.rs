@@ -1,5 +1,6 @@
-//! `Repo::import_archive` against its contract (/work/tar-import-spec.md, "ostree-build's
-//! own tar import"), with archives written header by header (tar_import/tar.rs):
+//! `Repo::import_archive` against its contract (tar_import/CONTRACT.md; the rules and their
+//! reasons are in docs/ARCHITECTURE.md, "Tar imports"), with archives written header by
+//! header (tar_import/tar.rs):
 //!
 //! - a property: generated archives, mostly plausible and sometimes hostile, damaged or
 //!   compressed (tar_import/gen.rs), either import to exactly the tree the contract's model

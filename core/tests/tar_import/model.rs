@@ -1,4 +1,4 @@
-//! The oracle: /work/tar-import-spec.md ("ostree-build's own tar import: the contract")
+//! The oracle: tar_import/CONTRACT.md ("ostree-build's own tar import: the contract")
 //! written as a small interpreter over the entries the test wrote. It predicts either the
 //! committed tree or the ways the import may be refused.
 //!
