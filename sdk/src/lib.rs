@@ -28,6 +28,10 @@ pub use events::{Event, EventSink, Level, NoEvents};
 pub use info::{BackendInfo, OptionSpec};
 pub use output::{Output, Plan};
 pub use request::Request;
+/// The versions of `anyhow` and `serde_json` this crate's API uses ([`Backend`] returns
+/// `anyhow::Result`, [`Request::options`] is a `serde_json::Map`), for backends and their
+/// tests that would rather not name them twice.
+pub use {anyhow, serde_json};
 
 use std::path::{Path, PathBuf};
 
@@ -40,7 +44,10 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// ostree-build that loads it; executables only need a shared [`PROTOCOL_VERSION`].
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The trait every backend implements, built-in or third-party.
+/// The trait every backend implements, built-in or third-party. The core calls `info` to
+/// list and check it, `plan` before every build (cheap, no side effects: it decides whether
+/// the component is rebuilt) and `run` when it is. `run` writes only inside
+/// `request.root` (or the archive it names); the core checks the answer before it commits.
 pub trait Backend: Send + Sync {
     /// Name, version, protocols, capabilities and accepted options.
     fn info(&self) -> BackendInfo;
