@@ -275,6 +275,12 @@ fn an_existing_destination_an_unknown_kind_and_a_missing_parent_are_refused() {
         "parent directory",
         "create it first",
     );
+    refused(
+        &w,
+        &["acme", "--sdk-path", "."],
+        "is not the ostree-build-sdk crate",
+        "give the sdk/",
+    );
     assert_eq!(
         std::fs::read_to_string(w.p("ostree-build-backend-acme/notes.txt")).unwrap(),
         "mine\n"

@@ -260,14 +260,14 @@ impl SdkSource {
                 dir.display()
             )
         };
-        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).with_context(not_sdk)?;
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default();
         let name = toml::from_str::<toml::Value>(&manifest)
             .ok()
             .and_then(|v| v.get("package")?.get("name")?.as_str().map(String::from));
-        if name.as_deref() != Some("ostree-build-sdk") {
-            bail!(not_sdk());
+        match (name.as_deref(), dir.canonicalize()) {
+            (Some("ostree-build-sdk"), Ok(dir)) => Ok(SdkSource::Path(dir)),
+            _ => bail!(not_sdk()),
         }
-        Ok(SdkSource::Path(dir.canonicalize().with_context(not_sdk)?))
     }
 }
 
