@@ -8,7 +8,7 @@
 //! Modules: `info` ([`BackendInfo`], [`OptionSpec`]), `request` ([`Request`]), `output`
 //! ([`Plan`], [`Output`]), `events` ([`Event`], [`EventSink`]), [`exec`] (the executable
 //! side), `dylib` (the cdylib side, feature `dylib`), and helpers the core shares
-//! ([`suggest`], [`mounts`], [`which`], [`require_exists`]).
+//! ([`suggest`], [`mounts`], [`which()`], [`require_exists`]).
 //!
 //! The crate's README follows: how to depend on it, an example, and the semver policy.
 //!
