@@ -1,7 +1,9 @@
 //! The templates `ostree-build new-backend` scaffolds from, compiled into the binary from
-//! `templates/backends/<kind>/`, and their placeholders: `@@variable@@`, which no shell,
-//! TOML, Rust, Python or CI syntax uses. Rendering is strict: a placeholder without a value
-//! is an error, so a template can never leave one behind.
+//! `templates/backends/<kind>/` (no `template.toml`, so `new` does not list them), with the
+//! distro templates' placeholder rule (`template::vars::fill`): `{{name}}`, `{{lib-name}}`,
+//! `{{type-name}}`, `{{sdk-dependency}}`, `{{sdk-version}}`, `{{protocol}}`, nothing else
+//! replaced. A unit test of `ops::new_backend` renders every file of every kind and checks
+//! that none is left.
 
 use anyhow::{bail, Result};
 use ostree_build_sdk::suggest::did_you_mean;
@@ -86,7 +88,7 @@ const CDYLIB: &[TemplateFile] = &[
 ];
 
 const SCRIPT: &[TemplateFile] = &[
-    template_file!("script", "ostree-build-@@name@@", true),
+    template_file!("script", "ostree-build-{{name}}", true),
     template_file!("script", "README.md", false),
     template_file!("script", "test.sh", true),
 ];
@@ -101,41 +103,14 @@ pub fn files(kind: BackendKind) -> &'static [TemplateFile] {
 }
 
 /// The path a template file gets: placeholders filled, `.in` dropped.
-pub fn target_path(file: &TemplateFile, vars: &[(&str, String)]) -> Result<String> {
-    let path = render(file.path, vars)?;
-    Ok(path.strip_suffix(".in").unwrap_or(&path).to_string())
+pub fn target_path(file: &TemplateFile, vars: &[(&str, &str)]) -> String {
+    let path = render(file.path, vars);
+    path.strip_suffix(".in").unwrap_or(&path).to_string()
 }
 
-/// `text` with every `@@variable@@` replaced by its value; an unknown one is an error.
-pub fn render(text: &str, vars: &[(&str, String)]) -> Result<String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("@@") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let key = after.find("@@").map(|end| &after[..end]);
-        match key.filter(|k| is_variable(k)) {
-            Some(key) => {
-                let Some((_, value)) = vars.iter().find(|(k, _)| *k == key) else {
-                    bail!("template placeholder '@@{key}@@' has no value (a bug in the template)");
-                };
-                out.push_str(value);
-                rest = &after[key.len() + 2..];
-            }
-            // Not a placeholder (`@@ -1 +1 @@`): the text as it is.
-            None => {
-                out.push_str("@@");
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// A variable's name: lowercase letters and `_`.
-fn is_variable(key: &str) -> bool {
-    !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+/// `text` with every `{{variable}}` of `vars` filled in.
+pub fn render(text: &str, vars: &[(&str, &str)]) -> String {
+    crate::template::vars::fill(text, vars)
 }
 
 #[cfg(test)]
@@ -174,16 +149,14 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_are_filled_and_unknown_ones_refused() {
-        let vars = [("name", "acme".to_string())];
+    fn placeholders_are_filled_and_anything_else_kept() {
+        let vars = [("name", "acme"), ("type-name", "AcmeBackend")];
         assert_eq!(
-            render("a @@name@@ b@@name@@", &vars).unwrap(),
-            "a acme bacme"
+            render("a {{name}} b{{type-name}}", &vars),
+            "a acme bAcmeBackend"
         );
-        assert_eq!(render("no @@ here", &vars).unwrap(), "no @@ here");
-        assert_eq!(render("@@ -1 +1 @@name@@", &vars).unwrap(), "@@ -1 +1 acme");
-        let err = render("@@nmae@@", &vars).unwrap_err().to_string();
-        assert!(err.contains("'@@nmae@@'"), "{err}");
+        let other = "${{ github.ref }} {{ name }} {{other}} format!(\"{{}}\") {{{name}}";
+        assert_eq!(render(other, &vars), other.replace("{{{name}}", "{acme"));
     }
 
     #[test]

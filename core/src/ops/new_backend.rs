@@ -51,7 +51,7 @@ pub fn new_backend(opts: &NewBackendOptions) -> Result<NewBackend> {
     check_name(opts)?;
     let dir = destination(opts)?;
     let vars = variables(opts)?;
-    let files = render(opts.kind, &vars)?;
+    let files = render(opts.kind, &vars);
     newdir::create(&dir, &files)?;
     let plugin_dir = plugin_dir(opts.kind, &dir);
     Ok(NewBackend {
@@ -132,10 +132,10 @@ fn destination(opts: &NewBackendOptions) -> Result<PathBuf> {
 fn variables(opts: &NewBackendOptions) -> Result<Vec<(&'static str, String)>> {
     Ok(vec![
         ("name", opts.name.clone()),
-        ("lib_name", opts.name.replace('-', "_")),
-        ("type_name", type_name(&opts.name)),
-        ("sdk_version", sdk_requirement()),
-        ("sdk_dependency", sdk_dependency(&opts.sdk, opts.kind)?),
+        ("lib-name", opts.name.replace('-', "_")),
+        ("type-name", type_name(&opts.name)),
+        ("sdk-version", sdk_requirement()),
+        ("sdk-dependency", sdk_dependency(&opts.sdk, opts.kind)?),
         ("protocol", ostree_build_sdk::PROTOCOL_VERSION.to_string()),
     ])
 }
@@ -177,15 +177,14 @@ fn sdk_dependency(sdk: &SdkSource, kind: BackendKind) -> Result<String> {
 }
 
 /// Every file of the kind's template, rendered.
-fn render(kind: BackendKind, vars: &[(&str, String)]) -> Result<Vec<NewFile>> {
+fn render(kind: BackendKind, vars: &[(&str, String)]) -> Vec<NewFile> {
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     backend_template::files(kind)
         .iter()
-        .map(|f| {
-            Ok(NewFile {
-                path: backend_template::target_path(f, vars)?,
-                text: backend_template::render(f.text, vars)?,
-                executable: f.executable,
-            })
+        .map(|f| NewFile {
+            path: backend_template::target_path(f, &vars),
+            text: backend_template::render(f.text, &vars),
+            executable: f.executable,
         })
         .collect()
 }
@@ -286,9 +285,20 @@ mod tests {
                 builtin_backends: vec![],
                 commands: vec![],
             };
-            for file in render(kind, &variables(&opts).unwrap()).unwrap() {
-                assert!(!file.text.contains("@@"), "{kind} {}", file.path);
-                assert!(!file.path.contains("@@") && !file.path.ends_with(".in"));
+            for file in render(kind, &variables(&opts).unwrap()) {
+                for text in [&file.text, &file.path] {
+                    let left = text.split("{{").skip(1).find(|after| {
+                        let key = after.split("}}").next().unwrap_or_default();
+                        !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+                    });
+                    assert!(
+                        left.is_none(),
+                        "{kind} {}: {{{{{}",
+                        file.path,
+                        left.unwrap_or_default()
+                    );
+                }
+                assert!(!file.path.ends_with(".in"), "{}", file.path);
             }
         }
     }

@@ -1,5 +1,5 @@
-//! The `@@name@@` backend for ostree-build, as a cdylib plugin
-//! (`libostree_build_backend_@@lib_name@@.so`), exported with the sdk's `export_backend!`.
+//! The `{{name}}` backend for ostree-build, as a cdylib plugin
+//! (`libostree_build_backend_{{lib-name}}.so`), exported with the sdk's `export_backend!`.
 //!
 //! Scaffolded by `ostree-build new-backend`: it writes one file, so that it builds, loads
 //! and builds a component from the start. Replace `run` with your own `$pkginstallroot`
@@ -9,14 +9,14 @@
 
 use ostree_build_sdk::{Backend, BackendInfo, EventSink, OptionSpec, Output, Plan, Request};
 
-const NAME: &str = "@@name@@";
+const NAME: &str = "{{name}}";
 /// What `run` writes, and where in the component.
-const FILE: &str = "usr/share/@@name@@/greeting";
-const DEFAULT_GREETING: &str = "hello from @@name@@";
+const FILE: &str = "usr/share/{{name}}/greeting";
+const DEFAULT_GREETING: &str = "hello from {{name}}";
 
-pub struct @@type_name@@;
+pub struct {{type-name}};
 
-impl Backend for @@type_name@@ {
+impl Backend for {{type-name}} {
     fn info(&self) -> BackendInfo {
         BackendInfo::new(NAME, env!("CARGO_PKG_VERSION"))
             .description("writes one file (scaffolded by ostree-build new-backend)")
@@ -46,7 +46,7 @@ impl Backend for @@type_name@@ {
     }
 }
 
-ostree_build_sdk::export_backend!(@@type_name@@);
+ostree_build_sdk::export_backend!({{type-name}});
 
 #[cfg(test)]
 mod tests {
@@ -74,7 +74,7 @@ mod tests {
 
     #[test]
     fn says_who_it_is() {
-        let info = @@type_name@@.info();
+        let info = {{type-name}}.info();
         assert_eq!(info.name, NAME);
         assert!(info.protocols.contains(&PROTOCOL_VERSION));
     }
@@ -86,7 +86,7 @@ mod tests {
             "arch": "x86_64", "project_dir": dir, "root": dir, "options": {"greeting": "hi"}});
         let request: Request = serde_json::from_value(request).expect("a request");
         let mut events = Keep(vec![]);
-        match @@type_name@@.run(&request, &mut events).expect("run") {
+        match {{type-name}}.run(&request, &mut events).expect("run") {
             Output::Tree { root, packages } => assert_eq!((root, packages), (dir.clone(), vec![])),
             other => panic!("not a tree: {other:?}"),
         }

@@ -1,4 +1,4 @@
-//! The `@@name@@` backend for ostree-build, as the `ostree-build-@@name@@` executable.
+//! The `{{name}}` backend for ostree-build, as the `ostree-build-{{name}}` executable.
 //!
 //! Scaffolded by `ostree-build new-backend`: it writes one file, so that it builds, is found
 //! and builds a component from the start. Replace `run` with your own `$pkginstallroot`
@@ -7,14 +7,14 @@
 
 use ostree_build_sdk::{Backend, BackendInfo, EventSink, OptionSpec, Output, Plan, Request};
 
-const NAME: &str = "@@name@@";
+const NAME: &str = "{{name}}";
 /// What `run` writes, and where in the component.
-const FILE: &str = "usr/share/@@name@@/greeting";
-const DEFAULT_GREETING: &str = "hello from @@name@@";
+const FILE: &str = "usr/share/{{name}}/greeting";
+const DEFAULT_GREETING: &str = "hello from {{name}}";
 
-pub struct @@type_name@@;
+pub struct {{type-name}};
 
-impl Backend for @@type_name@@ {
+impl Backend for {{type-name}} {
     fn info(&self) -> BackendInfo {
         BackendInfo::new(NAME, env!("CARGO_PKG_VERSION"))
             .description("writes one file (scaffolded by ostree-build new-backend)")
@@ -45,5 +45,5 @@ impl Backend for @@type_name@@ {
 }
 
 fn main() {
-    ostree_build_sdk::exec::main(@@type_name@@)
+    ostree_build_sdk::exec::main({{type-name}})
 }

@@ -1,4 +1,4 @@
-//! `ostree-build-@@name@@` speaks ostree-build's protocol: it answers the info probe, plans,
+//! `ostree-build-{{name}}` speaks ostree-build's protocol: it answers the info probe, plans,
 //! and fills an empty root, run the way ostree-build runs it (a reserved first argument,
 //! the request on stdin, JSON lines on stdout).
 
@@ -7,7 +7,7 @@ use ostree_build_sdk::PROTOCOL_VERSION;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-const EXE: &str = env!("CARGO_BIN_EXE_ostree-build-@@name@@");
+const EXE: &str = env!("CARGO_BIN_EXE_ostree-build-{{name}}");
 
 /// Run the backend with `arg` and `request` on stdin; every stdout line as JSON.
 fn call(arg: &str, request: &Value) -> Vec<Value> {
@@ -49,7 +49,7 @@ fn scratch(name: &str) -> std::path::PathBuf {
 #[test]
 fn answers_the_info_probe() {
     let info = call("ostree-build-plugin-info", &Value::Null);
-    assert_eq!(info[0]["name"], "@@name@@");
+    assert_eq!(info[0]["name"], "{{name}}");
     assert!(info[0]["protocols"]
         .as_array()
         .expect("protocols")
@@ -67,7 +67,7 @@ fn plans_and_fills_an_empty_root() {
     let answer = run.last().expect("an answer");
     assert_eq!(answer["type"], "output", "{run:?}");
     assert_eq!(answer["output"]["kind"], "tree");
-    let file = dir.join("root/usr/share/@@name@@/greeting");
+    let file = dir.join("root/usr/share/{{name}}/greeting");
     let written = std::fs::read_to_string(file).expect("the greeting");
     assert_eq!(written, "hi\n");
     std::fs::remove_dir_all(&dir).expect("clean up");
