@@ -8,6 +8,8 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace --locked --lib --bins --tests 2>&1 | tee "$log" || status=$?
+# The doctests: the sdk's examples (README, PLUGINS.md's Rust API) must compile and pass.
+cargo test --workspace --locked --doc 2>&1 | tee -a "$log" || status=$?
 passed=$(grep -oE 'test result: .* ([0-9]+) passed' "$log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -oE '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
 # Tests skipped under OSTREE_BUILD_TESTS_SKIP count as passed; each said `SKIPPED <test>: ...`

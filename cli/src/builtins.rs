@@ -11,6 +11,16 @@ pub fn backends() -> Vec<Arc<dyn Backend>> {
     if std::env::var("OSTREE_BUILD_BUILTIN_BACKENDS").as_deref() == Ok("none") {
         return vec![];
     }
+    all()
+}
+
+/// The built-in backends' names, whether or not they are turned off: names a plugin
+/// should not take.
+pub fn names() -> Vec<String> {
+    all().iter().map(|b| b.info().name).collect()
+}
+
+fn all() -> Vec<Arc<dyn Backend>> {
     vec![
         Arc::new(ostree_build_dir::DirBackend),
         Arc::new(ostree_build_tarball::TarballBackend),

@@ -7,6 +7,7 @@
 //! `fsutil` and the sdk.
 
 pub mod archive;
+pub mod backend_template;
 pub mod backends;
 pub mod fsutil;
 pub mod initramfs;
@@ -14,6 +15,7 @@ pub mod inputs;
 pub mod links;
 pub mod lock;
 pub mod manifest;
+pub mod newdir;
 pub mod ops;
 pub mod packages;
 pub mod repo;

@@ -139,7 +139,37 @@ pub fn call<B: Backend>(
 /// Export a [`Backend`] value as a cdylib plugin:
 /// `ostree_build_sdk::export_backend!(MyBackend);` in a crate with
 /// `crate-type = ["cdylib"]`, built with the sdk's `dylib` feature. Install the library
-/// as `libostree_build_backend_<name>.so` in a plugin directory.
+/// as `libostree_build_backend_<name>.so` in a plugin directory. Once per library: it
+/// defines the module abi_stable loads.
+///
+/// ```
+/// use ostree_build_sdk::{Backend, BackendInfo, EventSink, OptionSpec, Output, Plan, Request};
+///
+/// pub struct Motd;
+///
+/// impl Backend for Motd {
+///     fn info(&self) -> BackendInfo {
+///         BackendInfo::new("motd", "1.0.0")
+///             .description("writes /etc/motd")
+///             .option(OptionSpec::string("text").required().help("the message of the day"))
+///     }
+///
+///     fn plan(&self, _request: &Request) -> anyhow::Result<Plan> {
+///         Ok(Plan::default()) // the result depends on the options only
+///     }
+///
+///     fn run(&self, request: &Request, events: &mut dyn EventSink) -> anyhow::Result<Output> {
+///         let text = request.str_option("text")?.unwrap_or_default();
+///         std::fs::create_dir_all(request.root.join("etc"))?;
+///         std::fs::write(request.root.join("etc/motd"), format!("{text}\n"))?;
+///         events.info("wrote /etc/motd");
+///         Ok(Output::Tree { root: request.root.clone(), packages: vec![] })
+///     }
+/// }
+///
+/// ostree_build_sdk::export_backend!(Motd);
+/// # fn main() {}
+/// ```
 #[macro_export]
 macro_rules! export_backend {
     ($backend:expr) => {

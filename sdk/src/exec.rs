@@ -2,7 +2,8 @@
 //! program in one line (`fn main() { ostree_build_sdk::exec::main(MyBackend) }`).
 //!
 //! The host runs the program with one reserved argument:
-//! - `ostree-build-plugin-info`: print [`BackendInfo`] as one JSON object, exit 0;
+//! - `ostree-build-plugin-info`: print [`BackendInfo`](crate::BackendInfo) as one JSON
+//!   object, exit 0;
 //! - `ostree-build-plugin-plan` / `ostree-build-plugin-run`: read one [`Request`] as JSON on
 //!   stdin, write JSON lines on stdout ([`Message`]: `hello` first, then `log`/`progress`,
 //!   then `plan`/`output` or `error`), exit 0 on success, 1 when the operation failed (an

@@ -10,6 +10,7 @@ pub mod help;
 pub mod init;
 pub mod man;
 pub mod new;
+pub mod new_backend;
 pub mod status;
 
 use anyhow::Result;
@@ -33,6 +34,8 @@ pub enum Command {
     New(new::NewArgs),
     /// Create a project from a template in the current folder
     Init(init::InitArgs),
+    /// Scaffold a backend (a Rust executable or plugin, or a script) that builds, has a test and is found
+    NewBackend(new_backend::NewBackendArgs),
     /// Help for a command, a backend (its options) or `triggers`
     Help(help::HelpArgs),
     /// Print a shell completion script: bash, zsh or fish
@@ -52,7 +55,8 @@ impl Command {
             Command::Status(a) => a.project.json(),
             Command::Boot(a) => a.project.json(),
             Command::Backends(a) => a.message_format == MessageFormat::Json,
-            Command::Help(_) | Command::New(_) | Command::Init(_) | Command::External(_) => false,
+            Command::Help(_) | Command::New(_) | Command::Init(_) => false,
+            Command::NewBackend(_) | Command::External(_) => false,
             Command::Completions(_) | Command::Man(_) => false,
         }
     }
@@ -65,6 +69,7 @@ impl Command {
             Command::Boot(args) => boot::exec(args),
             Command::New(args) => new::exec(args),
             Command::Init(args) => init::exec(args),
+            Command::NewBackend(args) => new_backend::exec(args),
             Command::Help(args) => help::exec(args),
             Command::Completions(args) => completions::exec(args),
             Command::Man(args) => man::exec(args),

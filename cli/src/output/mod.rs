@@ -4,6 +4,7 @@
 pub mod backends;
 pub mod events;
 pub mod new;
+pub mod new_backend;
 pub mod status;
 
 use std::io::Write;

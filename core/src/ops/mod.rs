@@ -8,6 +8,7 @@ pub mod boot;
 pub mod build;
 mod compose;
 pub mod new;
+pub mod new_backend;
 pub mod plan;
 mod publish;
 pub mod status;

@@ -91,12 +91,35 @@ impl Vars {
 
     /// `text` with every `{{variable}}` replaced by its value; anything else is kept.
     pub fn render(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for (key, value) in self.pairs() {
-            out = out.replace(&format!("{{{{{key}}}}}"), value);
-        }
-        out
+        fill(text, &self.pairs())
     }
+}
+
+/// `text` with every `{{key}}` of `pairs` replaced by its value, in one pass (a value is
+/// never searched for placeholders); anything else is kept. The rule of every template:
+/// distro templates here, backend templates in `backend_template`.
+pub fn fill(text: &str, pairs: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let hit = pairs
+            .iter()
+            .find(|(key, _)| after.starts_with(key) && after[key.len()..].starts_with("}}"));
+        match hit {
+            Some((key, value)) => {
+                out.push_str(value);
+                rest = &after[key.len() + 2..];
+            }
+            None => {
+                out.push('{');
+                rest = &rest[start + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Lowercase letters, digits, `.`, `-`, `_`, starting with a letter or digit: a ref part,
