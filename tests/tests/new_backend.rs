@@ -272,8 +272,8 @@ fn an_existing_destination_an_unknown_kind_and_a_missing_parent_are_refused() {
     refused(
         &w,
         &["acme", "--path", "no/such/dir"],
-        "parent directory",
-        "create it first",
+        "parent folder",
+        "create the parent folder first",
     );
     refused(
         &w,

@@ -5,6 +5,7 @@
 //! fails. Either way an error leaves nothing half-written.
 
 use crate::manifest::{Manifest, MANIFEST_NAME};
+use crate::newdir::{self, NewFile};
 use crate::template::vars::{VarOptions, Vars};
 use crate::template::{self, Content, Template};
 use anyhow::{anyhow, bail, Context, Result};
@@ -30,22 +31,15 @@ pub struct Created {
     pub files: usize,
 }
 
-/// A file ready to be written: its path in the project and what goes there.
-struct Rendered {
-    path: PathBuf,
-    mode: u32,
-    content: Content,
-}
-
 /// Create the project folder `options.path` from the template.
 pub fn new(options: &NewOptions) -> Result<Created> {
     let name = folder_name(&options.path)?;
     let (template, vars, files) = prepare(&name, options)?;
-    check_new_destination(&options.path)?;
-    let parent = parent_of(&options.path);
-    let staging = Staging::create(&parent, &name)?;
-    write_tree(&staging.dir, &files)?;
-    staging.rename_to(&options.path)?;
+    newdir::check_destination(
+        &options.path,
+        "choose another name, or run `ostree-build init` inside that folder to add a project to what it holds",
+    )?;
+    newdir::create(&options.path, &files)?;
     Ok(created(options, template, vars, &files))
 }
 
@@ -59,15 +53,11 @@ pub fn init(options: &NewOptions) -> Result<Created> {
     let name = folder_name(&absolute)?;
     let (template, vars, files) = prepare(&name, options)?;
     check_nothing_overwritten(dir, &files)?;
-    let mut written = Written::default();
-    if let Err(e) = write_files(dir, &files, &mut written) {
-        written.undo(dir);
-        return Err(e);
-    }
+    newdir::fill(dir, &files)?;
     Ok(created(options, template, vars, &files))
 }
 
-fn created(options: &NewOptions, template: Template, vars: Vars, files: &[Rendered]) -> Created {
+fn created(options: &NewOptions, template: Template, vars: Vars, files: &[NewFile]) -> Created {
     Created {
         path: options.path.clone(),
         template: template.name,
@@ -77,13 +67,13 @@ fn created(options: &NewOptions, template: Template, vars: Vars, files: &[Render
 }
 
 /// The template, the variables and every file filled in, checked, in memory.
-fn prepare(name: &str, options: &NewOptions) -> Result<(Template, Vars, Vec<Rendered>)> {
+fn prepare(name: &str, options: &NewOptions) -> Result<(Template, Vars, Vec<NewFile>)> {
     let template = template::resolve(options.template.as_deref().unwrap_or(template::DEFAULT))?;
     let vars = Vars::new(name, &options.vars)?;
-    let files: Vec<Rendered> = template
+    let files: Vec<NewFile> = template
         .files
         .iter()
-        .map(|f| Rendered {
+        .map(|f| NewFile {
             path: f.path.clone(),
             mode: f.mode,
             content: render(&f.content, &vars),
@@ -105,7 +95,7 @@ fn render(content: &Content, vars: &Vars) -> Content {
 }
 
 /// The filled-in manifest must parse, or the template (or a variable) is broken.
-fn check_manifest(template: &Template, files: &[Rendered]) -> Result<()> {
+fn check_manifest(template: &Template, files: &[NewFile]) -> Result<()> {
     let manifest = files
         .iter()
         .find(|f| f.path == Path::new(MANIFEST_NAME))
@@ -136,44 +126,8 @@ fn folder_name(path: &Path) -> Result<String> {
     Ok(name.to_string_lossy().into_owned())
 }
 
-fn parent_of(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// `new` creates its folder, or fills an empty one; its parent must exist.
-fn check_new_destination(path: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => {
-            let empty = std::fs::read_dir(path)
-                .with_context(|| format!("cannot read {}", path.display()))?
-                .next()
-                .is_none();
-            if !empty {
-                bail!(
-                    "destination `{}` already exists and is not empty\n  help: choose another name, or run `ostree-build init` inside that folder to add a project to what it holds",
-                    path.display()
-                );
-            }
-            Ok(())
-        }
-        Ok(_) => bail!(
-            "destination `{}` already exists and is not a folder\n  help: choose another name",
-            path.display()
-        ),
-        Err(_) if !parent_of(path).is_dir() => bail!(
-            "cannot create `{}`: its parent folder `{}` does not exist\n  help: create the parent folder first",
-            path.display(),
-            parent_of(path).display()
-        ),
-        Err(_) => Ok(()),
-    }
-}
-
 /// `init` writes no path that exists, and needs folders where the template has them.
-fn check_nothing_overwritten(dir: &Path, files: &[Rendered]) -> Result<()> {
+fn check_nothing_overwritten(dir: &Path, files: &[NewFile]) -> Result<()> {
     let clashes: Vec<String> = files
         .iter()
         .filter(|f| blocked(dir, &f.path))
@@ -204,111 +158,6 @@ fn blocked(dir: &Path, rel: &Path) -> bool {
         .skip(1)
         .take_while(|a| a.starts_with(dir) && *a != dir)
         .any(|a| std::fs::symlink_metadata(a).is_ok_and(|m| !m.is_dir()))
-}
-
-/// Write every file under `root`, which is new and removed by the caller on failure.
-fn write_tree(root: &Path, files: &[Rendered]) -> Result<()> {
-    write_files(root, files, &mut Written::default())
-}
-
-/// What `init` created, to remove it again when a later write fails.
-#[derive(Default)]
-struct Written {
-    files: Vec<PathBuf>,
-    dirs: Vec<PathBuf>,
-}
-
-impl Written {
-    fn undo(&self, root: &Path) {
-        for f in self.files.iter().rev() {
-            let _ = std::fs::remove_file(root.join(f));
-        }
-        for d in self.dirs.iter().rev() {
-            let _ = std::fs::remove_dir(root.join(d));
-        }
-    }
-}
-
-fn write_files(root: &Path, files: &[Rendered], written: &mut Written) -> Result<()> {
-    for f in files {
-        make_parents(root, &f.path, written)?;
-        write_one(&root.join(&f.path), f)
-            .with_context(|| format!("cannot write {}", root.join(&f.path).display()))?;
-        written.files.push(f.path.clone());
-    }
-    Ok(())
-}
-
-/// Create the folders above `rel` that do not exist yet, noting each.
-fn make_parents(root: &Path, rel: &Path, written: &mut Written) -> Result<()> {
-    let mut dir = PathBuf::new();
-    let parents: Vec<_> = rel
-        .parent()
-        .into_iter()
-        .flat_map(|p| p.components())
-        .collect();
-    for part in parents {
-        dir.push(part);
-        let full = root.join(&dir);
-        if !full.is_dir() {
-            std::fs::create_dir(&full)
-                .with_context(|| format!("cannot create {}", full.display()))?;
-            written.dirs.push(dir.clone());
-        }
-    }
-    Ok(())
-}
-
-fn write_one(path: &Path, f: &Rendered) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    match &f.content {
-        Content::Symlink(target) => std::os::unix::fs::symlink(target, path),
-        Content::File(data) => {
-            let mut out = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(f.mode & 0o777)
-                .open(path)?;
-            out.write_all(data)?;
-            out.sync_all()
-        }
-    }
-}
-
-/// A folder beside the destination that `new` fills, renamed into place at the end and
-/// removed if that end is never reached.
-struct Staging {
-    dir: PathBuf,
-    done: bool,
-}
-
-impl Staging {
-    fn create(parent: &Path, name: &str) -> Result<Staging> {
-        let dir = parent.join(format!(".{name}.ostree-build-new.{}", std::process::id()));
-        if std::fs::symlink_metadata(&dir).is_ok() {
-            crate::fsutil::remove_tree(&dir)?;
-        }
-        std::fs::create_dir(&dir)
-            .with_context(|| format!("cannot create a folder in {}", parent.display()))?;
-        Ok(Staging { dir, done: false })
-    }
-
-    /// Move the filled folder to `dest` (absent, or an empty folder rename replaces).
-    fn rename_to(mut self, dest: &Path) -> Result<()> {
-        std::fs::rename(&self.dir, dest)
-            .with_context(|| format!("cannot create {}", dest.display()))?;
-        self.done = true;
-        Ok(())
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = crate::fsutil::remove_tree(&self.dir);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -342,27 +191,6 @@ mod tests {
             let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
             assert_eq!(left.len(), 1, "{name}: the staging folder is gone");
         }
-    }
-
-    #[test]
-    fn a_failed_write_leaves_nothing_behind() {
-        let file = |path: &str| Rendered {
-            path: PathBuf::from(path),
-            mode: 0o644,
-            content: Content::File(b"x".to_vec().into()),
-        };
-        // The second file needs a folder where the first one is a file.
-        let files = [file("a/b"), file("a/b/c")];
-        let dir = tempfile::tempdir().unwrap();
-        let mut written = Written::default();
-        assert!(write_files(dir.path(), &files, &mut written).is_err());
-        written.undo(dir.path());
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-
-        let staging = Staging::create(dir.path(), "myos").unwrap();
-        assert!(write_tree(&staging.dir, &files).is_err());
-        drop(staging);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]

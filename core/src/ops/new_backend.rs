@@ -7,6 +7,7 @@ use crate::backend_template::{self, BackendKind};
 use crate::backends::names::valid_name;
 use crate::backends::search::search;
 use crate::newdir::{self, NewFile};
+use crate::template::Content;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -52,12 +53,16 @@ pub fn new_backend(opts: &NewBackendOptions) -> Result<NewBackend> {
     let dir = destination(opts)?;
     let vars = variables(opts)?;
     let files = render(opts.kind, &vars);
+    newdir::check_destination(&dir, "choose another directory with --path, or remove it")?;
     newdir::create(&dir, &files)?;
     let plugin_dir = plugin_dir(opts.kind, &dir);
     Ok(NewBackend {
         name: opts.name.clone(),
         kind: opts.kind,
-        files: files.into_iter().map(|f| f.path).collect(),
+        files: files
+            .into_iter()
+            .map(|f| f.path.display().to_string())
+            .collect(),
         steps: steps(opts.kind, &dir, &plugin_dir),
         warnings: warnings(opts),
         plugin_dir,
@@ -182,9 +187,9 @@ fn render(kind: BackendKind, vars: &[(&str, String)]) -> Vec<NewFile> {
     backend_template::files(kind)
         .iter()
         .map(|f| NewFile {
-            path: backend_template::target_path(f, &vars),
-            text: backend_template::render(f.text, &vars),
-            executable: f.executable,
+            path: backend_template::target_path(f, &vars).into(),
+            mode: if f.executable { 0o755 } else { 0o644 },
+            content: Content::File(backend_template::render(f.text, &vars).into_bytes().into()),
         })
         .collect()
 }
@@ -286,19 +291,23 @@ mod tests {
                 commands: vec![],
             };
             for file in render(kind, &variables(&opts).unwrap()) {
-                for text in [&file.text, &file.path] {
+                let path = file.path.display().to_string();
+                let Content::File(data) = &file.content else {
+                    panic!("{path}: a backend template holds files only");
+                };
+                let text = String::from_utf8_lossy(data).into_owned();
+                for text in [&text, &path] {
                     let left = text.split("{{").skip(1).find(|after| {
                         let key = after.split("}}").next().unwrap_or_default();
                         !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '-')
                     });
                     assert!(
                         left.is_none(),
-                        "{kind} {}: {{{{{}",
-                        file.path,
+                        "{kind} {path}: {{{{{}",
                         left.unwrap_or_default()
                     );
                 }
-                assert!(!file.path.ends_with(".in"), "{}", file.path);
+                assert!(!path.ends_with(".in"), "{path}");
             }
         }
     }
