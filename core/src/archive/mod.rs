@@ -127,7 +127,7 @@ impl Input {
                 None
             }
             // A v7 header (no magic) is still a tar header when its checksum is right.
-            h if h.len() == 512 && v7_checksum_ok(h) => None,
+            h if h.len() == 512 && h.try_into().is_ok_and(stream::checksum_ok) => None,
             _ => bail!(
                 "{}: not a tar archive (plain, gzip, bzip2, xz or zstd compressed): corrupt, or of another format\n  help: check that the file is a tar archive (optionally gz, bz2, xz or zst compressed)",
                 path.display()
@@ -215,24 +215,4 @@ fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize
         }
     }
     Ok(n)
-}
-
-fn v7_checksum_ok(h: &[u8]) -> bool {
-    let field = std::str::from_utf8(&h[148..156]).unwrap_or("");
-    let Ok(want) = u32::from_str_radix(field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
-    else {
-        return false;
-    };
-    let sum: u32 = h
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            if (148..156).contains(&i) {
-                32
-            } else {
-                *b as u32
-            }
-        })
-        .sum();
-    sum == want
 }

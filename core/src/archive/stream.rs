@@ -219,35 +219,10 @@ impl<R: Read> Stream<R> {
         if !read_block(&mut self.inner, &mut block)? || block.iter().all(|b| *b == 0) {
             return Ok(None);
         }
-        let header = tar::Header::from_byte_slice(&block).clone();
-        let stated = header
-            .cksum()
-            .map_err(|_| "a header with an unreadable checksum".to_string())?;
-        let unsigned: u32 = block
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    u32::from(*b)
-                }
-            })
-            .sum();
-        let signed: i64 = block
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    i64::from(*b as i8)
-                }
-            })
-            .sum();
-        if stated != unsigned && i64::from(stated) != signed {
+        if !checksum_ok(&block) {
             return Err("a header whose checksum does not match".to_string());
         }
+        let header = tar::Header::from_byte_slice(&block).clone();
         Ok(Some(header))
     }
 
@@ -299,6 +274,30 @@ impl<R: Read> Read for Data<'_, R> {
         }
         Ok(0)
     }
+}
+
+/// Whether a header block's checksum field matches its bytes, summed unsigned or (as some
+/// old tars did) signed, with the field itself counted as spaces.
+pub fn checksum_ok(block: &[u8; BLOCK as usize]) -> bool {
+    let field = std::str::from_utf8(&block[148..156]).unwrap_or("");
+    let Ok(stated) = i64::from_str_radix(field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+    else {
+        return false;
+    };
+    let sum = |byte: fn(u8) -> i64| -> i64 {
+        block
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    byte(*b)
+                }
+            })
+            .sum()
+    };
+    stated == sum(i64::from) || stated == sum(|b| i64::from(b as i8))
 }
 
 /// PAX records (`LEN KEY=VALUE\n`), read by their length: values may hold any byte.
