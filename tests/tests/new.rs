@@ -118,6 +118,13 @@ fn minimal_is_the_default_and_builds_offline() {
     .contains("vmlinuz"));
     let again = run_in(&dir, &["build"]).ok();
     assert!(again.stdout.contains("nothing to do"), "{}", again.stdout);
+    // Its stand-in kernel deploys but cannot boot: `boot` says so before making a disk.
+    if is_root() {
+        let boot = run_in(&dir, &["boot", "standard", "--check"]).fails();
+        let line = boot.one_line_error();
+        assert!(line.contains("not an x86 Linux kernel"), "{}", boot.stderr);
+        assert!(boot.stderr.contains("--template debian"), "{}", boot.stderr);
+    }
 }
 
 #[test]

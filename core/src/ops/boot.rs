@@ -102,6 +102,7 @@ pub fn boot(
         entry.deployments.len(),
         work.join("sysroot").display()
     )));
+    check_bootable_kernel(&entry.kernel)?;
     let disk = work.join("disk.img");
     make_disk(&work.join("sysroot"), &disk)?;
     let mut qemu = qemu_command(options, &entry, &disk)?;
@@ -128,6 +129,23 @@ pub fn boot(
         console_log,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// QEMU boots x86 Linux kernels (the boot protocol's `HdrS` at 0x202); anything else, such
+/// as the stand-in kernel of the minimal template, is refused before a disk is made.
+fn check_bootable_kernel(kernel: &Path) -> Result<()> {
+    let mut head = [0u8; 0x206];
+    let read = std::fs::File::open(kernel).and_then(|mut f| {
+        use std::io::Read;
+        f.read_exact(&mut head)
+    });
+    if read.is_err() || &head[0x202..0x206] != b"HdrS" {
+        bail!(
+            "{}: not an x86 Linux kernel, so QEMU cannot boot it\n  help: a stand-in kernel (the minimal template's) deploys but does not boot; `ostree-build new NAME --template debian` makes an image that boots",
+            kernel.display()
+        );
+    }
+    Ok(())
 }
 
 /// The commit the export repository publishes for `image`.
