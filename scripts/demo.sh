@@ -9,6 +9,8 @@ bash scripts/setup.sh
 cargo build --release --locked -p ostree-build
 bin="$PWD/target/release/ostree-build"
 demo="${DEMO_DIR:-$PWD/target/demo}"
+# A previous run's deployment is immutable (ostree sets the flag); lift it so it can go.
+if [ -e "$demo" ]; then chattr -R -i "$demo" 2>/dev/null || true; fi
 rm -rf "$demo" && "$bin" new "$demo" --template ./templates/demo --os-name exampleos
 cd "$demo"
 python3 make-tarball.py >/dev/null
