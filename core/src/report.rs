@@ -1,4 +1,5 @@
-//! Events the pipeline reports while it works. The CLI renders them as lines for a
+//! Events the pipeline reports while it works, and the text of an error as a user reads it.
+//! The CLI renders events as lines for a
 //! person or as JSON lines for CI; the core never prints.
 
 use serde::Serialize;
@@ -94,5 +95,42 @@ pub struct Collect(pub Vec<Event>);
 impl Reporter for Collect {
     fn event(&mut self, event: Event) {
         self.0.push(event);
+    }
+}
+
+/// The error chain, outermost first; the innermost cause is what a user acts on, so it is
+/// kept whole (with its help lines).
+pub fn error_text(e: &anyhow::Error) -> String {
+    let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    let Some((last, rest)) = chain.split_last() else {
+        return String::new();
+    };
+    let mut lines = last.lines();
+    let first = lines.next().unwrap_or_default();
+    let mut out = rest
+        .iter()
+        .map(String::as_str)
+        .chain([first])
+        .collect::<Vec<_>>()
+        .join(": ");
+    for l in lines {
+        out.push('\n');
+        out.push_str(l);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_innermost_cause_keeps_its_help_lines() {
+        let e = anyhow::anyhow!("no such thing\n  help: try this")
+            .context("component 'a'")
+            .context("build failed");
+        assert_eq!(
+            super::error_text(&e),
+            "build failed: component 'a': no such thing\n  help: try this"
+        );
+        assert_eq!(super::error_text(&anyhow::anyhow!("plain")), "plain");
     }
 }

@@ -68,42 +68,5 @@ pub fn error(e: &anyhow::Error, json: bool) {
             serde_json::json!({"event": "error", "message": format!("{e:#}")})
         );
     }
-    eprintln!("error: {}", render_error(e));
-}
-
-/// The error chain, outermost first; the innermost cause is what a user acts on, so it is
-/// kept whole (with its help lines).
-fn render_error(e: &anyhow::Error) -> String {
-    let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-    let Some((last, rest)) = chain.split_last() else {
-        return String::new();
-    };
-    let mut lines = last.lines();
-    let first = lines.next().unwrap_or_default();
-    let mut out = rest
-        .iter()
-        .map(String::as_str)
-        .chain([first])
-        .collect::<Vec<_>>()
-        .join(": ");
-    for l in lines {
-        out.push('\n');
-        out.push_str(l);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_innermost_cause_keeps_its_help_lines() {
-        let e = anyhow::anyhow!("no such thing\n  help: try this")
-            .context("component 'a'")
-            .context("build failed");
-        assert_eq!(
-            super::render_error(&e),
-            "build failed: component 'a': no such thing\n  help: try this"
-        );
-        assert_eq!(super::render_error(&anyhow::anyhow!("plain")), "plain");
-    }
+    eprintln!("error: {}", ostree_build_core::report::error_text(e));
 }

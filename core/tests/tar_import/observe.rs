@@ -115,27 +115,9 @@ pub fn child_main() {
     };
     let result = match repo.import_archive(Path::new(&archive), &commit) {
         Ok((checksum, _)) => format!("commit {checksum}"),
-        Err(e) => format!("error {}", render_error(&e)),
+        Err(e) => format!("error {}", ostree_build_core::report::error_text(&e)),
     };
     std::fs::write(out, result).expect("write the result");
-}
-
-/// The error as `ostree-build` prints it (cli/src/output: the chain joined by ": ", the
-/// innermost cause's later lines below).
-fn render_error(e: &anyhow::Error) -> String {
-    let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-    let (last, rest) = chain.split_last().expect("an error has a message");
-    let (first, more) = last.split_once('\n').unwrap_or((last, ""));
-    let mut out = rest
-        .iter()
-        .map(String::as_str)
-        .chain([first])
-        .collect::<Vec<_>>()
-        .join(": ");
-    if !more.is_empty() {
-        out = format!("{out}\n{more}");
-    }
-    out
 }
 
 /// Runs `ostree ARGS` (in a UTF-8 locale, which libarchive needs for UTF-8 pax names);
