@@ -1,6 +1,6 @@
-//! Events the pipeline reports while it works, and the text of an error as a user reads it.
-//! The CLI renders events as lines for a
-//! person or as JSON lines for CI; the core never prints.
+//! Events the pipeline reports while it works, and the text of an error as a user reads
+//! it. The CLI renders events as lines for a person or as JSON lines for CI; the core
+//! never prints.
 
 use serde::Serialize;
 
