@@ -125,7 +125,8 @@ fn write_objects(repo: &ostree::Repo, archive: &Path) -> Result<(Tree, Vec<Strin
         for (object, result) in results {
             match result {
                 Ok(checksum) => objects[object] = checksum,
-                Err(e) => drop(first_error.get_or_insert(e)),
+                Err(e) if first_error.is_none() => first_error = Some(e),
+                Err(_) => {}
             }
         }
         read?;
