@@ -563,6 +563,22 @@ impl Manifest {
             .unwrap_or_else(|| format!("{}/{}", self.ref_prefix(), image))
     }
 
+    /// The image named `name`, or an error naming the manifest with a did-you-mean.
+    pub fn image(&self, name: &str) -> Result<&ImageSection> {
+        if let Some(section) = self.images.get(name) {
+            return Ok(section);
+        }
+        let names: Vec<&str> = self.images.keys().map(String::as_str).collect();
+        let hint = match did_you_mean(name, names.iter().copied()) {
+            Some(s) => format!("did you mean '{s}'? images: {}", names.join(", ")),
+            None => format!("images: {}", names.join(", ")),
+        };
+        Err(anyhow!(
+            "no image '{name}' in {}\n  help: {hint}",
+            self.path.display()
+        ))
+    }
+
     pub fn build_repo_path(&self) -> PathBuf {
         self.dir.join(&self.repos.build)
     }

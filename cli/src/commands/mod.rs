@@ -11,6 +11,7 @@ pub mod init;
 pub mod man;
 pub mod new;
 pub mod new_backend;
+pub mod promote;
 pub mod status;
 
 use anyhow::Result;
@@ -30,6 +31,8 @@ pub enum Command {
     Backends(backends::BackendsArgs),
     /// Deploy a published image into a throwaway disk and boot it in QEMU (serial console)
     Boot(boot::BootArgs),
+    /// Promote a published image version to a release ref (same tree, new signed commit)
+    Promote(promote::PromoteArgs),
     /// Create a project folder from a template (minimal, debian, fedora, openembedded, or a path)
     New(new::NewArgs),
     /// Create a project from a template in the current folder
@@ -54,6 +57,7 @@ impl Command {
             Command::Build(a) => a.project.json(),
             Command::Status(a) => a.project.json(),
             Command::Boot(a) => a.project.json(),
+            Command::Promote(a) => a.project.json(),
             Command::Backends(a) => a.message_format == MessageFormat::Json,
             Command::Help(_) | Command::New(_) | Command::Init(_) => false,
             Command::NewBackend(_) | Command::External(_) => false,
@@ -67,6 +71,7 @@ impl Command {
             Command::Status(args) => status::exec(args),
             Command::Backends(args) => backends::exec(args),
             Command::Boot(args) => boot::exec(args),
+            Command::Promote(args) => promote::exec(args),
             Command::New(args) => new::exec(args),
             Command::Init(args) => init::exec(args),
             Command::NewBackend(args) => new_backend::exec(args),

@@ -150,18 +150,8 @@ fn check_bootable_kernel(kernel: &Path) -> Result<()> {
 
 /// The commit the export repository publishes for `image`.
 fn published_commit(manifest: &Manifest, image: &str) -> Result<String> {
-    if !manifest.images.contains_key(image) {
-        let names: Vec<&str> = manifest.images.keys().map(String::as_str).collect();
-        let hint = match ostree_build_sdk::suggest::did_you_mean(image, names.iter().copied()) {
-            Some(s) => format!("did you mean '{s}'? images: {}", names.join(", ")),
-            None => format!("images: {}", names.join(", ")),
-        };
-        bail!(
-            "no image '{image}' in {}\n  help: {hint}",
-            manifest.path.display()
-        );
-    }
-    if !manifest.images[image].bootable {
+    let section = manifest.image(image)?;
+    if !section.bootable {
         bail!(
             "image '{image}' is not bootable\n  help: set bootable = true in [image.{image}] (and give it a kernel and an initramfs with OSTree support), then build"
         );

@@ -10,6 +10,7 @@ mod compose;
 pub mod new;
 pub mod new_backend;
 pub mod plan;
+pub mod promote;
 mod publish;
 pub mod status;
 

@@ -12,6 +12,7 @@
 mod archive;
 mod changes;
 mod layout;
+mod recommit;
 pub mod sysroot;
 mod tree;
 mod union;
@@ -19,6 +20,7 @@ mod worktree;
 
 pub use changes::Change;
 pub use layout::{LayoutOptions, LayoutReport, LintErrors, LintLevel, VarFiles, LINT_RULES};
+pub use recommit::Recommit;
 pub use union::{ComposeConflict, Conflict};
 pub use worktree::{Snapshot, SyncStats, Touched};
 
@@ -289,6 +291,19 @@ impl Repo {
             metadata,
             lists,
         })
+    }
+
+    /// `head` and its ancestors, newest first, as far as this repository has them (the
+    /// history of a pulled or pruned ref ends where a parent is missing).
+    pub fn history(&self, head: &str) -> Result<Vec<CommitInfo>> {
+        let mut out = vec![self.commit_info(head)?];
+        while let Some(parent) = out.last().and_then(|c| c.parent.clone()) {
+            if !self.has_commit(&parent)? {
+                break;
+            }
+            out.push(self.commit_info(&parent)?);
+        }
+        Ok(out)
     }
 
     /// Commit an existing directory tree as it is on disk.

@@ -1,0 +1,184 @@
+//! `ostree-build promote`: a published image version becomes a new commit on another ref
+//! of the export repository (a release channel such as `exampleos/x86_64/stable`), over
+//! the same tree, as the OSTree manual's "promoting content along branches" describes.
+
+use super::plan::META_VERSION;
+use crate::manifest::Manifest;
+use crate::repo::{CommitInfo, MetaValue, Recommit, Repo};
+use anyhow::{anyhow, bail, Result};
+use serde::Serialize;
+
+/// Metadata of a promoted commit: the commit it was made from, and that commit's ref.
+pub const META_PROMOTED_FROM: &str = "ostree-build.promoted-from";
+pub const META_PROMOTED_FROM_REF: &str = "ostree-build.promoted-from-ref";
+
+pub struct PromoteOptions {
+    pub image: String,
+    /// The ref to promote to.
+    pub to: String,
+    /// Which published version of the image (its `version`, or a commit checksum prefix);
+    /// the newest when absent.
+    pub version: Option<String>,
+    /// Make the new commit a root (no parent) instead of the next commit of `to`.
+    pub no_history: bool,
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Promotion {
+    pub image: String,
+    #[serde(rename = "from-ref")]
+    pub from_ref: String,
+    /// The published commit promoted.
+    pub source: String,
+    pub version: Option<String>,
+    #[serde(rename = "ref")]
+    pub to: String,
+    /// The new commit at `to` (the existing one when nothing had to change).
+    pub commit: String,
+    pub parent: Option<String>,
+    /// False when `to` already held a promotion of the same commit.
+    pub changed: bool,
+}
+
+pub fn promote(manifest: &Manifest, opts: &PromoteOptions) -> Result<Promotion> {
+    manifest.image(&opts.image)?;
+    check_target(manifest, &opts.to)?;
+    let from_ref = manifest.image_ref(&opts.image);
+    let not_published = || {
+        anyhow!(
+            "image '{}' is not published: {} has no ref {from_ref}\n  help: run `ostree-build publish` (or `build`) first",
+            opts.image,
+            manifest.export_repo_path().display()
+        )
+    };
+    let export = Repo::open_existing(&manifest.export_repo_path())?.ok_or_else(not_published)?;
+    let head = export.resolve(&from_ref)?.ok_or_else(not_published)?;
+    let source = pick(&export, &head, opts)?;
+    let version = source.metadata.get(META_VERSION).cloned();
+    let current = export.resolve(&opts.to)?;
+    let mut done = Promotion {
+        image: opts.image.clone(),
+        from_ref,
+        source: source.checksum.clone(),
+        version,
+        to: opts.to.clone(),
+        commit: String::new(),
+        parent: None,
+        changed: false,
+    };
+    if let Some(c) = current.as_deref() {
+        if already_promoted(&export, c, &source)? {
+            done.commit = c.to_string();
+            return Ok(done);
+        }
+    }
+    done.parent = current.filter(|_| !opts.no_history);
+    done.commit = write_promotion(&export, opts, &done)?;
+    done.changed = true;
+    if let Some(parent) = done.parent.as_deref().filter(|_| manifest.publish.deltas) {
+        export.generate_delta(parent, &done.commit)?;
+    }
+    export.set_refs(&[(opts.to.clone(), done.commit.clone())])?;
+    if manifest.publish.summary {
+        export.regenerate_summary()?;
+    }
+    Ok(done)
+}
+
+/// `to` must be a valid ref that the build does not write: promoting onto a component's
+/// or an image's ref would be undone (or break) at the next build.
+fn check_target(manifest: &Manifest, to: &str) -> Result<()> {
+    if let Err(e) = crate::repo::check_ref(to) {
+        bail!(
+            "'{to}' is not a valid ref: {e}\n  help: refs look like {}/stable",
+            manifest.ref_prefix()
+        );
+    }
+    let help = format!(
+        "help: promote to a release ref of its own, such as {}/stable",
+        manifest.ref_prefix()
+    );
+    if let Some(c) = manifest
+        .components
+        .keys()
+        .find(|c| manifest.component_ref(c) == to)
+    {
+        bail!("cannot promote to {to}: it is component '{c}''s ref, which builds write\n  {help}");
+    }
+    if to.starts_with(&format!("{}/components/", manifest.ref_prefix())) {
+        bail!(
+            "cannot promote to {to}: refs under {}/components/ are components' refs\n  {help}",
+            manifest.ref_prefix()
+        );
+    }
+    if let Some(i) = manifest.images.keys().find(|i| manifest.image_ref(i) == to) {
+        bail!("cannot promote to {to}: it is image '{i}''s ref, which builds and publishes write\n  {help}");
+    }
+    Ok(())
+}
+
+/// The published commit asked for: the newest with that version (or checksum prefix) in
+/// the image's history, which ends where a parent is missing (pruned).
+fn pick(export: &Repo, head: &str, opts: &PromoteOptions) -> Result<CommitInfo> {
+    let history = export.history(head)?;
+    let Some(wanted) = &opts.version else {
+        return Ok(history.into_iter().next().expect("history holds its head"));
+    };
+    let by_version = history
+        .iter()
+        .position(|c| c.metadata.get(META_VERSION) == Some(wanted));
+    let by_checksum = || {
+        let hits: Vec<usize> = (0..history.len())
+            .filter(|&i| wanted.len() >= 4 && history[i].checksum.starts_with(wanted.as_str()))
+            .collect();
+        (hits.len() == 1).then(|| hits[0])
+    };
+    match by_version.or_else(by_checksum) {
+        Some(i) => Ok(history[i].clone()),
+        None => {
+            let mut known: Vec<&str> = history
+                .iter()
+                .filter_map(|c| c.metadata.get(META_VERSION).map(String::as_str))
+                .collect();
+            known.dedup();
+            bail!(
+                "image '{}' has no published version '{wanted}'\n  help: published versions, newest first: {}",
+                opts.image,
+                if known.is_empty() { "none recorded".to_string() } else { known.join(", ") }
+            )
+        }
+    }
+}
+
+/// Whether `current` (the target ref's commit) is already a promotion of `source`.
+fn already_promoted(export: &Repo, current: &str, source: &CommitInfo) -> Result<bool> {
+    let info = export.commit_info(current)?;
+    Ok(info.tree == source.tree && info.metadata.get(META_PROMOTED_FROM) == Some(&source.checksum))
+}
+
+fn write_promotion(export: &Repo, opts: &PromoteOptions, p: &Promotion) -> Result<String> {
+    let subject = opts.subject.clone().unwrap_or_else(|| match &p.version {
+        Some(v) => format!("Promote {} {v} to {}", opts.image, p.to),
+        None => format!("Promote {} {} to {}", opts.image, &p.source[..12], p.to),
+    });
+    let extra = [
+        (
+            META_PROMOTED_FROM.to_string(),
+            MetaValue::Str(p.source.clone()),
+        ),
+        (
+            META_PROMOTED_FROM_REF.to_string(),
+            MetaValue::Str(p.from_ref.clone()),
+        ),
+    ];
+    export.recommit(
+        &p.source,
+        &Recommit {
+            parent: p.parent.as_deref(),
+            subject: &subject,
+            extra: &extra,
+            timestamp: super::commit_time(),
+        },
+    )
+}
