@@ -5,20 +5,25 @@
 //! tarball as a commit, reading commit metadata, refs, pulling between repositories,
 //! static deltas and the summary. Submodules add the in-memory union of component trees
 //! (`union`), worktrees for triggers (`worktree`), read access to committed trees (`tree`),
-//! tree diffs for trigger reuse (`changes`), the bootable layout and its lint (`layout`) and
+//! tree diffs for trigger reuse (`changes`) and for `diff` (`treediff`), sizes and
+//! signatures of published commits (`history`), the bootable layout and its lint (`layout`) and
 //! canonical xattrs after tar imports (`xattrs`). It takes plain types: nothing here knows
 //! the manifest.
 
 mod archive;
 mod changes;
+mod history;
 mod layout;
 pub mod sysroot;
 mod tree;
+mod treediff;
 mod union;
 mod worktree;
 
 pub use changes::Change;
+pub use history::{Objects, Signature};
 pub use layout::{LayoutOptions, LayoutReport, LintErrors, LintLevel, VarFiles, LINT_RULES};
+pub use treediff::{Modified, TreeDiff};
 pub use union::{ComposeConflict, Conflict};
 pub use worktree::{Snapshot, SyncStats, Touched};
 

@@ -1,0 +1,162 @@
+//! `ostree-build diff IMAGE [FROM [TO]]`: what changed between two commits of an image's
+//! history: files, packages, and what a client downloads to update. Read-only.
+
+use super::history::{History, Walk};
+use super::plan::{META_PACKAGES, META_VERSION};
+use crate::manifest::Manifest;
+use crate::packages::PackageDiff;
+use crate::repo::{CommitInfo, TreeDiff};
+use anyhow::{anyhow, bail, Result};
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct Diff {
+    pub name: String,
+    #[serde(rename = "ref")]
+    pub ref_name: String,
+    /// "export" or "build".
+    pub repository: &'static str,
+    pub from: Endpoint,
+    pub to: Endpoint,
+    pub files: TreeDiff,
+    pub packages: PackageDiff,
+    pub download: Download,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Endpoint {
+    pub commit: String,
+    pub version: Option<String>,
+}
+
+/// What a client updating from `from` to `to` downloads.
+#[derive(Debug, Serialize)]
+pub struct Download {
+    /// "static-delta": the delta the export repository has (the sum of its files);
+    /// "objects": no such delta, the objects `to` has that `from` lacks.
+    pub kind: &'static str,
+    pub bytes: u64,
+}
+
+/// Compare `from` (default: `to`'s parent) with `to` (default: the head) of image `name`;
+/// each a version, a commit checksum or a unique prefix of one.
+pub fn diff(manifest: &Manifest, name: &str, from: Option<&str>, to: Option<&str>) -> Result<Diff> {
+    if manifest.components.contains_key(name) && !manifest.images.contains_key(name) {
+        bail!(
+            "'{name}' is a component: diff compares the commits of an image\n  help: `ostree-build log {name}` shows the component's history\n  help: images: {}",
+            manifest.images.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    let history = History::open(manifest, name)?;
+    let walk = history.walk(None)?;
+    let to = match to {
+        Some(rev) => find(&history, &walk, rev)?,
+        None => &walk.commits[0],
+    };
+    let from = match from {
+        Some(rev) => find(&history, &walk, rev)?,
+        None => parent_in(&history, &walk, to)?,
+    };
+    let repo = &history.repo;
+    let download = match repo.static_delta_size(&from.checksum, &to.checksum)? {
+        Some(bytes) => Download {
+            kind: "static-delta",
+            bytes,
+        },
+        None => {
+            let (a, b) = (repo.objects(&from.checksum)?, repo.objects(&to.checksum)?);
+            Download {
+                kind: "objects",
+                bytes: repo.storage_size(&b, Some(&a))?,
+            }
+        }
+    };
+    let packages = |c: &CommitInfo| c.lists.get(META_PACKAGES).cloned().unwrap_or_default();
+    Ok(Diff {
+        name: history.name.clone(),
+        ref_name: history.ref_name.clone(),
+        repository: history.repository,
+        files: repo.tree_diff(&from.checksum, &to.checksum)?,
+        packages: crate::packages::diff(&packages(from), &packages(to)),
+        from: endpoint(from),
+        to: endpoint(to),
+        download,
+    })
+}
+
+fn endpoint(c: &CommitInfo) -> Endpoint {
+    Endpoint {
+        commit: c.checksum.clone(),
+        version: c.metadata.get(META_VERSION).cloned(),
+    }
+}
+
+/// The commit of the history that `rev` names: a version (the newest commit with it),
+/// else a checksum or a unique prefix of one.
+fn find<'w>(history: &History, walk: &'w Walk, rev: &str) -> Result<&'w CommitInfo> {
+    if let Some(c) = walk
+        .commits
+        .iter()
+        .find(|c| c.metadata.get(META_VERSION).map(String::as_str) == Some(rev))
+    {
+        return Ok(c);
+    }
+    let hex = !rev.is_empty() && rev.chars().all(|c| c.is_ascii_hexdigit());
+    let matches: Vec<&CommitInfo> = walk
+        .commits
+        .iter()
+        .filter(|c| hex && c.checksum.starts_with(&rev.to_ascii_lowercase()))
+        .collect();
+    match matches.len() {
+        1 => Ok(matches[0]),
+        0 => Err(anyhow!(
+            "{} has no version or commit '{rev}' in its history\n  help: known versions, newest first: {}{}",
+            history.describe(),
+            known_versions(walk),
+            pruned_hint(walk)
+        )),
+        n => Err(anyhow!(
+            "'{rev}' matches {n} commits of {}\n  help: give more characters of the checksum, or a version: {}",
+            history.describe(),
+            known_versions(walk)
+        )),
+    }
+}
+
+fn parent_in<'w>(history: &History, walk: &'w Walk, to: &CommitInfo) -> Result<&'w CommitInfo> {
+    let parent = to
+        .parent
+        .as_deref()
+        .and_then(|p| walk.commits.iter().find(|c| c.checksum == p));
+    parent.ok_or_else(|| {
+        let what = to.metadata.get(META_VERSION).unwrap_or(&to.checksum);
+        anyhow!(
+            "{what} of {} has no parent commit to compare with{}\n  help: name the commit to compare with: `ostree-build diff {} FROM [TO]`; known versions: {}",
+            history.describe(),
+            if to.parent.is_some() { " (pruned)" } else { "" },
+            history.name,
+            known_versions(walk)
+        )
+    })
+}
+
+fn known_versions(walk: &Walk) -> String {
+    let versions: Vec<&str> = walk
+        .commits
+        .iter()
+        .filter_map(|c| c.metadata.get(META_VERSION).map(String::as_str))
+        .collect();
+    if versions.is_empty() {
+        "none (no commit records a version; use checksums)".to_string()
+    } else {
+        versions.join(", ")
+    }
+}
+
+fn pruned_hint(walk: &Walk) -> &'static str {
+    if walk.pruned {
+        "\n  help: history older than the last version listed was pruned"
+    } else {
+        ""
+    }
+}

@@ -1,0 +1,153 @@
+//! Whose history `log` and `diff` show, and walking it: an image's published history in
+//! the export repository (its build repository ref until it is first published), a
+//! component's in the build repository. Read-only: no lock, nothing written.
+
+use crate::manifest::Manifest;
+use crate::repo::{CommitInfo, Repo};
+use anyhow::{anyhow, Result};
+use std::path::PathBuf;
+
+/// One image's or component's history, opened.
+pub struct History {
+    /// "image" or "component".
+    pub kind: &'static str,
+    pub name: String,
+    pub ref_name: String,
+    /// "export" or "build": which repository holds the history shown.
+    pub repository: &'static str,
+    pub repo_path: PathBuf,
+    pub repo: Repo,
+    pub head: String,
+}
+
+/// The commits of a history, newest first.
+pub struct Walk {
+    pub commits: Vec<CommitInfo>,
+    /// The oldest listed commit names a parent the repository no longer has (pruned).
+    pub pruned: bool,
+}
+
+impl History {
+    /// The history of image or component `name`.
+    pub fn open(manifest: &Manifest, name: &str) -> Result<History> {
+        let (kind, ref_name, places) = if manifest.images.contains_key(name) {
+            let places = vec![
+                ("export", manifest.export_repo_path()),
+                ("build", manifest.build_repo_path()),
+            ];
+            ("image", manifest.image_ref(name), places)
+        } else if manifest.components.contains_key(name) {
+            let places = vec![("build", manifest.build_repo_path())];
+            ("component", manifest.component_ref(name), places)
+        } else {
+            return Err(unknown_name(manifest, name));
+        };
+        for (repository, path) in places {
+            let Some(repo) = Repo::open_existing(&path)? else {
+                continue;
+            };
+            if let Some(head) = repo.resolve(&ref_name)? {
+                return Ok(History {
+                    kind,
+                    name: name.to_string(),
+                    ref_name,
+                    repository,
+                    repo_path: path,
+                    repo,
+                    head,
+                });
+            }
+        }
+        Err(anyhow!(
+            "{kind} '{name}' has no commits yet: ref {ref_name} is in no repository of {}\n  help: run `ostree-build build` first",
+            manifest.path.display()
+        ))
+    }
+
+    /// Up to `limit` commits from the head, following parents while they are present.
+    pub fn walk(&self, limit: Option<usize>) -> Result<Walk> {
+        let mut commits: Vec<CommitInfo> = Vec::new();
+        let mut next = Some(self.head.clone());
+        let mut pruned = false;
+        while let Some(checksum) = next.take() {
+            if limit.is_some_and(|n| commits.len() >= n) {
+                break;
+            }
+            let info = self.repo.commit_info(&checksum)?;
+            if let Some(parent) = &info.parent {
+                // A parent seen before would be a loop: stop rather than walk forever.
+                let seen = commits.iter().any(|c| &c.checksum == parent);
+                if self.repo.has_commit(parent)? && !seen {
+                    next = Some(parent.clone());
+                } else {
+                    pruned = !seen;
+                }
+            }
+            commits.push(info);
+        }
+        Ok(Walk { commits, pruned })
+    }
+
+    /// "image 'standard' (ref R in the export repository P)", for messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} '{}' (ref {} in the {} repository {})",
+            self.kind,
+            self.name,
+            self.ref_name,
+            self.repository,
+            self.repo_path.display()
+        )
+    }
+}
+
+fn unknown_name(manifest: &Manifest, name: &str) -> anyhow::Error {
+    let list = |names: Vec<&String>| {
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names
+                .into_iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    anyhow!(
+        "no image or component named '{name}' in {}\n  help: images: {}\n  help: components: {}",
+        manifest.path.display(),
+        list(manifest.images.keys().collect()),
+        list(manifest.components.keys().collect()),
+    )
+}
+
+/// A commit time as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+pub fn utc_date(timestamp: u64) -> String {
+    let (days, secs) = (timestamp / 86400, timestamp % 86400);
+    // Days since 1970-01-01 to a civil date (the proleptic Gregorian calendar).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_are_utc_iso() {
+        assert_eq!(super::utc_date(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::utc_date(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::utc_date(1_795_815_709), "2026-11-27T21:41:49Z");
+    }
+}
