@@ -159,6 +159,12 @@ fn log_lists_the_published_history_with_sizes_packages_and_signatures() {
         log[2]["new_size"].is_null(),
         "the first commit has no parent"
     );
+    let dates: Vec<String> = ostree(&export, &["log", IMAGE_REF])
+        .lines()
+        .filter_map(|l| l.strip_prefix("Date:"))
+        .map(|d| d.trim().replace(" +0000", "Z").replacen(' ', "T", 1))
+        .collect();
+    assert_eq!(field("date"), dates);
     assert_eq!(
         log[0]["subject"],
         ostree(&export, &["log", IMAGE_REF])
@@ -338,7 +344,24 @@ fn diff_lists_files_packages_and_the_delta_like_ostree() {
         "{deltas}"
     );
     assert_eq!(d["download"]["kind"], "static-delta");
-    assert!(d["download"]["bytes"].as_u64().unwrap() > 0);
+    let bytes = d["download"]["bytes"].as_u64().unwrap();
+    let show = ostree(
+        &export,
+        &[
+            "static-delta",
+            "show",
+            &format!("{}-{}", commits[2], commits[1]),
+        ],
+    );
+    let parts: u64 = show
+        .lines()
+        .find_map(|l| l.strip_prefix("Total Size: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("Total Size line");
+    // The parts, and the superblock beside them.
+    assert!(bytes > parts, "{bytes} <= {parts}\n{show}");
+    assert!(delta_dir_sizes(&export.join("deltas")).contains(&bytes));
     // No delta 1.0 -> 1.0.2: the objects 1.0.2 adds.
     let skip = &f.json(&[
         "diff",
@@ -366,6 +389,18 @@ fn diff_lists_files_packages_and_the_delta_like_ostree() {
     assert!(human.contains("  M /usr/bin/tool (mode)"), "{human}");
     assert!(human.contains("  ~ b.noarch 1.0-1 -> 1.1-1"), "{human}");
     assert!(human.contains("(static delta)"), "{human}");
+}
+
+/// The total size of the files of each static delta directory under `deltas`.
+fn delta_dir_sizes(deltas: &Path) -> Vec<u64> {
+    let mut out = Vec::new();
+    for prefix in std::fs::read_dir(deltas).unwrap() {
+        for delta in std::fs::read_dir(prefix.unwrap().path()).unwrap() {
+            let files = std::fs::read_dir(delta.unwrap().path()).unwrap();
+            out.push(files.map(|f| f.unwrap().metadata().unwrap().len()).sum());
+        }
+    }
+    out
 }
 
 #[test]
