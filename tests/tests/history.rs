@@ -442,7 +442,7 @@ fn diff_and_log_refuse_unknown_versions_names_and_components() {
 }
 
 #[test]
-fn log_says_when_history_was_pruned_and_shows_components_and_unpublished_images() {
+fn log_says_when_history_was_pruned_and_shows_components_and_promotions() {
     let f = Fixture::new();
     f.three_builds("");
     let export = f.p.export_repo();
@@ -472,6 +472,31 @@ fn log_says_when_history_was_pruned_and_shows_components_and_unpublished_images(
     );
     let pkgs = f.json(&["log", "pkgs", "--message-format", "json"]);
     assert_eq!(pkgs[0]["packages"], 4);
+    // Any other ref of the export repository by its full name: a promotion, made here
+    // with the ostree CLI as `promote` records it.
+    let head = ostree(&export, &["rev-parse", IMAGE_REF])
+        .trim()
+        .to_string();
+    ostree(
+        &export,
+        &[
+            "commit",
+            "-b",
+            "exampleos/x86_64/stable",
+            &format!("--tree=ref={head}"),
+            "--add-metadata-string=version=1.0.2",
+            &format!("--add-metadata-string=ostree-build.promoted-from={head}"),
+            "-s",
+            "promoted",
+        ],
+    );
+    let stable = f.json(&["log", "exampleos/x86_64/stable", "--message-format", "json"]);
+    assert_eq!(stable.len(), 1);
+    assert_eq!(stable[0]["kind"], "ref");
+    assert_eq!(stable[0]["promoted_from"], head.as_str());
+    assert_eq!(stable[0]["history_pruned"], false);
+    let human = f.run(&["log", "exampleos/x86_64/stable"]).ok().stdout;
+    assert!(human.contains(&format!("promoted from {head}")), "{human}");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use ostree_build_core::ops::diff::diff;
 pub struct DiffArgs {
     #[command(flatten)]
     pub project: ProjectArgs,
-    /// The image
+    /// The image, or a ref of the export repository
     name: String,
     /// A version, commit checksum or unique prefix (default: TO's parent)
     from: Option<String>,

@@ -8,7 +8,8 @@ use ostree_build_core::ops::log::log;
 pub struct LogArgs {
     #[command(flatten)]
     pub project: ProjectArgs,
-    /// An image (its published history) or a component (its build history)
+    /// An image (its published history), a component (its build history), or any ref of
+    /// the export repository (e.g. a promotion target)
     name: String,
     /// Show at most N commits, newest first
     #[arg(short = 'n', long = "max-count", value_name = "N")]

@@ -15,7 +15,8 @@ pub fn print(d: &Diff, json: bool) -> Result<()> {
         return Ok(());
     }
     outln!(
-        "image {}: {} -> {} ({} in the {} repository)",
+        "{} {}: {} -> {} ({} in the {} repository)",
+        d.kind,
         d.name,
         endpoint(&d.from),
         endpoint(&d.to),

@@ -15,10 +15,13 @@ pub fn print(entries: &[LogEntry], json: bool) -> Result<()> {
     let Some(first) = entries.first() else {
         return Ok(());
     };
-    let mut header = format!(
-        "{} {}: {} in the {} repository",
-        first.kind, first.name, first.ref_name, first.repository
-    );
+    let mut header = match first.kind {
+        "ref" => format!("{}: in the {} repository", first.ref_name, first.repository),
+        kind => format!(
+            "{kind} {}: {} in the {} repository",
+            first.name, first.ref_name, first.repository
+        ),
+    };
     if first.kind == "image" && first.repository == "build" {
         header.push_str(" (not published yet)");
     }

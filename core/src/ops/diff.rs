@@ -11,6 +11,8 @@ use serde::Serialize;
 
 #[derive(Debug, Serialize)]
 pub struct Diff {
+    /// "image", or "ref" for another ref of the export repository.
+    pub kind: &'static str,
     pub name: String,
     #[serde(rename = "ref")]
     pub ref_name: String,
@@ -38,8 +40,9 @@ pub struct Download {
     pub bytes: u64,
 }
 
-/// Compare `from` (default: `to`'s parent) with `to` (default: the head) of image `name`;
-/// each a version, a commit checksum or a unique prefix of one.
+/// Compare `from` (default: `to`'s parent) with `to` (default: the head) of image `name`
+/// (or a ref of the export repository); each a version, a commit checksum or a unique
+/// prefix of one.
 pub fn diff(manifest: &Manifest, name: &str, from: Option<&str>, to: Option<&str>) -> Result<Diff> {
     if manifest.components.contains_key(name) && !manifest.images.contains_key(name) {
         bail!(
@@ -73,6 +76,7 @@ pub fn diff(manifest: &Manifest, name: &str, from: Option<&str>, to: Option<&str
     };
     let packages = |c: &CommitInfo| c.lists.get(META_PACKAGES).cloned().unwrap_or_default();
     Ok(Diff {
+        kind: history.kind,
         name: history.name.clone(),
         ref_name: history.ref_name.clone(),
         repository: history.repository,

@@ -1,6 +1,7 @@
 //! Whose history `log` and `diff` show, and walking it: an image's published history in
 //! the export repository (its build repository ref until it is first published), a
-//! component's in the build repository. Read-only: no lock, nothing written.
+//! component's in the build repository, or any other ref of the export repository named
+//! in full (promotion targets). Read-only: no lock, nothing written.
 
 use crate::manifest::Manifest;
 use crate::repo::{CommitInfo, Repo};
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 
 /// One image's or component's history, opened.
 pub struct History {
-    /// "image" or "component".
+    /// "image", "component" or "ref".
     pub kind: &'static str,
     pub name: String,
     pub ref_name: String,
@@ -39,6 +40,8 @@ impl History {
         } else if manifest.components.contains_key(name) {
             let places = vec![("build", manifest.build_repo_path())];
             ("component", manifest.component_ref(name), places)
+        } else if let Some(h) = Self::export_ref(manifest, name)? {
+            return Ok(h);
         } else {
             return Err(unknown_name(manifest, name));
         };
@@ -62,6 +65,27 @@ impl History {
             "{kind} '{name}' has no commits yet: ref {ref_name} is in no repository of {}\n  help: run `ostree-build build` first",
             manifest.path.display()
         ))
+    }
+
+    /// Any other ref of the export repository (a promotion target such as
+    /// `exampleos/x86_64/stable`), named in full.
+    fn export_ref(manifest: &Manifest, name: &str) -> Result<Option<History>> {
+        let path = manifest.export_repo_path();
+        let Some(repo) = Repo::open_existing(&path)? else {
+            return Ok(None);
+        };
+        if crate::repo::check_ref(name).is_err() {
+            return Ok(None);
+        }
+        Ok(repo.resolve(name)?.map(|head| History {
+            kind: "ref",
+            name: name.to_string(),
+            ref_name: name.to_string(),
+            repository: "export",
+            repo_path: path,
+            repo,
+            head,
+        }))
     }
 
     /// Up to `limit` commits from the head, following parents while they are present.
@@ -114,7 +138,7 @@ fn unknown_name(manifest: &Manifest, name: &str) -> anyhow::Error {
         }
     };
     anyhow!(
-        "no image or component named '{name}' in {}\n  help: images: {}\n  help: components: {}",
+        "no image or component named '{name}' in {}, and no such ref in the export repository\n  help: images: {}\n  help: components: {}",
         manifest.path.display(),
         list(manifest.images.keys().collect()),
         list(manifest.components.keys().collect()),
