@@ -159,6 +159,16 @@ fn log_lists_the_published_history_with_sizes_packages_and_signatures() {
         log[2]["new_size"].is_null(),
         "the first commit has no parent"
     );
+    // Sizes: the commit's objects as `ostree ls -R -C` names them, on disk.
+    for (i, e) in log.iter().enumerate() {
+        let objects = ostree_objects(&export, &commits[i]);
+        assert_eq!(e["size"], objects_bytes(&export, &objects), "{e}");
+        if i + 1 < log.len() {
+            let parent = ostree_objects(&export, &commits[i + 1]);
+            let new: BTreeSet<String> = objects.difference(&parent).cloned().collect();
+            assert_eq!(e["new_size"], objects_bytes(&export, &new), "{e}");
+        }
+    }
     let dates: Vec<String> = ostree(&export, &["log", IMAGE_REF])
         .lines()
         .filter_map(|l| l.strip_prefix("Date:"))
@@ -232,6 +242,33 @@ fn log_lists_the_published_history_with_sizes_packages_and_signatures() {
         "{human}"
     );
     fsck(&export);
+}
+
+/// The object files (`XX/YYYY.kind`) a commit reaches, from `ostree ls -R -C`.
+fn ostree_objects(repo: &Path, commit: &str) -> BTreeSet<String> {
+    let name = |checksum: &str, kind: &str| format!("{}/{}.{kind}", &checksum[..2], &checksum[2..]);
+    let mut out = BTreeSet::from([name(commit, "commit")]);
+    for line in ostree(repo, &["ls", "-R", "-C", commit]).lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if line.starts_with('d') {
+            out.insert(name(fields[4], "dirtree"));
+            out.insert(name(fields[5], "dirmeta"));
+        } else {
+            out.insert(name(fields[4], "filez"));
+        }
+    }
+    out
+}
+
+fn objects_bytes(repo: &Path, objects: &BTreeSet<String>) -> u64 {
+    objects
+        .iter()
+        .map(|o| {
+            std::fs::metadata(repo.join("objects").join(o))
+                .unwrap()
+                .len()
+        })
+        .sum()
 }
 
 /// A new passphrase-less signing key in `home`; its fingerprint.
