@@ -551,3 +551,29 @@ fn log_of_an_unpublished_image_shows_the_build_repository() {
         "{human}"
     );
 }
+
+/// A build that was not published leaves a gap in the published history: the next
+/// published commit's parent is only in the build repository, and log says so.
+#[test]
+fn log_says_when_the_missing_parent_is_still_in_the_build_repository() {
+    let f = Fixture::new();
+    f.p.file("files/etc/a", "a\n", 0o644);
+    f.p.write_manifest(&manifest(&["a-1-1.noarch"], ""));
+    f.run(&["build"]).ok();
+    f.p.file("files/etc/a", "b\n", 0o644);
+    f.p.write_manifest(&manifest(&["a-1-1.noarch"], "publish = false"));
+    f.run(&["build"]).ok();
+    let gap = ostree(&f.p.build_repo(), &["rev-parse", IMAGE_REF])
+        .trim()
+        .to_string();
+    f.p.file("files/etc/a", "c\n", 0o644);
+    f.p.write_manifest(&manifest(&["a-1-1.noarch"], ""));
+    f.run(&["build"]).ok();
+    let log = f.json(&["log", "standard", "--message-format", "json"]);
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["parent"], gap.as_str());
+    assert_eq!(log[0]["history_pruned"], true);
+    assert_eq!(log[0]["parent_in_build_repo"], true);
+    let human = f.run(&["log", "standard"]).ok().stdout;
+    assert!(human.contains("still in the build repository"), "{human}");
+}

@@ -66,6 +66,12 @@ fn block(e: &LogEntry) -> Vec<String> {
     if e.history_pruned {
         lines.push("  history beyond this commit pruned".to_string());
     }
+    if e.parent_in_build_repo {
+        lines.push(format!(
+            "  (its parent {} is still in the build repository: pruned from the export repository, or never published)",
+            e.parent.as_deref().map(super::short).unwrap_or("?")
+        ));
+    }
     lines
 }
 

@@ -9,7 +9,7 @@
 use super::history::{utc_date, History};
 use super::plan::{META_PACKAGES, META_VERSION};
 use crate::manifest::Manifest;
-use crate::repo::{CommitInfo, Objects, Signature};
+use crate::repo::{CommitInfo, Objects, Repo, Signature};
 use anyhow::Result;
 use serde::Serialize;
 
@@ -40,6 +40,9 @@ pub struct LogEntry {
     pub promoted_from: Option<String>,
     /// The parent is recorded but no longer in the repository (pruned).
     pub history_pruned: bool,
+    /// With `history_pruned` on an export ref: the missing parent is still in the build
+    /// repository (pruned from the export repository only, or never published).
+    pub parent_in_build_repo: bool,
 }
 
 /// The newest `limit` commits (all without a limit) of image or component `name`.
@@ -50,6 +53,7 @@ pub fn log(manifest: &Manifest, name: &str, limit: Option<usize>) -> Result<Vec<
         .export_repo_path()
         .join(format!("{}.gpg", manifest.os.name));
     let sets = object_sets(&history, &walk.commits)?;
+    let in_build = walk.pruned && parent_in_build(manifest, &history, &walk.commits)?;
     let mut out = Vec::new();
     for (i, c) in walk.commits.iter().enumerate() {
         let size = history.repo.storage_size(&sets[i], None)?;
@@ -75,9 +79,25 @@ pub fn log(manifest: &Manifest, name: &str, limit: Option<usize>) -> Result<Vec<
             packages: c.lists.get(META_PACKAGES).map(Vec::len),
             promoted_from: c.metadata.get(META_PROMOTED_FROM).cloned(),
             history_pruned: last && walk.pruned,
+            parent_in_build_repo: last && in_build,
         });
     }
     Ok(out)
+}
+
+/// Whether the missing parent of the oldest listed commit of an export ref is in the
+/// build repository.
+fn parent_in_build(manifest: &Manifest, history: &History, commits: &[CommitInfo]) -> Result<bool> {
+    let Some(parent) = commits.last().and_then(|c| c.parent.as_deref()) else {
+        return Ok(false);
+    };
+    if history.repository != "export" {
+        return Ok(false);
+    }
+    match Repo::open_existing(&manifest.build_repo_path())? {
+        Some(build) => build.has_commit(parent),
+        None => Ok(false),
+    }
 }
 
 /// The object set of each listed commit, then of the last one's parent when it is
