@@ -577,3 +577,65 @@ fn log_says_when_the_missing_parent_is_still_in_the_build_repository() {
     let human = f.run(&["log", "standard"]).ok().stdout;
     assert!(human.contains("still in the build repository"), "{human}");
 }
+
+/// Owner and xattr changes are told apart from content changes (needs root for the
+/// owner), and human output cuts a long list with a count while JSON keeps it whole.
+#[test]
+fn diff_tells_owner_and_xattr_changes_and_cuts_long_lists() {
+    if !require_root() {
+        return;
+    }
+    let f = Fixture::new();
+    f.p.file("files/etc/a", "a\n", 0o644)
+        .file("files/etc/c", "c\n", 0o644);
+    f.p.write_manifest(&manifest(&["a-1-1.noarch"], ""));
+    f.run(&["build"]).ok();
+    command(
+        "chown",
+        &["1000:1000", f.p.p("files/etc/c").to_str().unwrap()],
+    );
+    command(
+        "setfattr",
+        &[
+            "-n",
+            "user.test",
+            "-v",
+            "1",
+            f.p.p("files/etc/a").to_str().unwrap(),
+        ],
+    );
+    for i in 0..25 {
+        f.p.file(&format!("files/many/f{i:02}"), "x\n", 0o644);
+    }
+    f.run(&["build"]).ok();
+    let d = &f.json(&["diff", "standard", "--message-format", "json"])[0];
+    assert_eq!(
+        d["files"]["modified"],
+        serde_json::json!([
+            {"path": "/etc/a", "changed": ["xattrs"]},
+            {"path": "/etc/c", "changed": ["owner"]},
+        ])
+    );
+    assert_eq!(d["files"]["added"].as_array().unwrap().len(), 26);
+    let export = f.p.export_repo();
+    let theirs = ostree_diff(&export, &format!("{IMAGE_REF}^"), IMAGE_REF);
+    assert_eq!(theirs.iter().filter(|(k, _)| k == "A").count(), 26);
+    assert_eq!(
+        theirs
+            .iter()
+            .filter(|(k, _)| k == "M")
+            .map(|(_, p)| p.as_str())
+            .collect::<Vec<_>>(),
+        ["/etc/a", "/etc/c"]
+    );
+    let human = f.run(&["diff", "standard"]).ok().stdout;
+    assert_eq!(
+        human.lines().filter(|l| l.starts_with("  A ")).count(),
+        21,
+        "{human}"
+    );
+    assert!(
+        human.contains("  A ... and 6 more (--message-format json lists all)"),
+        "{human}"
+    );
+}
