@@ -205,6 +205,7 @@ fn log_lists_the_published_history_with_sizes_packages_and_signatures() {
         return;
     }
     let home = f.p.p("gnupg");
+    let _agent = GpgAgent(home.clone());
     let key = gpg_key(&home, "history-test@example.com");
     let other = gpg_key(&home, "other@example.com");
     let home_arg = format!("--gpg-homedir={}", home.display());
@@ -269,6 +270,19 @@ fn objects_bytes(repo: &Path, objects: &BTreeSet<String>) -> u64 {
                 .len()
         })
         .sum()
+}
+
+/// Stops the gpg-agent that the keys' home started, however the test ends.
+struct GpgAgent(std::path::PathBuf);
+
+impl Drop for GpgAgent {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .arg("--homedir")
+            .arg(&self.0)
+            .args(["--kill", "all"])
+            .status();
+    }
 }
 
 /// A new passphrase-less signing key in `home`; its fingerprint.
