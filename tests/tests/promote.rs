@@ -137,7 +137,7 @@ fn bad_promotions_are_refused_and_change_nothing() {
     let cases: [(&[&str], &str); 6] = [
         (
             &["promote", "standard", "--to", STABLE, "--version", "9.9"],
-            "no published version '9.9'",
+            "no version or commit '9.9'",
         ),
         (
             &[

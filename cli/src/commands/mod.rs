@@ -5,9 +5,11 @@ pub mod backends;
 pub mod boot;
 pub mod build;
 pub mod completions;
+pub mod diff;
 pub mod external;
 pub mod help;
 pub mod init;
+pub mod log;
 pub mod man;
 pub mod new;
 pub mod new_backend;
@@ -27,6 +29,10 @@ pub enum Command {
     Build(build::BuildArgs),
     /// Show every component and image: ref, commit, version, fresh or stale
     Status(status::StatusArgs),
+    /// History of an image (as published) or a component: versions, dates, sizes, signatures
+    Log(log::LogArgs),
+    /// Files and packages changed between two versions of an image, and the download size
+    Diff(diff::DiffArgs),
     /// List every backend: name, version, where it came from; warn about shadowed names
     Backends(backends::BackendsArgs),
     /// Deploy a published image into a throwaway disk and boot it in QEMU (serial console)
@@ -56,6 +62,8 @@ impl Command {
         match self {
             Command::Build(a) => a.project.json(),
             Command::Status(a) => a.project.json(),
+            Command::Log(a) => a.project.json(),
+            Command::Diff(a) => a.project.json(),
             Command::Boot(a) => a.project.json(),
             Command::Promote(a) => a.project.json(),
             Command::Backends(a) => a.message_format == MessageFormat::Json,
@@ -69,6 +77,8 @@ impl Command {
         match self {
             Command::Build(args) => build::exec(args),
             Command::Status(args) => status::exec(args),
+            Command::Log(args) => log::exec(args),
+            Command::Diff(args) => diff::exec(args),
             Command::Backends(args) => backends::exec(args),
             Command::Boot(args) => boot::exec(args),
             Command::Promote(args) => promote::exec(args),

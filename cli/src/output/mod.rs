@@ -2,7 +2,9 @@
 //! has gone away, errors on stderr, and the renderings of each command's results.
 
 pub mod backends;
+pub mod diff;
 pub mod events;
+pub mod log;
 pub mod new;
 pub mod new_backend;
 pub mod status;

@@ -2,10 +2,11 @@
 //! of the export repository (a release channel such as `exampleos/x86_64/stable`), over
 //! the same tree, as the OSTree manual's "promoting content along branches" describes.
 
+use super::history::{find, History};
 use super::plan::META_VERSION;
 use crate::manifest::Manifest;
 use crate::repo::{CommitInfo, MetaValue, Recommit, Repo};
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use serde::Serialize;
 
 /// Metadata of a promoted commit: the commit it was made from, and that commit's ref.
@@ -45,16 +46,7 @@ pub fn promote(manifest: &Manifest, opts: &PromoteOptions) -> Result<Promotion> 
     manifest.image(&opts.image)?;
     check_target(manifest, &opts.to)?;
     let from_ref = manifest.image_ref(&opts.image);
-    let not_published = || {
-        anyhow!(
-            "image '{}' is not published: {} has no ref {from_ref}\n  help: run `ostree-build publish` (or `build`) first",
-            opts.image,
-            manifest.export_repo_path().display()
-        )
-    };
-    let export = Repo::open_existing(&manifest.export_repo_path())?.ok_or_else(not_published)?;
-    let head = export.resolve(&from_ref)?.ok_or_else(not_published)?;
-    let source = pick(&export, &head, opts)?;
+    let (export, source) = pick(manifest, opts)?;
     let version = source.metadata.get(META_VERSION).cloned();
     let current = export.resolve(&opts.to)?;
     let mut done = Promotion {
@@ -118,37 +110,24 @@ fn check_target(manifest: &Manifest, to: &str) -> Result<()> {
     Ok(())
 }
 
-/// The published commit asked for: the newest with that version (or checksum prefix) in
-/// the image's history, which ends where a parent is missing (pruned).
-fn pick(export: &Repo, head: &str, opts: &PromoteOptions) -> Result<CommitInfo> {
-    let history = export.history(head)?;
-    let Some(wanted) = &opts.version else {
-        return Ok(history.into_iter().next().expect("history holds its head"));
-    };
-    let by_version = history
-        .iter()
-        .position(|c| c.metadata.get(META_VERSION) == Some(wanted));
-    let by_checksum = || {
-        let hits: Vec<usize> = (0..history.len())
-            .filter(|&i| wanted.len() >= 4 && history[i].checksum.starts_with(wanted.as_str()))
-            .collect();
-        (hits.len() == 1).then(|| hits[0])
-    };
-    match by_version.or_else(by_checksum) {
-        Some(i) => Ok(history[i].clone()),
-        None => {
-            let mut known: Vec<&str> = history
-                .iter()
-                .filter_map(|c| c.metadata.get(META_VERSION).map(String::as_str))
-                .collect();
-            known.dedup();
-            bail!(
-                "image '{}' has no published version '{wanted}'\n  help: published versions, newest first: {}",
-                opts.image,
-                if known.is_empty() { "none recorded".to_string() } else { known.join(", ") }
-            )
-        }
+/// The published commit asked for (a version or checksum prefix, else the newest), from
+/// the image's history in the export repository.
+fn pick(manifest: &Manifest, opts: &PromoteOptions) -> Result<(Repo, CommitInfo)> {
+    let history = History::open(manifest, &opts.image)?;
+    if history.repository != "export" {
+        bail!(
+            "image '{}' is not published: {} has no ref {}\n  help: run `ostree-build publish` (or `build`) first",
+            opts.image,
+            manifest.export_repo_path().display(),
+            history.ref_name
+        );
     }
+    let walk = history.walk(None)?;
+    let source = match &opts.version {
+        Some(rev) => find(&history, &walk, rev)?.clone(),
+        None => walk.commits[0].clone(),
+    };
+    Ok((history.repo, source))
 }
 
 /// Whether `current` (the target ref's commit) is already a promotion of `source`.

@@ -5,22 +5,27 @@
 //! tarball as a commit, reading commit metadata, refs, pulling between repositories,
 //! static deltas and the summary. Submodules add the in-memory union of component trees
 //! (`union`), worktrees for triggers (`worktree`), read access to committed trees (`tree`),
-//! tree diffs for trigger reuse (`changes`), the bootable layout and its lint (`layout`) and
+//! tree diffs for trigger reuse (`changes`) and for `diff` (`treediff`), sizes and
+//! signatures of published commits (`history`), the bootable layout and its lint (`layout`) and
 //! canonical xattrs after tar imports (`xattrs`). It takes plain types: nothing here knows
 //! the manifest.
 
 mod archive;
 mod changes;
+mod history;
 mod layout;
 mod recommit;
 pub mod sysroot;
 mod tree;
+mod treediff;
 mod union;
 mod worktree;
 
 pub use changes::Change;
+pub use history::{Objects, Signature};
 pub use layout::{LayoutOptions, LayoutReport, LintErrors, LintLevel, VarFiles, LINT_RULES};
 pub use recommit::Recommit;
+pub use treediff::{Modified, TreeDiff};
 pub use union::{ComposeConflict, Conflict};
 pub use worktree::{Snapshot, SyncStats, Touched};
 
@@ -291,19 +296,6 @@ impl Repo {
             metadata,
             lists,
         })
-    }
-
-    /// `head` and its ancestors, newest first, as far as this repository has them (the
-    /// history of a pulled or pruned ref ends where a parent is missing).
-    pub fn history(&self, head: &str) -> Result<Vec<CommitInfo>> {
-        let mut out = vec![self.commit_info(head)?];
-        while let Some(parent) = out.last().and_then(|c| c.parent.clone()) {
-            if !self.has_commit(&parent)? {
-                break;
-            }
-            out.push(self.commit_info(&parent)?);
-        }
-        Ok(out)
     }
 
     /// Commit an existing directory tree as it is on disk.
