@@ -167,16 +167,6 @@ pub fn utc_date(timestamp: u64) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn dates_are_utc_iso() {
-        assert_eq!(super::utc_date(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::utc_date(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(super::utc_date(1_795_815_709), "2026-11-27T21:41:49Z");
-    }
-}
-
 /// The commit `rev` names in `walk`: the newest with that version, else the one
 /// checksum (or unique hex prefix) it starts.
 pub fn find<'w>(history: &History, walk: &'w Walk, rev: &str) -> Result<&'w CommitInfo> {
@@ -228,5 +218,15 @@ fn pruned_hint(walk: &Walk) -> &'static str {
         "\n  help: history older than the last version listed was pruned"
     } else {
         ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_are_utc_iso() {
+        assert_eq!(super::utc_date(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::utc_date(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::utc_date(1_795_815_709), "2026-11-27T21:41:49Z");
     }
 }
