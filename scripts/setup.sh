@@ -6,10 +6,11 @@ set -euo pipefail
 # the local RPM repository their tests build; kmod and systemd: the depmod and
 # systemd-presets triggers (and systemd-tmpfiles in tests); curl: HTTP checks;
 # qemu-system-x86 and e2fsprogs: `ostree-build boot` (a disk from mkfs.ext4 -d, booted in QEMU);
-# busybox-static: the shell and tools of the image the `sandbox = "image"` trigger tests build.
+# busybox-static: the shell and tools of the image the `sandbox = "image"` trigger tests build;
+# gnupg: signed publishing (`[publish] gpg-sign`) and its tests' throwaway keys.
 packages=(libostree-dev ostree fuse3 bubblewrap pkg-config python3 time attr gzip bzip2 xz-utils zstd
   debootstrap mmdebstrap uidmap dnf rpm createrepo-c kmod systemd curl qemu-system-x86 e2fsprogs
-  busybox-static)
+  busybox-static gnupg)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,6 +11,8 @@ pub mod init;
 pub mod man;
 pub mod new;
 pub mod new_backend;
+pub mod publish;
+pub mod serve;
 pub mod status;
 
 use anyhow::Result;
@@ -26,6 +28,10 @@ pub enum Command {
     Build(build::BuildArgs),
     /// Show every component and image: ref, commit, version, fresh or stale
     Status(status::StatusArgs),
+    /// (Re)publish what is built: copy, deltas, signatures, refs, summary and its signature
+    Publish(publish::PublishArgs),
+    /// Serve the export repository over HTTP on 127.0.0.1 for testing clients
+    Serve(serve::ServeArgs),
     /// List every backend: name, version, where it came from; warn about shadowed names
     Backends(backends::BackendsArgs),
     /// Deploy a published image into a throwaway disk and boot it in QEMU (serial console)
@@ -53,6 +59,8 @@ impl Command {
         match self {
             Command::Build(a) => a.project.json(),
             Command::Status(a) => a.project.json(),
+            Command::Publish(a) => a.project.json(),
+            Command::Serve(a) => a.project.json(),
             Command::Boot(a) => a.project.json(),
             Command::Backends(a) => a.message_format == MessageFormat::Json,
             Command::Help(_) | Command::New(_) | Command::Init(_) => false,
@@ -65,6 +73,8 @@ impl Command {
         match self {
             Command::Build(args) => build::exec(args),
             Command::Status(args) => status::exec(args),
+            Command::Publish(args) => publish::exec(args),
+            Command::Serve(args) => serve::exec(args),
             Command::Backends(args) => backends::exec(args),
             Command::Boot(args) => boot::exec(args),
             Command::New(args) => new::exec(args),

@@ -94,7 +94,14 @@ pub fn build(
     repo.set_refs(&run.new_refs)?;
     timer.lap("compose");
     let mut summary = run.summary;
-    summary.published = publish::publish(manifest, &build_path, &image_commits, run.prefetch, rep)?;
+    summary.published = publish::publish(
+        manifest,
+        &build_path,
+        &image_commits,
+        run.prefetch,
+        publish::WhenLocked::Wait,
+        rep,
+    )?;
     timer.lap("publish");
     rep.event(Event::Summary {
         built: summary.built.len(),

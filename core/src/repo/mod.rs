@@ -5,13 +5,16 @@
 //! tarball as a commit, reading commit metadata, refs, pulling between repositories,
 //! static deltas and the summary. Submodules add the in-memory union of component trees
 //! (`union`), worktrees for triggers (`worktree`), read access to committed trees (`tree`),
-//! tree diffs for trigger reuse (`changes`), the bootable layout and its lint (`layout`) and
-//! canonical xattrs after tar imports (`xattrs`). It takes plain types: nothing here knows
+//! tree diffs for trigger reuse (`changes`), the bootable layout and its lint (`layout`),
+//! canonical xattrs after tar imports (`xattrs`), GPG signing (`sign`) and the summary with
+//! its signature replaced together (`summary`). It takes plain types: nothing here knows
 //! the manifest.
 
 mod archive;
 mod changes;
 mod layout;
+pub mod sign;
+mod summary;
 pub mod sysroot;
 mod tree;
 mod union;
@@ -19,6 +22,8 @@ mod worktree;
 
 pub use changes::Change;
 pub use layout::{LayoutOptions, LayoutReport, LintErrors, LintLevel, VarFiles, LINT_RULES};
+pub use sign::GpgKeys;
+pub use summary::replace_file;
 pub use union::{ComposeConflict, Conflict};
 pub use worktree::{Snapshot, SyncStats, Touched};
 
