@@ -128,11 +128,7 @@ impl ExportLock {
             .with_context(|| format!("cannot open lock file {}", path.display()))?;
         // SAFETY: flock on a file descriptor we own.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
-            let holder = match holder.trim() {
-                "" => "another process".to_string(),
-                h => h.to_string(),
-            };
+            let holder = holder(&path);
             let Some(wait) = wait else {
                 anyhow::bail!(
                     "export repository {} is being published by {holder}; nothing was changed\n  help: wait for it to finish, then run this again",
@@ -150,8 +146,22 @@ impl ExportLock {
             std::process::id(),
             std::env::args().collect::<Vec<_>>().join(" ")
         );
-        let _ = file.set_len(0);
-        let _ = std::io::Write::write_all(&mut &file, me.as_bytes());
+        // Overwritten in place, then cut: never empty while held.
+        let _ = std::os::unix::fs::FileExt::write_all_at(&file, me.as_bytes(), 0);
+        let _ = file.set_len(me.len() as u64);
         Ok(ExportLock { _file: file })
     }
+}
+
+/// Who holds the export lock at `path`, as it wrote itself there (it may have taken the
+/// lock an instant before writing: look again briefly).
+fn holder(path: &Path) -> String {
+    for _ in 0..10 {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if !text.trim().is_empty() {
+            return text.trim().to_string();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    "another process".to_string()
 }

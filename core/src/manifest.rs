@@ -419,7 +419,10 @@ impl Manifest {
 
     /// The GnuPG home directory to sign with (None: gpg's default).
     pub fn gpg_homedir(&self) -> Option<PathBuf> {
-        self.publish.gpg_homedir.as_ref().map(|h| self.dir.join(h))
+        self.publish
+            .gpg_homedir
+            .as_ref()
+            .map(|h| normalize(&self.dir.join(h)))
     }
 
     /// The configured signing key ids.
