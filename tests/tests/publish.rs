@@ -176,37 +176,44 @@ struct Server {
 
 impl Server {
     fn start(p: &Project) -> Server {
-        let mut child = Command::new(binary())
+        let child = Command::new(binary())
             .args(["serve", "--port", "0"])
             .current_dir(p.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let out = child.stdout.take().unwrap();
-        let sink = lines.clone();
+        // Owned by the server from here on: dropping it (even on a panic) stops it.
+        let mut server = Server {
+            child,
+            url: String::new(),
+            lines: Arc::new(Mutex::new(Vec::new())),
+        };
+        let out = server.child.stdout.take().unwrap();
+        let sink = server.lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
                 sink.lock().unwrap().push(line);
             }
         });
         let start = Instant::now();
-        loop {
-            let url = lines.lock().unwrap().iter().find_map(|l| {
-                l.split_whitespace()
-                    .find(|w| w.starts_with("http://"))
-                    .map(str::to_string)
-            });
-            if let Some(url) = url {
-                return Server { child, url, lines };
-            }
+        while server.url.is_empty() {
             assert!(
                 start.elapsed() < Duration::from_secs(20),
                 "serve printed no URL"
             );
             std::thread::sleep(Duration::from_millis(50));
+            server.url = server
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .flat_map(|l| l.split_whitespace())
+                .find(|w| w.starts_with("http://"))
+                .unwrap_or_default()
+                .to_string();
         }
+        server
     }
 
     fn output(&self) -> String {
