@@ -556,6 +556,7 @@ fn bad_keys_are_clear_errors_and_change_nothing() {
         (&public, "has no secret part"),
         (&revoked, "is revoked"),
     ];
+    let built = rev(&p.build_repo(), REF);
     p.file(
         "rootfs/usr/share/next",
         "a commit waiting to be published\n",
@@ -576,6 +577,16 @@ fn bad_keys_are_clear_errors_and_change_nothing() {
         assert!(err.contains(&key.home.display().to_string()), "{err}");
         assert!(run.stderr.contains("help: "), "{}", run.stderr);
         assert_eq!(rev(&export, REF), published, "the export ref moved");
+        if i == 0 {
+            // `build` tries the keys before building anything; then the commit is built
+            // without publishing it, for `publish` to try.
+            assert_eq!(rev(&p.build_repo(), REF), built, "the build ref moved");
+            let unpublished = manifest(&[&good], "build/repo")
+                .replace("[image.standard]", "[image.standard]\npublish = false");
+            p.write_manifest(&unpublished);
+            p.run(&["build"]).ok();
+            assert_ne!(rev(&p.build_repo(), REF), built);
+        }
         assert!(
             std::fs::read(export.join("summary")).unwrap() == summary,
             "summary changed"

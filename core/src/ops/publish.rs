@@ -173,6 +173,15 @@ pub fn prepare_keys(manifest: &Manifest, export: &Repo) -> Result<GpgKeys> {
     Ok(keys)
 }
 
+/// Try every configured key (see `Repo::gpg_probe`) without writing anything.
+pub fn probe_keys(manifest: &Manifest, export: &Repo) -> Result<()> {
+    let keys = signing_keys(manifest);
+    match keys.is_empty() {
+        true => Ok(()),
+        false => export.gpg_probe(&keys),
+    }
+}
+
 /// The keys `[publish] gpg-sign` names, in `gpg-homedir`.
 pub fn signing_keys(manifest: &Manifest) -> GpgKeys {
     GpgKeys {

@@ -52,7 +52,12 @@ pub fn ed25519_unavailable() -> Option<String> {
     use ostree::prelude::SignExt;
     let sign = match ostree::Sign::by_name("ed25519") {
         Ok(s) => s,
-        Err(e) => return Some(format!("ed25519 signing is unavailable: {}", e.message())),
+        Err(e) => {
+            return Some(format!(
+                "ed25519 signing is not available in this libostree (Debian's 2022.7 is built without it): {}",
+                e.message()
+            ))
+        }
     };
     // Without libsodium every ed25519 call fails before looking at the (unset) key.
     match sign.data(&glib::Bytes::from_static(b"probe"), NO_CANCEL) {
