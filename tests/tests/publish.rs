@@ -697,3 +697,54 @@ fn two_publishes_at_once_one_fails_clearly_the_other_succeeds() {
     let fsck = ostree(Path::new(shared), &["fsck"]);
     assert!(fsck.contains("no errors"), "{fsck}");
 }
+
+#[test]
+fn a_key_added_later_reaches_clients_pulling_through_the_delta() {
+    let keys = tempfile::tempdir().unwrap();
+    let first = Key::new(keys.path(), "first", &[], "1y");
+    let second = first.another("second");
+    let p = project(&[&first]);
+    p.run(&["build"]).ok();
+    let export = p.export_repo();
+    let old = rev(&export, REF);
+    rebuild(&p, 1);
+    p.write_manifest(&manifest(&[&first, &second], "build/repo"));
+    let run = p.run(&["publish"]).ok();
+    assert!(
+        run.stdout.contains("1 delta(s) regenerated"),
+        "{}",
+        run.stdout
+    );
+    // A client that trusts only the second key, holding the previous commit.
+    let server = Server::start(&p);
+    let client = keys.path().join("client");
+    ostree(&client, &["init", "--mode=bare-user"]);
+    ostree(&client, &["pull-local", export.to_str().unwrap(), &old]);
+    let public = keys.path().join("second.gpg");
+    let out = Command::new("gpg")
+        .arg("--homedir")
+        .arg(&second.home)
+        .args(["--batch", "--export", &second.fpr])
+        .output()
+        .unwrap();
+    std::fs::write(&public, out.stdout).unwrap();
+    ostree(
+        &client,
+        &[
+            "remote",
+            "add",
+            "--set=gpg-verify=true",
+            "--set=gpg-verify-summary=true",
+            &format!("--gpg-import={}", public.display()),
+            "exampleos",
+            &server.url,
+        ],
+    );
+    ostree(
+        &client,
+        &["refs", &format!("--create=exampleos:{REF}"), &old],
+    );
+    pull_ok(&client);
+    assert_eq!(rev(&client, &format!("exampleos:{REF}")), rev(&export, REF));
+    assert!(server.output().contains(" /deltas/"), "{}", server.output());
+}

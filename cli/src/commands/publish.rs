@@ -18,7 +18,7 @@ pub fn exec(args: PublishArgs) -> Result<()> {
     let published = publish_built(&manifest, &mut printer)?;
     if !args.project.json() && published.is_empty() {
         println!(
-            "everything is published already: {}",
+            "no new commit to publish into {}",
             manifest.export_repo_path().display()
         );
     }
