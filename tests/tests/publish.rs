@@ -216,6 +216,17 @@ impl Server {
         server
     }
 
+    /// The output once it contains `text` (request lines are written after the response).
+    fn output_with(&self, text: &str) -> String {
+        for _ in 0..100 {
+            if self.output().contains(text) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.output()
+    }
+
     fn output(&self) -> String {
         self.lines.lock().unwrap().join("\n")
     }
@@ -291,10 +302,10 @@ fn signed_publish_is_pulled_through_a_delta_by_a_verifying_client() {
     rebuild(&p, 1);
     pull_ok(&client);
     assert_eq!(rev(&client, &format!("exampleos:{REF}")), rev(&export, REF));
+    let log = server.output_with(" /deltas/");
     assert!(
-        server.output().contains(" /deltas/"),
-        "the upgrade did not go through a delta:\n{}",
-        server.output()
+        log.contains(" /deltas/"),
+        "the upgrade did not go through a delta:\n{log}"
     );
     let show = ostree(
         &client,
@@ -327,6 +338,16 @@ fn signed_publish_is_pulled_through_a_delta_by_a_verifying_client() {
     assert_eq!(curl("../ostree-build.toml"), "404");
     assert_eq!(curl("%2e%2e/ostree-build.toml"), "404");
     assert_eq!(curl("no-such-file"), "404");
+    let head = Command::new("curl")
+        .args(["-sI", &format!("{}config", server.url)])
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).into_owned();
+    let size = std::fs::metadata(export.join("config")).unwrap().len();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains(&format!("Content-Length: {size}")), "{head}");
+    let log = server.output_with("HEAD /config 200 0");
+    assert!(log.contains("HEAD /config 200 0"), "{log}");
 }
 
 #[test]
@@ -746,5 +767,6 @@ fn a_key_added_later_reaches_clients_pulling_through_the_delta() {
     );
     pull_ok(&client);
     assert_eq!(rev(&client, &format!("exampleos:{REF}")), rev(&export, REF));
-    assert!(server.output().contains(" /deltas/"), "{}", server.output());
+    let log = server.output_with(" /deltas/");
+    assert!(log.contains(" /deltas/"), "{log}");
 }
