@@ -2,8 +2,8 @@
 //!
 //! A deliberately small HTTP/1.1 server on the standard library (one thread per
 //! connection, `Connection: close`): GET and HEAD of regular files below the root, 404 for
-//! anything else, nothing outside the root whatever the path says (`..` segments are
-//! refused and the resolved path, symlinks followed, must stay below the root). Each
+//! anything else, nothing outside the root whatever the path says (`..` segments and dot
+//! files are refused and the resolved path, symlinks followed, must stay below the root). Each
 //! request is reported as one [`Request`] (method, path, status, bytes).
 
 use anyhow::{bail, Context, Result};
@@ -122,7 +122,8 @@ pub fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
     for seg in decoded.split('/') {
         match seg {
             "" | "." => {}
-            ".." => return None,
+            // `..`, and dot files: the publish lock names its holder; clients need none.
+            s if s.starts_with('.') => return None,
             s if s.contains('\0') => return None,
             s => path.push(s),
         }
@@ -168,5 +169,7 @@ mod tests {
         assert!(resolve(&root, "/link").is_none());
         assert!(resolve(&root, "/objects").is_none());
         assert!(resolve(&root, "/missing").is_none());
+        std::fs::write(root.join(".lock"), "pid").unwrap();
+        assert!(resolve(&root, "/.lock").is_none());
     }
 }
