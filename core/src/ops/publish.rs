@@ -238,19 +238,7 @@ fn publish_one(
     let not_published =
         || format!("image '{name}' was not published; the export ref was not changed");
     if previous.as_deref() == Some(commit) {
-        let added = sign_commit(manifest, export, commit)?;
-        if added > 0 {
-            let deltas = export.regenerate_deltas_to(commit)?;
-            rep.event(Event::Log {
-                name: name.to_string(),
-                message: format!(
-                    "{ref_name}: added {added} signature(s) to {}, {deltas} delta(s) regenerated to carry them",
-                    &commit[..12.min(commit.len())]
-                ),
-            });
-            return Ok(Outcome::Resigned);
-        }
-        return Ok(Outcome::Unchanged);
+        return resign(manifest, export, name, commit, rep);
     }
     rep.event(Event::Started {
         kind: Kind::Publish,
@@ -292,6 +280,31 @@ fn publish_one(
         detail: format!("{detail} -> {ref_name}; {}", timer.report()),
     });
     Ok(Outcome::Published)
+}
+
+/// An image already published: sign its commit with the keys that have not signed it yet,
+/// and regenerate the deltas leading to it so they carry the new signatures.
+fn resign(
+    manifest: &Manifest,
+    export: &Repo,
+    name: &str,
+    commit: &str,
+    rep: &mut dyn Reporter,
+) -> Result<Outcome> {
+    let added = sign_commit(manifest, export, commit)?;
+    if added == 0 {
+        return Ok(Outcome::Unchanged);
+    }
+    let deltas = export.regenerate_deltas_to(commit)?;
+    rep.event(Event::Log {
+        name: name.to_string(),
+        message: format!(
+            "{}: added {added} signature(s) to {}, {deltas} delta(s) regenerated to carry them",
+            manifest.image_ref(name),
+            &commit[..12.min(commit.len())]
+        ),
+    });
+    Ok(Outcome::Resigned)
 }
 
 /// `ostree-build publish`: (re)publish what the build repository holds for every image
