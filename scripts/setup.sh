@@ -6,8 +6,8 @@ set -euo pipefail
 # the local RPM repository their tests build; kmod and systemd: the depmod and
 # systemd-presets triggers (and systemd-tmpfiles in tests); curl: HTTP checks;
 # qemu-system-x86 and e2fsprogs: `ostree-build boot` (a disk from mkfs.ext4 -d, booted in QEMU);
-# busybox-static: the shell and tools of the image the `sandbox = "image"` trigger tests build.
-# gnupg: the throwaway signing keys of the log tests (history.rs).
+# busybox-static: the shell and tools of the image the `sandbox = "image"` trigger tests build;
+# gnupg: signed publishing (`[publish] gpg-sign`) and the throwaway keys of its tests and of log's.
 packages=(libostree-dev ostree fuse3 bubblewrap pkg-config python3 time attr gzip bzip2 xz-utils zstd
   debootstrap mmdebstrap uidmap dnf rpm createrepo-c kmod systemd curl qemu-system-x86 e2fsprogs
   busybox-static gnupg)

@@ -2,7 +2,8 @@
 //!
 //! Two runs on one project are serialised by an exclusive `flock`. Whatever an interrupted
 //! run left behind (a rofiles-fuse mount, a half-populated root) is cleaned up by the next
-//! run once it holds the lock.
+//! run once it holds the lock. Publishing into an export repository is serialised by its own
+//! lock inside that repository ([`ExportLock`]).
 
 use crate::fsutil::remove_tree;
 use anyhow::{Context, Result};
@@ -100,4 +101,67 @@ pub fn unmount(point: &Path, lazy: bool) -> bool {
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
+}
+
+/// The publish lock of an export repository: one `flock`ed file inside it, so two
+/// publishes (two processes, maybe two projects sharing the repository) never interleave
+/// their refs, deltas and summary. The holder writes its pid and command line into the
+/// file so the one turned away can name it.
+pub struct ExportLock {
+    _file: File,
+}
+
+/// The lock file's name inside the export repository.
+pub const EXPORT_LOCK_NAME: &str = ".ostree-build-publish.lock";
+
+impl ExportLock {
+    /// Take the lock; if another process holds it, wait when `wait` is given (calling it
+    /// first with who holds the lock), else fail at once naming the repository and holder.
+    pub fn acquire(repo: &Path, wait: Option<&mut dyn FnMut(&str)>) -> Result<ExportLock> {
+        let path = repo.join(EXPORT_LOCK_NAME);
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open lock file {}", path.display()))?;
+        // SAFETY: flock on a file descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let holder = holder(&path);
+            let Some(wait) = wait else {
+                anyhow::bail!(
+                    "export repository {} is being published by {holder}; nothing was changed\n  help: wait for it to finish, then run this again",
+                    repo.display()
+                );
+            };
+            wait(&holder);
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                return Err(std::io::Error::last_os_error())
+                    .with_context(|| format!("cannot lock {}", path.display()));
+            }
+        }
+        let me = format!(
+            "pid {} ({})\n",
+            std::process::id(),
+            std::env::args().collect::<Vec<_>>().join(" ")
+        );
+        // Overwritten in place, then cut: never empty while held.
+        let _ = std::os::unix::fs::FileExt::write_all_at(&file, me.as_bytes(), 0);
+        let _ = file.set_len(me.len() as u64);
+        Ok(ExportLock { _file: file })
+    }
+}
+
+/// Who holds the export lock at `path`, as it wrote itself there (it may have taken the
+/// lock an instant before writing: look again briefly).
+fn holder(path: &Path) -> String {
+    for _ in 0..10 {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if !text.trim().is_empty() {
+            return text.trim().to_string();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    "another process".to_string()
 }

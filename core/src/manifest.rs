@@ -155,6 +155,17 @@ pub struct PublishSection {
     /// zlib level (1-9) of the archive repository; unset keeps libostree's default (6).
     #[serde(default)]
     pub zlib_level: Option<Spanned<u8>>,
+    /// GPG key ids or fingerprints: every published commit and the summary are signed with
+    /// each of them.
+    #[serde(default)]
+    pub gpg_sign: Vec<Spanned<String>>,
+    /// The GnuPG home directory holding those keys, relative to the manifest; unset: gpg's own.
+    #[serde(default)]
+    pub gpg_homedir: Option<PathBuf>,
+    /// Accepted only to be refused with a clear message: Debian's libostree 2022.7 has no
+    /// ed25519 engine (see `check_publish`).
+    #[serde(default, alias = "ed25519-sign")]
+    pub sign_ed25519: Option<Spanned<toml::Value>>,
 }
 
 fn yes() -> bool {
@@ -167,6 +178,9 @@ impl Default for PublishSection {
             deltas: true,
             summary: true,
             zlib_level: None,
+            gpg_sign: Vec::new(),
+            gpg_homedir: None,
+            sign_ed25519: None,
         }
     }
 }
@@ -382,7 +396,42 @@ impl Manifest {
                 ));
             }
         }
+        if let Some(v) = &self.publish.sign_ed25519 {
+            let why = crate::repo::sign::ed25519_unavailable()
+                .unwrap_or_else(|| "ed25519 signing is not supported by ostree-build yet".into());
+            return Err(self.error_at(
+                v.span().start,
+                &format!("publish: {why}"),
+                Some("sign with GPG instead: gpg-sign = [\"KEYID\"] (and gpg-homedir = \"DIR\")"),
+            ));
+        }
+        for key in &self.publish.gpg_sign {
+            if key.get_ref().trim().is_empty() || key.get_ref().contains(char::is_whitespace) {
+                return Err(self.error_at(
+                    key.span().start,
+                    &format!("publish.gpg-sign: '{}' is not a key id", key.get_ref()),
+                    Some("give key ids or fingerprints as `gpg --list-secret-keys --keyid-format long` shows them"),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The GnuPG home directory to sign with (None: gpg's default).
+    pub fn gpg_homedir(&self) -> Option<PathBuf> {
+        self.publish
+            .gpg_homedir
+            .as_ref()
+            .map(|h| normalize(&self.dir.join(h)))
+    }
+
+    /// The configured signing key ids.
+    pub fn gpg_keys(&self) -> Vec<String> {
+        self.publish
+            .gpg_sign
+            .iter()
+            .map(|k| k.get_ref().clone())
+            .collect()
     }
 
     fn check_image(&self, image: &str, section: &ImageSection) -> Result<()> {

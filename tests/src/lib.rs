@@ -1,6 +1,8 @@
 //! Helpers for the integration tests: fixture projects in temporary directories, running
 //! the built `ostree-build` binary, and independent checks with the `ostree` CLI.
 
+pub mod gpg;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -2,6 +2,7 @@
 //! symlink and package changes, its history and differences checked against the `ostree`
 //! CLI (`log`, `diff`, `static-delta list`), signatures made with a throwaway GPG key.
 
+use ostree_build_tests::gpg::GpgKey;
 use ostree_build_tests::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -204,20 +205,19 @@ fn log_lists_the_published_history_with_sizes_packages_and_signatures() {
     ) {
         return;
     }
-    let home = f.p.p("gnupg");
-    let _agent = GpgAgent(home.clone());
-    let key = gpg_key(&home, "history-test@example.com");
-    let other = gpg_key(&home, "other@example.com");
+    let signer = GpgKey::new(f.p.path(), "history-test", &[], "never");
+    let other_signer = signer.another("other");
+    let (home, key, other) = (&signer.home, &signer.fpr, &other_signer.fpr);
     let home_arg = format!("--gpg-homedir={}", home.display());
-    ostree(&export, &["gpg-sign", &home_arg, &commits[0], &key]);
-    ostree(&export, &["gpg-sign", &home_arg, &commits[1], &other]);
+    ostree(&export, &["gpg-sign", &home_arg, &commits[0], key]);
+    ostree(&export, &["gpg-sign", &home_arg, &commits[1], other]);
     let signed = f.json(&["log", "standard", "--message-format", "json"]);
     assert_eq!(signed[0]["signatures"][0]["key"], key.as_str());
     assert_eq!(signed[0]["signatures"][0]["verified"], false);
     let keyring = export.join("exampleos.gpg");
     let exported = Command::new("gpg")
-        .env("GNUPGHOME", &home)
-        .args(["--export", &key])
+        .env("GNUPGHOME", home)
+        .args(["--export", key])
         .output()
         .unwrap();
     std::fs::write(&keyring, exported.stdout).unwrap();
@@ -270,47 +270,6 @@ fn objects_bytes(repo: &Path, objects: &BTreeSet<String>) -> u64 {
                 .len()
         })
         .sum()
-}
-
-/// Stops the gpg-agent that the keys' home started, however the test ends.
-struct GpgAgent(std::path::PathBuf);
-
-impl Drop for GpgAgent {
-    fn drop(&mut self) {
-        let _ = Command::new("gpgconf")
-            .arg("--homedir")
-            .arg(&self.0)
-            .args(["--kill", "all"])
-            .status();
-    }
-}
-
-/// A new passphrase-less signing key in `home`; its fingerprint.
-fn gpg_key(home: &Path, email: &str) -> String {
-    std::fs::create_dir_all(home).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let gpg = |args: &[&str]| {
-        let out = Command::new("gpg")
-            .env("GNUPGHOME", home)
-            .args(["--batch", "--passphrase", ""])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    gpg(&["--quick-gen-key", email, "ed25519", "sign", "never"]);
-    gpg(&["--with-colons", "--list-keys", email])
-        .lines()
-        .find_map(|l| l.strip_prefix("fpr:"))
-        .and_then(|l| l.trim_matches(':').rsplit(':').next())
-        .expect("fingerprint")
-        .to_string()
 }
 
 #[test]

@@ -14,6 +14,8 @@ pub mod man;
 pub mod new;
 pub mod new_backend;
 pub mod promote;
+pub mod publish;
+pub mod serve;
 pub mod status;
 
 use anyhow::Result;
@@ -33,6 +35,10 @@ pub enum Command {
     Log(log::LogArgs),
     /// Files and packages changed between two versions of an image, and the download size
     Diff(diff::DiffArgs),
+    /// (Re)publish what is built: copy, deltas, signatures, refs, summary and its signature
+    Publish(publish::PublishArgs),
+    /// Serve the export repository over HTTP on 127.0.0.1 for testing clients
+    Serve(serve::ServeArgs),
     /// List every backend: name, version, where it came from; warn about shadowed names
     Backends(backends::BackendsArgs),
     /// Deploy a published image into a throwaway disk and boot it in QEMU (serial console)
@@ -64,6 +70,8 @@ impl Command {
             Command::Status(a) => a.project.json(),
             Command::Log(a) => a.project.json(),
             Command::Diff(a) => a.project.json(),
+            Command::Publish(a) => a.project.json(),
+            Command::Serve(a) => a.project.json(),
             Command::Boot(a) => a.project.json(),
             Command::Promote(a) => a.project.json(),
             Command::Backends(a) => a.message_format == MessageFormat::Json,
@@ -79,6 +87,8 @@ impl Command {
             Command::Status(args) => status::exec(args),
             Command::Log(args) => log::exec(args),
             Command::Diff(args) => diff::exec(args),
+            Command::Publish(args) => publish::exec(args),
+            Command::Serve(args) => serve::exec(args),
             Command::Backends(args) => backends::exec(args),
             Command::Boot(args) => boot::exec(args),
             Command::Promote(args) => promote::exec(args),

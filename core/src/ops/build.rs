@@ -75,8 +75,10 @@ pub fn build(
     };
     compose::remove_stale_worktrees(manifest, &lock)?;
     if manifest.images.values().any(|i| i.publish) {
-        Repo::open_or_create(&manifest.export_repo_path(), RepoKind::Export)?
-            .ensure_zlib_level(manifest.publish.zlib_level.as_ref().map(|l| *l.get_ref()))?;
+        let export = Repo::open_or_create(&manifest.export_repo_path(), RepoKind::Export)?;
+        export.ensure_zlib_level(manifest.publish.zlib_level.as_ref().map(|l| *l.get_ref()))?;
+        // A key that cannot sign fails the build now, not after building everything.
+        publish::probe_keys(manifest, &export)?;
     }
     let mut run = Builder {
         manifest,
@@ -94,7 +96,14 @@ pub fn build(
     repo.set_refs(&run.new_refs)?;
     timer.lap("compose");
     let mut summary = run.summary;
-    summary.published = publish::publish(manifest, &build_path, &image_commits, run.prefetch, rep)?;
+    summary.published = publish::publish(
+        manifest,
+        &build_path,
+        &image_commits,
+        run.prefetch,
+        publish::WhenLocked::Wait,
+        rep,
+    )?;
     timer.lap("publish");
     rep.event(Event::Summary {
         built: summary.built.len(),

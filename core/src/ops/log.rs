@@ -47,9 +47,7 @@ pub struct LogEntry {
 pub fn log(manifest: &Manifest, name: &str, limit: Option<usize>) -> Result<Vec<LogEntry>> {
     let history = History::open(manifest, name)?;
     let walk = history.walk(limit)?;
-    let keyring = manifest
-        .export_repo_path()
-        .join(format!("{}.gpg", manifest.os.name));
+    let keyring = super::publish::keyring_path(manifest);
     let sets = object_sets(&history, &walk.commits)?;
     let in_build = walk.pruned && parent_in_build(manifest, &history, &walk.commits)?;
     let mut out = Vec::new();

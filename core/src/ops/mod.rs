@@ -14,7 +14,8 @@ pub mod new;
 pub mod new_backend;
 pub mod plan;
 pub mod promote;
-mod publish;
+pub mod publish;
+pub mod serve;
 pub mod status;
 
 /// The timestamp of new commits: `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.

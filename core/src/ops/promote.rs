@@ -4,6 +4,8 @@
 
 use super::history::{find, History};
 use super::plan::META_VERSION;
+use super::publish::{prepare_keys, sign_commit, write_summary};
+use crate::lock::ExportLock;
 use crate::manifest::Manifest;
 use crate::repo::{CommitInfo, MetaValue, Recommit, Repo};
 use anyhow::{bail, Result};
@@ -48,6 +50,8 @@ pub fn promote(manifest: &Manifest, opts: &PromoteOptions) -> Result<Promotion> 
     let from_ref = manifest.image_ref(&opts.image);
     let (export, source) = pick(manifest, opts)?;
     let version = source.metadata.get(META_VERSION).cloned();
+    let _lock = ExportLock::acquire(export.path(), None)?;
+    prepare_keys(manifest, &export)?;
     let current = export.resolve(&opts.to)?;
     let mut done = Promotion {
         image: opts.image.clone(),
@@ -62,18 +66,25 @@ pub fn promote(manifest: &Manifest, opts: &PromoteOptions) -> Result<Promotion> 
     if let Some(c) = current.as_deref() {
         if already_promoted(&export, c, &source)? {
             done.commit = c.to_string();
+            // A key added since gets its signature on, as publish does.
+            if sign_commit(manifest, &export, c)? > 0 {
+                export.regenerate_deltas_to(c)?;
+                write_summary(manifest, &export)?;
+            }
             return Ok(done);
         }
     }
     done.parent = current.filter(|_| !opts.no_history);
     done.commit = write_promotion(&export, opts, &done)?;
     done.changed = true;
+    // Signed before the delta: a delta's superblock carries the commit's signatures.
+    sign_commit(manifest, &export, &done.commit)?;
     if let Some(parent) = done.parent.as_deref().filter(|_| manifest.publish.deltas) {
         export.generate_delta(parent, &done.commit)?;
     }
     export.set_refs(&[(opts.to.clone(), done.commit.clone())])?;
     if manifest.publish.summary {
-        export.regenerate_summary()?;
+        write_summary(manifest, &export)?;
     }
     Ok(done)
 }

@@ -1,11 +1,15 @@
 //! Publishing: copying images into the `archive` export repository (in the background
 //! while the build goes on, then what is left), static deltas from the previously
-//! published commit, the export refs and the summary.
+//! published commit, GPG signatures, the export refs and the summary with its signature.
+//! Shared by `build` (which waits for another publish into the same export repository)
+//! and `publish` (which fails at once); [`sign_commit`] and [`write_summary`] are the
+//! entry points for other commands that move export refs.
 
+use crate::lock::ExportLock;
 use crate::manifest::Manifest;
-use crate::repo::{Repo, RepoKind};
+use crate::repo::{GpgKeys, Repo, RepoKind};
 use crate::report::{Event, Kind, Reporter};
-use anyhow::{Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::time::Instant;
@@ -78,13 +82,26 @@ impl Drop for Prefetch {
     }
 }
 
+/// How the publish step of `build` treats a publish already running into the same export
+/// repository, and what the standalone `publish` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenLocked {
+    /// Wait for it, saying so (`build`).
+    Wait,
+    /// Fail at once, changing nothing (`publish`).
+    Fail,
+}
+
 /// Copy images into the export repository, generate deltas from the previously published
-/// commit, then move the refs and regenerate the summary. Returns the images published.
+/// commit, sign, then move the refs and replace the summary and its signature. Returns the
+/// images published (an image already published whose commit only gained a signature is
+/// not counted).
 pub(super) fn publish(
     manifest: &Manifest,
     build_path: &std::path::Path,
     image_commits: &BTreeMap<String, String>,
     mut prefetch: Prefetch,
+    when_locked: WhenLocked,
     rep: &mut dyn Reporter,
 ) -> Result<Vec<String>> {
     // First the background copies, then what is left.
@@ -106,52 +123,226 @@ pub(super) fn publish(
         return Ok(vec![]);
     }
     let export = Repo::open_or_create(&manifest.export_repo_path(), RepoKind::Export)?;
+    let _lock = lock_export(&export, when_locked, rep)?;
+    let keys = prepare_keys(manifest, &export)?;
     export.ensure_zlib_level(manifest.publish.zlib_level.as_ref().map(|l| *l.get_ref()))?;
-    let mut published = Vec::new();
+    let (mut published, mut resigned) = (Vec::new(), false);
     for (name, commit) in wanted {
-        let ref_name = manifest.image_ref(name);
-        let previous = export.resolve(&ref_name)?;
-        if previous.as_deref() == Some(commit.as_str()) {
-            continue;
+        match publish_one(manifest, &export, build_path, name, commit, &keys, rep)? {
+            Outcome::Published => published.push(name.clone()),
+            Outcome::Resigned => resigned = true,
+            Outcome::Unchanged => {}
         }
-        rep.event(Event::Started {
-            kind: Kind::Publish,
-            name: name.clone(),
-        });
-        let t = Instant::now();
-        let mut timer = super::PhaseTimer::start();
-        export
-            .pull_commit_from(build_path, commit)
-            .with_context(|| {
-                format!("image '{name}' was not published; the export ref was not changed")
-            })?;
-        timer.lap("copy");
-        let mut detail = String::from("copied");
-        if let Some(prev) = previous.as_deref().filter(|_| manifest.publish.deltas) {
-            if export.has_commit(prev)? {
-                export.generate_delta(prev, commit).with_context(|| {
-                    format!("image '{name}' was not published; the export ref was not changed")
-                })?;
-                detail.push_str(&format!(
-                    ", static delta from {}",
-                    &prev[..12.min(prev.len())]
-                ));
-                timer.lap("delta");
-            }
-        }
-        export.set_refs(&[(ref_name.clone(), commit.clone())])?;
-        timer.lap("ref");
-        rep.event(Event::Finished {
-            kind: Kind::Publish,
-            name: name.clone(),
-            commit: commit.clone(),
-            seconds: t.elapsed().as_secs_f64(),
-            detail: format!("{detail} -> {ref_name}; {}", timer.report()),
-        });
-        published.push(name.clone());
     }
-    if manifest.publish.summary && (!published.is_empty() || export.summary_is_stale()?) {
-        export.regenerate_summary()?;
+    let resign = resigned
+        || (!keys.is_empty() && !export.summary_signed_by(&keys, &keyring_path(manifest))?);
+    if manifest.publish.summary && (!published.is_empty() || resign || export.summary_is_stale()?) {
+        write_summary(manifest, &export)?;
     }
     Ok(published)
+}
+
+/// Take the export repository's publish lock, waiting or failing as asked.
+fn lock_export(
+    export: &Repo,
+    when_locked: WhenLocked,
+    rep: &mut dyn Reporter,
+) -> Result<ExportLock> {
+    let mut say = |holder: &str| {
+        rep.event(Event::Waiting {
+            message: format!(
+                "waiting for {holder} to finish publishing into {}",
+                export.path().display()
+            ),
+        })
+    };
+    match when_locked {
+        WhenLocked::Wait => ExportLock::acquire(export.path(), Some(&mut say)),
+        WhenLocked::Fail => ExportLock::acquire(export.path(), None),
+    }
+}
+
+/// The signing keys of the manifest, probed (before anything is copied or any ref moves)
+/// and their public part exported beside the repository for clients.
+pub fn prepare_keys(manifest: &Manifest, export: &Repo) -> Result<GpgKeys> {
+    let keys = signing_keys(manifest);
+    if !keys.is_empty() {
+        export.gpg_probe(&keys)?;
+        export.export_public_keys(&keys, &keyring_path(manifest))?;
+    }
+    Ok(keys)
+}
+
+/// Try every configured key (see `Repo::gpg_probe`) without writing anything.
+pub fn probe_keys(manifest: &Manifest, export: &Repo) -> Result<()> {
+    let keys = signing_keys(manifest);
+    match keys.is_empty() {
+        true => Ok(()),
+        false => export.gpg_probe(&keys),
+    }
+}
+
+/// The keys `[publish] gpg-sign` names, in `gpg-homedir`.
+pub fn signing_keys(manifest: &Manifest) -> GpgKeys {
+    GpgKeys {
+        keys: manifest.gpg_keys(),
+        homedir: manifest.gpg_homedir(),
+    }
+}
+
+/// Where clients find the public keys: `<export>/<os.name>.gpg`.
+pub fn keyring_path(manifest: &Manifest) -> std::path::PathBuf {
+    manifest
+        .export_repo_path()
+        .join(format!("{}.gpg", manifest.os.name))
+}
+
+/// Sign `commit` in the export repository with every configured key that has not signed
+/// it yet (after [`prepare_keys`]). Returns how many signatures were added.
+pub fn sign_commit(manifest: &Manifest, export: &Repo, commit: &str) -> Result<usize> {
+    let keys = signing_keys(manifest);
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    export.sign_commit(commit, &keys, &keyring_path(manifest))
+}
+
+/// Replace the export repository's summary, and its signature when keys are configured,
+/// together (see `repo::summary`). The caller holds the export lock.
+pub fn write_summary(manifest: &Manifest, export: &Repo) -> Result<()> {
+    export.write_summary_pair(&signing_keys(manifest))
+}
+
+/// What [`publish_one`] did.
+enum Outcome {
+    /// The export ref moved.
+    Published,
+    /// The published commit got signatures it lacked (and its deltas were regenerated).
+    Resigned,
+    Unchanged,
+}
+
+/// Publish one image: copy, sign, delta, move its ref. An image already published only
+/// gets the signatures it lacks.
+fn publish_one(
+    manifest: &Manifest,
+    export: &Repo,
+    build_path: &std::path::Path,
+    name: &str,
+    commit: &str,
+    keys: &GpgKeys,
+    rep: &mut dyn Reporter,
+) -> Result<Outcome> {
+    let ref_name = manifest.image_ref(name);
+    let previous = export.resolve(&ref_name)?;
+    let not_published =
+        || format!("image '{name}' was not published; the export ref was not changed");
+    if previous.as_deref() == Some(commit) {
+        return resign(manifest, export, name, commit, rep);
+    }
+    rep.event(Event::Started {
+        kind: Kind::Publish,
+        name: name.to_string(),
+    });
+    let t = Instant::now();
+    let mut timer = super::PhaseTimer::start();
+    export
+        .pull_commit_from(build_path, commit)
+        .with_context(not_published)?;
+    timer.lap("copy");
+    let mut detail = String::from("copied");
+    // Signed before the delta: its superblock carries the commit's detached metadata, and
+    // a client pulling through the delta takes the signatures from there.
+    if !keys.is_empty() {
+        sign_commit(manifest, export, commit).with_context(not_published)?;
+        detail.push_str(&format!(", signed ({})", keys.keys.join(", ")));
+        timer.lap("sign");
+    }
+    if let Some(prev) = previous.as_deref().filter(|_| manifest.publish.deltas) {
+        if export.has_commit(prev)? {
+            export
+                .generate_delta(prev, commit)
+                .with_context(not_published)?;
+            detail.push_str(&format!(
+                ", static delta from {}",
+                &prev[..12.min(prev.len())]
+            ));
+            timer.lap("delta");
+        }
+    }
+    export.set_refs(&[(ref_name.clone(), commit.to_string())])?;
+    timer.lap("ref");
+    rep.event(Event::Finished {
+        kind: Kind::Publish,
+        name: name.to_string(),
+        commit: commit.to_string(),
+        seconds: t.elapsed().as_secs_f64(),
+        detail: format!("{detail} -> {ref_name}; {}", timer.report()),
+    });
+    Ok(Outcome::Published)
+}
+
+/// An image already published: sign its commit with the keys that have not signed it yet,
+/// and regenerate the deltas leading to it so they carry the new signatures.
+fn resign(
+    manifest: &Manifest,
+    export: &Repo,
+    name: &str,
+    commit: &str,
+    rep: &mut dyn Reporter,
+) -> Result<Outcome> {
+    let added = sign_commit(manifest, export, commit)?;
+    if added == 0 {
+        return Ok(Outcome::Unchanged);
+    }
+    let deltas = export.regenerate_deltas_to(commit)?;
+    rep.event(Event::Log {
+        name: name.to_string(),
+        message: format!(
+            "{}: added {added} signature(s) to {}, {deltas} delta(s) regenerated to carry them",
+            manifest.image_ref(name),
+            &commit[..12.min(commit.len())]
+        ),
+    });
+    Ok(Outcome::Resigned)
+}
+
+/// `ostree-build publish`: (re)publish what the build repository holds for every image
+/// with `publish = true`, without building. Fails at once if another publish into the
+/// same export repository is running.
+pub fn publish_built(manifest: &Manifest, rep: &mut dyn Reporter) -> Result<Vec<String>> {
+    let build_path = manifest.build_repo_path();
+    let build = Repo::open_existing(&build_path)?;
+    let mut commits = BTreeMap::new();
+    for (name, section) in &manifest.images {
+        if !section.publish {
+            continue;
+        }
+        let ref_name = manifest.image_ref(name);
+        let commit = match &build {
+            Some(b) => b.resolve(&ref_name)?,
+            None => None,
+        };
+        let commit = commit.ok_or_else(|| {
+            anyhow!(
+                "image '{name}' is not built yet (no ref {ref_name} in {}); nothing was published\n  help: run ostree-build build",
+                build_path.display()
+            )
+        })?;
+        commits.insert(name.clone(), commit);
+    }
+    if commits.is_empty() {
+        bail!(
+            "no image of {} has publish = true; nothing to publish\n  help: set publish = true in an [image.NAME] section",
+            manifest.path.display()
+        );
+    }
+    publish(
+        manifest,
+        &build_path,
+        &commits,
+        Prefetch::default(),
+        WhenLocked::Fail,
+        rep,
+    )
 }

@@ -80,7 +80,8 @@ impl Repo {
             .collect())
     }
 
-    fn has_signatures(&self, commit: &str) -> Result<bool> {
+    /// Whether `commit`'s detached metadata holds any GPG signature.
+    pub(super) fn has_signatures(&self, commit: &str) -> Result<bool> {
         let detached = self
             .repo
             .read_commit_detached_metadata(commit, NO_CANCEL)

@@ -6,8 +6,9 @@
 //! static deltas and the summary. Submodules add the in-memory union of component trees
 //! (`union`), worktrees for triggers (`worktree`), read access to committed trees (`tree`),
 //! tree diffs for trigger reuse (`changes`) and for `diff` (`treediff`), sizes and
-//! signatures of published commits (`history`), the bootable layout and its lint (`layout`) and
-//! canonical xattrs after tar imports (`xattrs`). It takes plain types: nothing here knows
+//! signatures of published commits (`history`), new commits over existing trees
+//! (`recommit`), the bootable layout and its lint (`layout`), GPG signing (`sign`) and the
+//! summary with its signature replaced together (`summary`). It takes plain types: nothing here knows
 //! the manifest.
 
 mod archive;
@@ -15,6 +16,8 @@ mod changes;
 mod history;
 mod layout;
 mod recommit;
+pub mod sign;
+mod summary;
 pub mod sysroot;
 mod tree;
 mod treediff;
@@ -25,6 +28,8 @@ pub use changes::Change;
 pub use history::{Objects, Signature};
 pub use layout::{LayoutOptions, LayoutReport, LintErrors, LintLevel, VarFiles, LINT_RULES};
 pub use recommit::Recommit;
+pub use sign::GpgKeys;
+pub use summary::replace_file;
 pub use treediff::{Modified, TreeDiff};
 pub use union::{ComposeConflict, Conflict};
 pub use worktree::{Snapshot, SyncStats, Touched};
