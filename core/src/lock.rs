@@ -54,6 +54,29 @@ impl ProjectLock {
         Ok(lock)
     }
 
+    /// Take the lock if no other run holds it (`None` if one does), without cleaning
+    /// anything: for commands that must not wait behind a long build.
+    pub fn try_acquire(state_dir: &Path) -> Result<Option<ProjectLock>> {
+        std::fs::create_dir_all(state_dir)
+            .with_context(|| format!("cannot create {}", state_dir.display()))?;
+        let path = state_dir.join("lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open lock file {}", path.display()))?;
+        // SAFETY: flock on a file descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Ok(None);
+        }
+        HELD.store(true, Ordering::SeqCst);
+        Ok(Some(ProjectLock {
+            _file: file,
+            state_dir: state_dir.to_path_buf(),
+        }))
+    }
+
     /// A fresh, empty scratch directory for one job.
     pub fn scratch(&self, name: &str) -> Result<PathBuf> {
         let dir = self.state_dir.join("work").join(name);

@@ -4,6 +4,7 @@
 pub mod backends;
 pub mod boot;
 pub mod build;
+pub mod clean;
 pub mod completions;
 pub mod external;
 pub mod help;
@@ -11,6 +12,7 @@ pub mod init;
 pub mod man;
 pub mod new;
 pub mod new_backend;
+pub mod prune;
 pub mod status;
 
 use anyhow::Result;
@@ -28,6 +30,10 @@ pub enum Command {
     Status(status::StatusArgs),
     /// List every backend: name, version, where it came from; warn about shadowed names
     Backends(backends::BackendsArgs),
+    /// Apply the retention policy: old published commits, their deltas, unreferenced objects, old package-cache entries
+    Prune(prune::PruneArgs),
+    /// Remove scratch space, trigger worktrees and package caches (the repositories stay)
+    Clean(clean::CleanArgs),
     /// Deploy a published image into a throwaway disk and boot it in QEMU (serial console)
     Boot(boot::BootArgs),
     /// Create a project folder from a template (minimal, debian, fedora, openembedded, or a path)
@@ -54,6 +60,8 @@ impl Command {
             Command::Build(a) => a.project.json(),
             Command::Status(a) => a.project.json(),
             Command::Boot(a) => a.project.json(),
+            Command::Prune(a) => a.project.json(),
+            Command::Clean(a) => a.project.json(),
             Command::Backends(a) => a.message_format == MessageFormat::Json,
             Command::Help(_) | Command::New(_) | Command::Init(_) => false,
             Command::NewBackend(_) | Command::External(_) => false,
@@ -67,6 +75,8 @@ impl Command {
             Command::Status(args) => status::exec(args),
             Command::Backends(args) => backends::exec(args),
             Command::Boot(args) => boot::exec(args),
+            Command::Prune(args) => prune::exec(args),
+            Command::Clean(args) => clean::exec(args),
             Command::New(args) => new::exec(args),
             Command::Init(args) => init::exec(args),
             Command::NewBackend(args) => new_backend::exec(args),

@@ -5,6 +5,7 @@ pub mod backends;
 pub mod events;
 pub mod new;
 pub mod new_backend;
+pub mod prune;
 pub mod status;
 
 use std::io::Write;

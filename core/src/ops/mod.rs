@@ -6,10 +6,12 @@ use std::time::Instant;
 pub mod adhoc;
 pub mod boot;
 pub mod build;
+pub mod clean;
 mod compose;
 pub mod new;
 pub mod new_backend;
 pub mod plan;
+pub mod prune;
 mod publish;
 pub mod status;
 

@@ -12,6 +12,7 @@
 mod archive;
 mod changes;
 mod layout;
+mod prune;
 pub mod sysroot;
 mod tree;
 mod union;
@@ -19,6 +20,7 @@ mod worktree;
 
 pub use changes::Change;
 pub use layout::{LayoutOptions, LayoutReport, LintErrors, LintLevel, VarFiles, LINT_RULES};
+pub use prune::{Delta, PruneCount, Reachable};
 pub use union::{ComposeConflict, Conflict};
 pub use worktree::{Snapshot, SyncStats, Touched};
 
