@@ -186,7 +186,7 @@ fn plan_export(
     if let Some(first) = refused.first() {
         let more: String = refused[1..]
             .iter()
-            .map(|r| format!("\n  also: {r}"))
+            .map(|r| format!("\n  help: the policy keeps no commit of {r} either"))
             .collect();
         bail!(
             "refusing to prune: the retention policy keeps no commit of {first}{more}\n  help: nothing was deleted; keep at least one commit (e.g. --keep 1, or a longer keep-younger-than)"
