@@ -269,6 +269,9 @@ fn a_failed_build_and_commits_without_a_ref_go_from_the_build_repository() {
     p.file("base/usr/bin/tool", "tool\n", 0o755);
     p.file("app/etc/conf", "one\n", 0o644);
     p.run(&["build", "-q"]).ok();
+    // A superseded build: its commits stay only as parents of the build refs' heads.
+    p.file("app/etc/conf", "two\n", 0o644);
+    p.run(&["build", "-q"]).ok();
     // The trigger fails after the component was imported and the union written.
     p.file("app/etc/fail", "failed-build-marker-7d1\n", 0o644);
     p.run(&["build", "-q"]).fails();
