@@ -444,3 +444,29 @@ impl Drop for KillOnDrop {
         self.stop();
     }
 }
+
+#[test]
+fn prune_keeps_what_the_next_build_reuses_from_the_trigger_state() {
+    let triggers = r#"triggers = [
+  { name = "index", run = "mkdir -p usr/share && ls usr/bin > usr/share/index", inputs = ["/usr/bin"] },
+  { name = "stamp", run = "cat etc/conf > etc/stamp" },
+]
+"#;
+    let m = dir_components_manifest(&[("base", "base"), ("app", "app")], triggers);
+    let p = Project::new(&m);
+    p.file("base/usr/bin/tool", "tool\n", 0o755);
+    for conf in ["one\n", "two\n"] {
+        p.file("app/etc/conf", conf, 0o644);
+        p.run(&["build", "-q"]).ok();
+    }
+    let out = p.run(&["prune", "--keep", "1"]).ok();
+    assert!(out.stdout.contains("removing 1"), "{}", out.stdout);
+    fsck(&p.build_repo());
+    p.file("app/etc/conf", "three\n", 0o644);
+    let rebuild = p.run(&["build"]).ok();
+    let all = format!("{}{}", rebuild.stdout, rebuild.stderr);
+    assert!(all.contains("index reused"), "{all}");
+    assert!(all.contains("worktree synced"), "the worktree was checked out afresh: {all}");
+    assert_eq!(cat(&p.export_repo(), IMAGE, "/etc/stamp"), "three\n");
+    assert_eq!(cat(&p.export_repo(), IMAGE, "/usr/share/index"), "tool\n");
+}
