@@ -466,7 +466,10 @@ fn prune_keeps_what_the_next_build_reuses_from_the_trigger_state() {
     let rebuild = p.run(&["build"]).ok();
     let all = format!("{}{}", rebuild.stdout, rebuild.stderr);
     assert!(all.contains("index reused"), "{all}");
-    assert!(all.contains("worktree synced"), "the worktree was checked out afresh: {all}");
+    assert!(
+        all.contains("worktree synced"),
+        "the worktree was checked out afresh: {all}"
+    );
     assert_eq!(cat(&p.export_repo(), IMAGE, "/etc/stamp"), "three\n");
     assert_eq!(cat(&p.export_repo(), IMAGE, "/usr/share/index"), "tool\n");
 }
