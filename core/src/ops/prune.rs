@@ -68,7 +68,7 @@ pub fn prune(
     rep: &mut dyn Reporter,
 ) -> Result<PruneReport> {
     let policy = policy(manifest, options)?;
-    let lock = ProjectLock::acquire(&manifest.state_dir(), || {
+    let lock = ProjectLock::acquire_keeping_scratch(&manifest.state_dir(), || {
         rep.event(Event::Waiting {
             message: "waiting for another ostree-build run on this project to finish".into(),
         })
@@ -157,31 +157,17 @@ fn plan_export(
         .filter(|(_, s)| s.publish)
         .map(|(n, _)| manifest.image_ref(n))
         .collect();
-    let (now, mut keep, mut refused) = (now(), Reachable::default(), Vec::new());
+    let mut keep = Reachable::default();
+    let mut refused = Vec::new();
     for (ref_name, head) in export.refs()? {
         if !managed.contains(&ref_name) {
             export.keep_commit(&mut keep, &head, -1)?;
             continue;
         }
-        let history = export.history(&head)?;
-        let times: Vec<u64> = history.iter().map(|c| c.timestamp).collect();
-        let n = policy.kept(&times, now);
-        if n == 0 {
-            refused.push(format!(
-                "{ref_name}: its newest commit {} is {} old",
-                &head[..12.min(head.len())],
-                describe_age(now.saturating_sub(times[0]))
-            ));
-            continue;
+        match keep_published(export, policy, &ref_name, &head, &mut keep)? {
+            Ok(r) => report.refs.push(r),
+            Err(why) => refused.push(why),
         }
-        for c in &history[..n] {
-            export.keep_commit(&mut keep, &c.checksum, 0)?;
-        }
-        report.refs.push(RefRetention {
-            ref_name,
-            kept: history[..n].iter().map(brief).collect(),
-            removed: history[n..].iter().map(brief).collect(),
-        });
     }
     if let Some(first) = refused.first() {
         let more: String = refused[1..]
@@ -204,6 +190,36 @@ fn plan_export(
         .collect();
     report.export = count;
     Ok(keep)
+}
+
+/// Keep the commits of one published ref the policy keeps; `Err` (inside `Ok`) says why
+/// the policy would keep none.
+fn keep_published(
+    export: &Repo,
+    policy: &Policy,
+    ref_name: &str,
+    head: &str,
+    keep: &mut Reachable,
+) -> Result<std::result::Result<RefRetention, String>> {
+    let history = export.history(head)?;
+    let times: Vec<u64> = history.iter().map(|c| c.timestamp).collect();
+    let now = now();
+    let n = policy.kept(&times, now);
+    if n == 0 {
+        return Ok(Err(format!(
+            "{ref_name}: its newest commit {} is {} old",
+            &head[..12.min(head.len())],
+            describe_age(now.saturating_sub(times[0]))
+        )));
+    }
+    for c in &history[..n] {
+        export.keep_commit(keep, &c.checksum, 0)?;
+    }
+    Ok(Ok(RefRetention {
+        ref_name: ref_name.to_string(),
+        kept: history[..n].iter().map(brief).collect(),
+        removed: history[n..].iter().map(brief).collect(),
+    }))
 }
 
 fn brief(c: &crate::repo::CommitInfo) -> CommitBrief {
