@@ -473,3 +473,62 @@ fn prune_keeps_what_the_next_build_reuses_from_the_trigger_state() {
     assert_eq!(cat(&p.export_repo(), IMAGE, "/etc/stamp"), "three\n");
     assert_eq!(cat(&p.export_repo(), IMAGE, "/usr/share/index"), "tool\n");
 }
+
+#[test]
+fn other_refs_in_the_export_repository_are_kept_whole() {
+    let p = published(5, "");
+    let export = p.export_repo();
+    let log = log_commits(&export, IMAGE);
+    // A promoted ref at the fourth-newest commit: it and its parent stay.
+    let stable = "exampleos/x86_64/stable";
+    ostree(&export, &["refs", &format!("--create={stable}"), &log[3]]);
+    p.run(&["prune", "--keep", "2"]).ok();
+    assert_eq!(log_commits(&export, IMAGE), log[..2].to_vec());
+    assert_eq!(log_commits(&export, stable), log[3..].to_vec());
+    let mut expected = vec![
+        format!("{}-{}", log[1], log[0]),
+        format!("{}-{}", log[4], log[3]),
+    ];
+    expected.sort();
+    assert_eq!(
+        deltas(&export),
+        expected,
+        "deltas between kept commits only"
+    );
+    assert!(!commit_objects(&export).contains(&log[2]));
+    fsck(&export);
+}
+
+#[test]
+fn prune_waits_for_a_running_build() {
+    let p = published(3, "");
+    let lock = p.p("build/.ostree-build/lock");
+    let holder = Command::new("flock")
+        .arg("-o")
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    let mut holder = KillOnDrop(holder);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut prune = Command::new(binary())
+        .args(["prune", "--keep", "1"])
+        .current_dir(p.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(prune.try_wait().unwrap().is_none(), "prune did not wait");
+    assert_eq!(log_commits(&p.export_repo(), IMAGE).len(), 3);
+    holder.stop();
+    let out = prune.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("waiting for another ostree-build run"),
+        "{text}"
+    );
+    assert_eq!(log_commits(&p.export_repo(), IMAGE).len(), 1);
+}
