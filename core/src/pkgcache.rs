@@ -158,6 +158,20 @@ mod tests {
         assert_eq!(compare_versions("2.36-9+deb12u3", "2.36-9+deb12u10"), Less);
         assert_eq!(compare_versions("1.0a", "1.0"), Greater);
         assert_eq!(compare_versions("1.0-1", "1.0-1.1"), Less);
+        // Cases checked against `dpkg --compare-versions`.
+        for (a, b) in [
+            ("1~~", "1~~a"),
+            ("1~~a", "1~"),
+            ("1~", "1"),
+            ("1.0", "1.0+dfsg"),
+            ("1.0", "1.0+b1"),
+            ("1.2", "1.2.3"),
+            ("1.0-1", "1.0-rc1"),
+        ] {
+            assert_eq!(compare_versions(a, b), Less, "{a} < {b}");
+            assert_eq!(compare_versions(b, a), Greater, "{b} > {a}");
+        }
+        assert_eq!(compare_versions("0:1.0", "1.0"), Equal);
     }
 
     #[test]
