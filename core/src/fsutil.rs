@@ -41,3 +41,17 @@ fn make_writable(dir: &Path) {
         }
     }
 }
+
+/// Bytes a file or directory tree occupies (file lengths; symlinks not followed); 0 when
+/// absent.
+pub fn tree_size(path: &Path) -> u64 {
+    let Ok(md) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !md.is_dir() {
+        return md.len();
+    }
+    std::fs::read_dir(path)
+        .map(|entries| entries.flatten().map(|e| tree_size(&e.path())).sum())
+        .unwrap_or(0)
+}

@@ -18,8 +18,10 @@ pub mod manifest;
 pub mod newdir;
 pub mod ops;
 pub mod packages;
+pub mod pkgcache;
 pub mod repo;
 pub mod report;
+pub mod retention;
 pub mod template;
 pub mod triggers;
 

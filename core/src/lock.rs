@@ -27,17 +27,21 @@ pub struct ProjectLock {
 }
 
 impl ProjectLock {
-    /// Take the lock, waiting (and saying so through `waiting`) if another run holds it.
+    /// Take the lock, waiting (and saying so through `waiting`) if another run holds it,
+    /// then clean what an interrupted run left in the scratch space.
     pub fn acquire(state_dir: &Path, waiting: impl FnOnce()) -> Result<ProjectLock> {
-        std::fs::create_dir_all(state_dir)
-            .with_context(|| format!("cannot create {}", state_dir.display()))?;
-        let path = state_dir.join("lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("cannot open lock file {}", path.display()))?;
+        let lock = Self::acquire_keeping_scratch(state_dir, waiting)?;
+        lock.clean_scratch()?;
+        Ok(lock)
+    }
+
+    /// [`ProjectLock::acquire`] for commands that only read or remove (`prune`, even
+    /// `--dry-run`): the scratch space is left as it is.
+    pub fn acquire_keeping_scratch(
+        state_dir: &Path,
+        waiting: impl FnOnce(),
+    ) -> Result<ProjectLock> {
+        let (file, path) = open_lock_file(state_dir)?;
         // SAFETY: flock on a file descriptor we own.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             waiting();
@@ -46,13 +50,26 @@ impl ProjectLock {
                     .with_context(|| format!("cannot lock {}", path.display()));
             }
         }
+        Ok(Self::held(file, state_dir))
+    }
+
+    /// Take the lock if no other run holds it (`None` if one does), without cleaning
+    /// anything: for commands that must not wait behind a long build.
+    pub fn try_acquire(state_dir: &Path) -> Result<Option<ProjectLock>> {
+        let (file, _) = open_lock_file(state_dir)?;
+        // SAFETY: flock on a file descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Ok(None);
+        }
+        Ok(Some(Self::held(file, state_dir)))
+    }
+
+    fn held(file: File, state_dir: &Path) -> ProjectLock {
         HELD.store(true, Ordering::SeqCst);
-        let lock = ProjectLock {
+        ProjectLock {
             _file: file,
             state_dir: state_dir.to_path_buf(),
-        };
-        lock.clean_scratch()?;
-        Ok(lock)
+        }
     }
 
     /// A fresh, empty scratch directory for one job.
@@ -68,6 +85,19 @@ impl ProjectLock {
         unmount_below(&self.state_dir);
         remove_tree(&self.state_dir.join("work"))
     }
+}
+
+fn open_lock_file(state_dir: &Path) -> Result<(File, PathBuf)> {
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("cannot create {}", state_dir.display()))?;
+    let path = state_dir.join("lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    Ok((file, path))
 }
 
 impl Drop for ProjectLock {

@@ -7,6 +7,7 @@
 //! (`triggers::Trigger`, `repo::{LintLevel, VarFiles}`), so those modules never import this one.
 
 use crate::repo::{LintLevel, VarFiles};
+use crate::retention::RetentionSection;
 use crate::triggers::Trigger;
 use anyhow::{anyhow, Result};
 use ostree_build_sdk::suggest::did_you_mean;
@@ -28,6 +29,7 @@ pub struct Manifest {
     pub components: BTreeMap<String, ComponentSection>,
     pub images: BTreeMap<String, ImageSection>,
     pub publish: PublishSection,
+    pub retention: RetentionSection,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +44,8 @@ struct RawManifest {
     image: BTreeMap<String, ImageSection>,
     #[serde(default)]
     publish: PublishSection,
+    #[serde(default)]
+    retention: RetentionSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -246,6 +250,7 @@ impl Manifest {
             components: BTreeMap::new(),
             images: raw.image,
             publish: raw.publish,
+            retention: raw.retention,
         };
         for (name, table) in raw.component {
             let section = m.component_section(&name, table)?;
@@ -303,6 +308,7 @@ impl Manifest {
         self.check_repos()?;
         self.check_refs()?;
         self.check_publish()?;
+        self.check_retention()?;
         for (image, section) in &self.images {
             self.check_image(image, section)?;
         }
@@ -432,6 +438,40 @@ impl Manifest {
             .iter()
             .map(|k| k.get_ref().clone())
             .collect()
+    }
+
+    fn check_retention(&self) -> Result<()> {
+        if let Some(keep) = &self.retention.keep {
+            if *keep.get_ref() < 1 {
+                return Err(self.error_at(
+                    keep.span().start,
+                    "retention.keep must be at least 1: a policy that keeps no commit would delete every published version",
+                    Some("keep = 1 keeps only the newest commit of each published ref"),
+                ));
+            }
+        }
+        if let Some(age) = &self.retention.keep_younger_than {
+            if let Err(e) = crate::retention::parse_age(age.get_ref()) {
+                return Err(self.error_at(
+                    age.span().start,
+                    &format!("retention.keep-younger-than: {e}"),
+                    Some(crate::retention::AGE_HINT),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The checked `[retention]` policy (empty when the section is absent).
+    pub fn retention_policy(&self) -> crate::retention::Policy {
+        let r = &self.retention;
+        crate::retention::Policy {
+            keep: r.keep.as_ref().map(|k| (*k.get_ref()).max(1) as usize),
+            younger_than: r
+                .keep_younger_than
+                .as_ref()
+                .and_then(|a| crate::retention::parse_age(a.get_ref()).ok()),
+        }
     }
 
     fn check_image(&self, image: &str, section: &ImageSection) -> Result<()> {

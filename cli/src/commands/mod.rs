@@ -4,6 +4,7 @@
 pub mod backends;
 pub mod boot;
 pub mod build;
+pub mod clean;
 pub mod completions;
 pub mod diff;
 pub mod external;
@@ -14,6 +15,7 @@ pub mod man;
 pub mod new;
 pub mod new_backend;
 pub mod promote;
+pub mod prune;
 pub mod publish;
 pub mod serve;
 pub mod status;
@@ -41,6 +43,10 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// List every backend: name, version, where it came from; warn about shadowed names
     Backends(backends::BackendsArgs),
+    /// Apply the retention policy: old published commits, their deltas, unreferenced objects, old package-cache entries
+    Prune(prune::PruneArgs),
+    /// Remove scratch space, trigger worktrees and package caches (the repositories stay)
+    Clean(clean::CleanArgs),
     /// Deploy a published image into a throwaway disk and boot it in QEMU (serial console)
     Boot(boot::BootArgs),
     /// Promote a published image version to a release ref (same tree, new signed commit)
@@ -74,6 +80,8 @@ impl Command {
             Command::Serve(a) => a.project.json(),
             Command::Boot(a) => a.project.json(),
             Command::Promote(a) => a.project.json(),
+            Command::Prune(a) => a.project.json(),
+            Command::Clean(a) => a.project.json(),
             Command::Backends(a) => a.message_format == MessageFormat::Json,
             Command::Help(_) | Command::New(_) | Command::Init(_) => false,
             Command::NewBackend(_) | Command::External(_) => false,
@@ -92,6 +100,8 @@ impl Command {
             Command::Backends(args) => backends::exec(args),
             Command::Boot(args) => boot::exec(args),
             Command::Promote(args) => promote::exec(args),
+            Command::Prune(args) => prune::exec(args),
+            Command::Clean(args) => clean::exec(args),
             Command::New(args) => new::exec(args),
             Command::Init(args) => init::exec(args),
             Command::NewBackend(args) => new_backend::exec(args),

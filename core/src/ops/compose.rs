@@ -332,6 +332,29 @@ fn bootable_layout(
     Ok((c, account))
 }
 
+/// What the trigger state under `.ostree-build/images/` needs from the build repository
+/// although no ref names it: each worktree's commit (`tree.commit`, else the next build
+/// checks out afresh) and the recorded changes (else the triggers run again). Prune keeps
+/// them.
+pub(super) fn trigger_state_needs(state_dir: &std::path::Path) -> (Vec<String>, Vec<Change>) {
+    let (mut commits, mut changes) = (Vec::new(), Vec::new());
+    let Ok(entries) = std::fs::read_dir(state_dir.join("images")) else {
+        return (commits, changes);
+    };
+    for dir in entries.flatten().map(|e| e.path()) {
+        if let Ok(c) = std::fs::read_to_string(dir.join("tree.commit")) {
+            commits.push(c.trim().to_string());
+        }
+        let records: Option<TriggerRecords> = std::fs::read(dir.join("triggers.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        for r in records.into_iter().flat_map(|r| r.triggers.into_values()) {
+            changes.extend(r.changes);
+        }
+    }
+    (commits, changes)
+}
+
 /// Per trigger: its input fingerprint and what it changed, from the last time it ran.
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 struct TriggerRecords {

@@ -143,7 +143,7 @@ pub(super) fn publish(
 }
 
 /// Take the export repository's publish lock, waiting or failing as asked.
-fn lock_export(
+pub(super) fn lock_export(
     export: &Repo,
     when_locked: WhenLocked,
     rep: &mut dyn Reporter,
