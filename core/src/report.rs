@@ -134,3 +134,19 @@ mod tests {
         assert_eq!(super::error_text(&anyhow::anyhow!("plain")), "plain");
     }
 }
+
+/// Bytes for people: B, KiB, MiB, GiB (one decimal above bytes).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

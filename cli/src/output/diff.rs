@@ -1,10 +1,10 @@
 //! `diff` output: counts first, then the paths and packages (long lists cut, with a
 //! count of what was left out), then the download size; or one JSON object.
 
-use super::log::human_bytes;
 use super::{outln, short};
 use anyhow::Result;
 use ostree_build_core::ops::diff::{Diff, Endpoint};
+use ostree_build_core::report::human_bytes;
 
 /// Entries shown per list in human output; JSON has them all.
 const SHOWN: usize = 20;

@@ -4,6 +4,7 @@
 use super::outln;
 use anyhow::Result;
 use ostree_build_core::ops::log::LogEntry;
+use ostree_build_core::report::human_bytes;
 
 pub fn print(entries: &[LogEntry], json: bool) -> Result<()> {
     if json {
@@ -73,20 +74,4 @@ fn block(e: &LogEntry) -> Vec<String> {
         ));
     }
     lines
-}
-
-/// Bytes for people: B, KiB, MiB, GiB.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
 }

@@ -5,6 +5,7 @@ use super::{outln, short};
 use anyhow::Result;
 use ostree_build_core::ops::clean::Removed;
 use ostree_build_core::ops::prune::{CommitBrief, PruneReport};
+use ostree_build_core::report::human_bytes;
 use serde_json::json;
 
 pub fn print(r: &PruneReport, as_json: bool) -> Result<()> {
@@ -33,7 +34,7 @@ pub fn print(r: &PruneReport, as_json: bool) -> Result<()> {
         outln!("{:>12} static delta {from} -> {}", verb, short(&d.to));
     }
     for c in &r.caches {
-        let (path, bytes) = (c.path.display(), bytes(c.bytes));
+        let (path, bytes) = (c.path.display(), human_bytes(c.bytes));
         outln!("{:>12} {path} ({bytes}): {}", verb, c.reason);
     }
     let cache_bytes: u64 = r.caches.iter().map(|c| c.bytes).sum();
@@ -41,14 +42,14 @@ pub fn print(r: &PruneReport, as_json: bool) -> Result<()> {
         "{:>12} export repository: {} objects ({}), {} static delta{}; build repository: {} objects ({}); package caches: {} entr{} ({}){}",
         if r.dry_run { "Would prune" } else { "Pruned" },
         r.export.objects,
-        bytes(r.export.bytes),
+        human_bytes(r.export.bytes),
         r.deltas.len(),
         plural(r.deltas.len()),
         r.build.objects,
-        bytes(r.build.bytes),
+        human_bytes(r.build.bytes),
         r.caches.len(),
         if r.caches.len() == 1 { "y" } else { "ies" },
-        bytes(cache_bytes),
+        human_bytes(cache_bytes),
         if r.summary_regenerated { "; summary regenerated" } else { "" }
     );
     Ok(())
@@ -101,7 +102,7 @@ pub fn print_clean(removed: &[Removed], dry_run: bool, as_json: bool) -> Result<
                 verb,
                 r.path.display(),
                 r.what,
-                bytes(r.bytes)
+                human_bytes(r.bytes)
             );
         }
     }
@@ -112,7 +113,7 @@ pub fn print_clean(removed: &[Removed], dry_run: bool, as_json: bool) -> Result<
             json!({"event": "clean-summary", "dry_run": dry_run, "bytes": total})
         );
     } else {
-        outln!("{:>12} {} in total", verb, bytes(total));
+        outln!("{:>12} {} in total", verb, human_bytes(total));
     }
     Ok(())
 }
@@ -133,14 +134,5 @@ fn plural(n: usize) -> &'static str {
         ""
     } else {
         "s"
-    }
-}
-
-fn bytes(n: u64) -> String {
-    match n {
-        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
-        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
-        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
-        n => format!("{n} B"),
     }
 }

@@ -458,7 +458,7 @@ fn built_detail(p: &ComponentPlan, stats: &WriteStats, packages: &str) -> String
         "{}; {} objects written, {}{packages}",
         p.reason.as_deref().unwrap_or(""),
         stats.content_objects_written,
-        human_bytes(stats.content_bytes_written),
+        crate::report::human_bytes(stats.content_bytes_written),
     )
 }
 
@@ -532,19 +532,4 @@ fn component_metadata(p: &ComponentPlan, output: &Output) -> Vec<(String, MetaVa
         ));
     }
     metadata
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
 }
