@@ -8,7 +8,6 @@
 use crate::fsutil::remove_tree;
 use anyhow::{Context, Result};
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -42,23 +41,17 @@ impl ProjectLock {
         waiting: impl FnOnce(),
     ) -> Result<ProjectLock> {
         let (file, path) = open_lock_file(state_dir)?;
-        // SAFETY: flock on a file descriptor we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            waiting();
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-                return Err(std::io::Error::last_os_error())
-                    .with_context(|| format!("cannot lock {}", path.display()));
-            }
-        }
+        let mut waiting = Some(waiting);
+        let mut say = || waiting.take().map_or((), |w| w());
+        take(&file, &path, Some(&mut say))?;
         Ok(Self::held(file, state_dir))
     }
 
     /// Take the lock if no other run holds it (`None` if one does), without cleaning
     /// anything: for commands that must not wait behind a long build.
     pub fn try_acquire(state_dir: &Path) -> Result<Option<ProjectLock>> {
-        let (file, _) = open_lock_file(state_dir)?;
-        // SAFETY: flock on a file descriptor we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let (file, path) = open_lock_file(state_dir)?;
+        if !take(&file, &path, None)? {
             return Ok(None);
         }
         Ok(Some(Self::held(file, state_dir)))
@@ -85,6 +78,26 @@ impl ProjectLock {
         unmount_below(&self.state_dir);
         remove_tree(&self.state_dir.join("work"))
     }
+}
+
+/// Take `file`'s exclusive lock (`flock`, through std): at once when it is free; else, when
+/// `wait` is given, call it and block until the holder lets go. False when it is held and
+/// there is no `wait`.
+fn take(file: &File, path: &Path, wait: Option<&mut dyn FnMut()>) -> Result<bool> {
+    match file.try_lock() {
+        Ok(()) => return Ok(true),
+        Err(std::fs::TryLockError::WouldBlock) => {}
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+    let Some(wait) = wait else {
+        return Ok(false);
+    };
+    wait();
+    file.lock()
+        .with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(true)
 }
 
 fn open_lock_file(state_dir: &Path) -> Result<(File, PathBuf)> {
@@ -156,20 +169,16 @@ impl ExportLock {
             .write(true)
             .open(&path)
             .with_context(|| format!("cannot open lock file {}", path.display()))?;
-        // SAFETY: flock on a file descriptor we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let holder = holder(&path);
-            let Some(wait) = wait else {
-                anyhow::bail!(
-                    "export repository {} is being published by {holder}; nothing was changed\n  help: wait for it to finish, then run this again",
-                    repo.display()
-                );
-            };
-            wait(&holder);
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-                return Err(std::io::Error::last_os_error())
-                    .with_context(|| format!("cannot lock {}", path.display()));
-            }
+        let taken = match wait {
+            Some(wait) => take(&file, &path, Some(&mut || wait(&holder(&path))))?,
+            None => take(&file, &path, None)?,
+        };
+        if !taken {
+            anyhow::bail!(
+                "export repository {} is being published by {}; nothing was changed\n  help: wait for it to finish, then run this again",
+                repo.display(),
+                holder(&path)
+            );
         }
         let me = format!(
             "pid {} ({})\n",

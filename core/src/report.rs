@@ -120,21 +120,6 @@ pub fn error_text(e: &anyhow::Error) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_innermost_cause_keeps_its_help_lines() {
-        let e = anyhow::anyhow!("no such thing\n  help: try this")
-            .context("component 'a'")
-            .context("build failed");
-        assert_eq!(
-            super::error_text(&e),
-            "build failed: component 'a': no such thing\n  help: try this"
-        );
-        assert_eq!(super::error_text(&anyhow::anyhow!("plain")), "plain");
-    }
-}
-
 /// Bytes for people: B, KiB, MiB, GiB (one decimal above bytes).
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
@@ -148,5 +133,20 @@ pub fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_innermost_cause_keeps_its_help_lines() {
+        let e = anyhow::anyhow!("no such thing\n  help: try this")
+            .context("component 'a'")
+            .context("build failed");
+        assert_eq!(
+            super::error_text(&e),
+            "build failed: component 'a': no such thing\n  help: try this"
+        );
+        assert_eq!(super::error_text(&anyhow::anyhow!("plain")), "plain");
     }
 }
