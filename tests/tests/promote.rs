@@ -1,6 +1,7 @@
 //! `ostree-build promote`: a published version becomes the next commit of a release ref in
 //! the export repository, over the same tree; checked with the `ostree` CLI.
 
+use ostree_build_tests::gpg::GpgKey;
 use ostree_build_tests::*;
 
 const IMAGE: &str = "exampleos/x86_64/standard";
@@ -205,4 +206,59 @@ fn an_image_never_published_cannot_be_promoted() {
         run.stderr
     );
     assert!(refs(&p.export_repo()).is_empty());
+}
+
+#[test]
+fn a_signed_project_signs_its_promotions_for_verifying_clients() {
+    let keys = tempfile::tempdir().unwrap();
+    let key = GpgKey::new(keys.path(), "release", &[], "1y");
+    let signing = format!(
+        "\n[publish]\ngpg-sign = [\"{}\"]\ngpg-homedir = \"{}\"\n",
+        key.fpr,
+        key.home.display()
+    );
+    let p = Project::new("");
+    for v in ["1.0", "1.1"] {
+        let mut m = dir_components_manifest(&[("base", "rootfs")], &format!("version = \"{v}\""));
+        m.push_str(&signing);
+        p.write_manifest(&m);
+        p.file("rootfs/usr/share/version", &format!("{v}\n"), 0o644);
+        p.run(&["build"]).ok();
+    }
+    p.run(&["promote", "standard", "--to", STABLE, "--version", "1.0"])
+        .ok();
+    p.run(&["promote", "standard", "--to", STABLE]).ok();
+    let export = p.export_repo();
+
+    // A client that verifies commits and the summary with the published keys.
+    let client = keys.path().join("client");
+    ostree(&client, &["init", "--mode=bare-user"]);
+    let url = format!("file://{}", export.display());
+    ostree(
+        &client,
+        &[
+            "remote",
+            "add",
+            "--set=gpg-verify=true",
+            "--set=gpg-verify-summary=true",
+            &format!("--gpg-import={}", export.join("exampleos.gpg").display()),
+            "exampleos",
+            &url,
+        ],
+    );
+    ostree(&client, &["pull", "exampleos", STABLE]);
+    let show = ostree(
+        &client,
+        &[
+            "show",
+            "--gpg-verify-remote=exampleos",
+            &format!("exampleos:{STABLE}"),
+        ],
+    );
+    assert!(show.contains("Good signature"), "{show}");
+    assert!(show.contains("Version: 1.1"), "{show}");
+    let summary = ostree(&client, &["remote", "summary", "exampleos"]);
+    assert!(summary.contains(STABLE), "{summary}");
+    assert!(summary.contains("Good signature"), "{summary}");
+    fsck(&export);
 }

@@ -63,30 +63,43 @@ pub fn promote(manifest: &Manifest, opts: &PromoteOptions) -> Result<Promotion> 
         parent: None,
         changed: false,
     };
-    if let Some(c) = current.as_deref() {
-        if already_promoted(&export, c, &source)? {
+    match current.as_deref() {
+        Some(c) if already_promoted(&export, c, &source)? => {
             done.commit = c.to_string();
-            // A key added since gets its signature on, as publish does.
-            if sign_commit(manifest, &export, c)? > 0 {
-                export.regenerate_deltas_to(c)?;
-                write_summary(manifest, &export)?;
-            }
-            return Ok(done);
+            resign(manifest, &export, c)?;
+        }
+        _ => {
+            done.parent = current.filter(|_| !opts.no_history);
+            done.commit = write_promotion(&export, opts, &done)?;
+            done.changed = true;
+            move_ref(manifest, &export, &done)?;
         }
     }
-    done.parent = current.filter(|_| !opts.no_history);
-    done.commit = write_promotion(&export, opts, &done)?;
-    done.changed = true;
-    // Signed before the delta: a delta's superblock carries the commit's signatures.
-    sign_commit(manifest, &export, &done.commit)?;
+    Ok(done)
+}
+
+/// Sign the new commit, write the delta from the ref's previous commit, move the ref and
+/// replace the summary, in that order (a delta's superblock carries the commit's
+/// signatures, and clients see the ref only once both exist).
+fn move_ref(manifest: &Manifest, export: &Repo, done: &Promotion) -> Result<()> {
+    sign_commit(manifest, export, &done.commit)?;
     if let Some(parent) = done.parent.as_deref().filter(|_| manifest.publish.deltas) {
         export.generate_delta(parent, &done.commit)?;
     }
-    export.set_refs(&[(opts.to.clone(), done.commit.clone())])?;
+    export.set_refs(&[(done.to.clone(), done.commit.clone())])?;
     if manifest.publish.summary {
-        write_summary(manifest, &export)?;
+        write_summary(manifest, export)?;
     }
-    Ok(done)
+    Ok(())
+}
+
+/// A promotion already in place gets the signatures of keys added since, as publish does.
+fn resign(manifest: &Manifest, export: &Repo, commit: &str) -> Result<()> {
+    if sign_commit(manifest, export, commit)? > 0 {
+        export.regenerate_deltas_to(commit)?;
+        write_summary(manifest, export)?;
+    }
+    Ok(())
 }
 
 /// `to` must be a valid ref that the build does not write: promoting onto a component's
