@@ -440,6 +440,12 @@ fn diff_and_log_refuse_unknown_versions_names_and_components() {
     );
     let out = f.run(&["log", "nope"]).fails();
     assert!(out.one_line_error().contains("'nope'"), "{}", out.stderr);
+    let out = f.run(&["log", "standrad"]).fails();
+    assert!(
+        out.stderr.contains("help: did you mean 'standard'?"),
+        "{}",
+        out.stderr
+    );
     let out = f.run(&["diff", "base"]).fails();
     assert!(
         out.one_line_error().contains("'base' is a component"),

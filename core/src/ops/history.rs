@@ -127,19 +127,20 @@ impl History {
 }
 
 fn unknown_name(manifest: &Manifest, name: &str) -> anyhow::Error {
-    let list = |names: Vec<&String>| {
-        if names.is_empty() {
-            "none".to_string()
-        } else {
-            names
-                .into_iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
+    let list = |names: Vec<&String>| match names.is_empty() {
+        true => "none".to_string(),
+        false => names
+            .into_iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", "),
     };
+    let known = manifest.images.keys().chain(manifest.components.keys());
+    let suggestion = ostree_build_sdk::suggest::did_you_mean(name, known.map(String::as_str))
+        .map(|s| format!("\n  help: did you mean '{s}'?"))
+        .unwrap_or_default();
     anyhow!(
-        "no image or component named '{name}' in {}, and no such ref in the export repository\n  help: images: {}\n  help: components: {}",
+        "no image or component named '{name}' in {}, and no such ref in the export repository{suggestion}\n  help: images: {}\n  help: components: {}",
         manifest.path.display(),
         list(manifest.images.keys().collect()),
         list(manifest.components.keys().collect()),
