@@ -37,6 +37,14 @@ impl GpgKeys {
         }
     }
 
+    /// The gpg command line a user types for this home directory, for help lines.
+    fn gpg_text(&self) -> String {
+        match &self.homedir {
+            Some(h) => format!("gpg --homedir {}", h.display()),
+            None => "gpg".into(),
+        }
+    }
+
     fn gpg(&self) -> Command {
         let mut cmd = Command::new("gpg");
         cmd.arg("--batch");
@@ -191,7 +199,7 @@ pub(super) fn signature_valid(result: &ostree::GpgVerifyResult, key: &str) -> bo
 
 /// Turn libostree's message about `key` into one that says which case it is.
 fn diagnose(key: &str, keys: &GpgKeys, ostree_msg: &str) -> anyhow::Error {
-    let home = keys.homedir_text();
+    let (home, gpg) = (keys.homedir_text(), keys.gpg_text());
     let listed = |secret: bool| -> Option<String> {
         let out = keys
             .gpg()
@@ -207,7 +215,7 @@ fn diagnose(key: &str, keys: &GpgKeys, ostree_msg: &str) -> anyhow::Error {
         out.status.success().then_some(text)
     };
     let help_gen = format!(
-        "help: list the keys with `gpg --homedir {home} --list-secret-keys --keyid-format long`, then fix publish.gpg-sign"
+        "help: list the keys with `{gpg} --list-secret-keys --keyid-format long`, then fix publish.gpg-sign"
     );
     let Some(public) = listed(false) else {
         return anyhow!(
@@ -216,7 +224,7 @@ fn diagnose(key: &str, keys: &GpgKeys, ostree_msg: &str) -> anyhow::Error {
     };
     if listed(true).is_none() {
         return anyhow!(
-            "GPG key {key} in {home} has no secret part, so it cannot sign; nothing was published\n  help: import the secret key (`gpg --homedir {home} --import SECRET.asc`) or sign with another key\n  help: libostree said: {ostree_msg}"
+            "GPG key {key} in {home} has no secret part, so it cannot sign; nothing was published\n  help: import the secret key (`{gpg} --import SECRET.asc`) or sign with another key\n  help: libostree said: {ostree_msg}"
         );
     }
     // Field 2 of the primary key line is its validity: e = expired, r = revoked.
@@ -225,7 +233,7 @@ fn diagnose(key: &str, keys: &GpgKeys, ostree_msg: &str) -> anyhow::Error {
         .find(|l| l.starts_with("pub:"))
         .and_then(|l| l.split(':').nth(1))
         .unwrap_or("");
-    let extend = format!("extend it (`gpg --homedir {home} --quick-set-expire FINGERPRINT 1y`) or sign with another key");
+    let extend = format!("extend it (`{gpg} --quick-set-expire FINGERPRINT 1y`) or sign with another key");
     let (case, help) = match validity {
         "e" => ("has expired", extend),
         "r" => (
