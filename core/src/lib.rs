@@ -19,6 +19,7 @@ pub mod newdir;
 pub mod ops;
 pub mod packages;
 pub mod pkgcache;
+pub mod progress;
 pub mod repo;
 pub mod report;
 pub mod retention;
