@@ -7,16 +7,16 @@ use ostree_build_tests::*;
 use serde_json::Value;
 use std::process::Command;
 
-/// A project whose one component is a ~96 MB zstd tarball of incompressible data (the
-/// import takes long enough for several progress reports) in an image that is published.
-fn big_tarball_project() -> Project {
-    let p = Project::new(
-        "[os]\nname = \"exampleos\"\narch = \"x86_64\"\n\n[component.big]\nbackend = \"tarball\"\npath = \"big.tar.zst\"\n\n[image.standard]\ncomponents = [\"big\"]\npublish = true\n",
-    );
+/// A project whose one component is a ~90 MB zstd tarball of 30,000 files of random data
+/// (its import takes seconds: many progress reports) in an image, `publish`ed or not.
+fn big_tarball_project(publish: bool) -> Project {
+    let p = Project::new(&format!(
+        "[os]\nname = \"exampleos\"\narch = \"x86_64\"\n\n[component.big]\nbackend = \"tarball\"\npath = \"big.tar.zst\"\n\n[image.standard]\ncomponents = [\"big\"]\npublish = {publish}\n",
+    ));
     let tar = p.p("big.tar");
     python_tar(
         &tar,
-        "import random\nr = random.Random(13)\ndir('usr'); dir('usr/share'); dir('usr/share/big')\nfor i in range(48):\n    reg(f'usr/share/big/f{i}', r.randbytes(2_000_000))",
+        "import random\nr = random.Random(13)\nfor i in range(30000):\n    reg(f'usr/share/big/d{i % 100}/f{i}', r.randbytes(3000))",
     );
     let status = Command::new("zstd")
         .args(["-1", "-q", "--rm"])
@@ -44,12 +44,12 @@ fn progress_of<'a>(events: &'a [Value], step: &str) -> Vec<&'a Value> {
 
 #[test]
 fn a_tarball_import_reports_bytes_read_up_to_the_file_size() {
-    let p = big_tarball_project();
+    let p = big_tarball_project(true);
     let size = std::fs::metadata(p.p("big.tar.zst")).unwrap().len();
     let out = p.run(&["build", "--message-format", "json"]).ok();
     let all = events(&out);
     let import = progress_of(&all, "import");
-    assert!(import.len() >= 3, "too few import reports: {import:?}");
+    assert!(import.len() >= 4, "too few import reports: {import:?}");
     let mut previous = 0;
     for e in &import {
         assert_eq!(e["kind"], "component", "{e}");
@@ -171,7 +171,7 @@ fn on_a_terminal(p: &Project, args: &str) -> String {
 
 #[test]
 fn a_live_line_on_a_terminal_only_and_never_under_quiet() {
-    let p = big_tarball_project();
+    let p = big_tarball_project(false);
     // No terminal: the lines people read, without carriage returns or escape codes.
     let out = p.run(&["build"]).ok();
     let text = format!("{}{}", out.stdout, out.stderr);
