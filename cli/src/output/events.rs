@@ -163,14 +163,21 @@ impl Reporter for Printer {
             }
             return;
         }
-        match &event {
+        let started = match &event {
             Event::Progress { .. } => return self.progress.show(&event),
-            Event::Finished { kind, name, .. } => self.progress.unit_finished(*kind, name),
-            _ => {}
-        }
+            Event::Finished { kind, name, .. } => {
+                self.progress.unit_finished(*kind, name);
+                None
+            }
+            Event::Started { kind, name } => Some((*kind, name.clone())),
+            _ => None,
+        };
         let shown = !super::quiet() || self.shown_when_quiet(&event);
         if let Some(line) = self.human(event).filter(|_| shown) {
             self.progress.println(&line);
+            if let Some((kind, name)) = started {
+                self.progress.unit_started(kind, &name, &line);
+            }
         }
     }
 }

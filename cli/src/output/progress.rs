@@ -1,8 +1,9 @@
 //! Progress events for a person. On a terminal (stderr is a TTY): one live line per running
-//! step, redrawn in place by indicatif and cleared while any other line prints (cargo's
-//! way). Elsewhere (a CI log): no live line, but a plain line every 10 s for a step still
-//! running, so a long step is never silent there. Under `-q`: nothing. JSON output prints
-//! the events themselves (events.rs).
+//! unit (component, image, publish), redrawn in place by indicatif and cleared while any
+//! other line prints (cargo's way): the progress of its current step, or, while no step
+//! reports, what it is doing and for how long. Elsewhere (a CI log): no live line, but a
+//! plain line every 10 s for a step still running, so a long step is never silent there.
+//! Under `-q`: nothing. JSON output prints the events themselves (events.rs).
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ostree_build_core::report::{human_bytes, Event, Kind, Step};
@@ -13,6 +14,9 @@ use std::time::{Duration, Instant};
 
 /// A running step: its unit, the step, and what it works on.
 type Key = (Kind, String, Step, Option<String>);
+
+/// A running unit.
+type Unit = (Kind, String);
 
 /// How often a step still running gets a plain line when there is no terminal.
 const PLAIN_EVERY: Duration = Duration::from_secs(10);
@@ -30,7 +34,8 @@ pub fn clear() {
 /// Where progress goes for a person.
 pub struct Progress {
     mode: Mode,
-    bars: BTreeMap<Key, ProgressBar>,
+    /// The live line of each running unit, and what it says while no step reports.
+    bars: BTreeMap<Unit, (ProgressBar, Option<String>)>,
     /// When each step last got a plain line.
     printed: BTreeMap<Key, Instant>,
 }
@@ -77,20 +82,20 @@ impl Progress {
             return;
         };
         let key = (*kind, name.clone(), *step, item.clone());
+        let unit = (*kind, name.clone());
         match &self.mode {
             Mode::Off => {}
-            Mode::Live(multi) if *last => {
-                if let Some(bar) = self.bars.remove(&key) {
-                    bar.finish_and_clear();
-                    multi.remove(&bar);
-                }
-            }
+            Mode::Live(_) if *last => match self.bars.get(&unit) {
+                Some((bar, Some(title))) => show_title(bar, title),
+                Some((_, None)) => self.unit_finished(*kind, name),
+                None => {}
+            },
             Mode::Live(multi) => {
-                let bar = self.bars.entry(key).or_insert_with(|| {
-                    let style = ProgressStyle::with_template("{wide_msg}")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner());
-                    multi.add(ProgressBar::no_length().with_style(style))
-                });
+                let (bar, _) = self
+                    .bars
+                    .entry(unit)
+                    .or_insert_with(|| (multi.add(ProgressBar::no_length()), None));
+                bar.set_style(style("{wide_msg}"));
                 bar.set_message(line(event));
             }
             Mode::Plain if *last || *elapsed < PLAIN_EVERY.as_secs_f64() => {}
@@ -107,19 +112,26 @@ impl Progress {
         }
     }
 
-    /// The unit `name` of `kind` finished: none of its steps is running any more.
+    /// The unit `name` of `kind` started, saying `title` (`Building component base`): its
+    /// live line says so, with the time it has been running, until a step reports.
+    pub fn unit_started(&mut self, kind: Kind, name: &str, title: &str) {
+        let Mode::Live(multi) = &self.mode else {
+            return;
+        };
+        let bar = multi.add(ProgressBar::no_length());
+        bar.enable_steady_tick(Duration::from_secs(1));
+        show_title(&bar, title);
+        self.bars
+            .insert((kind, name.to_string()), (bar, Some(title.to_string())));
+    }
+
+    /// The unit `name` of `kind` finished: its live line goes.
     pub fn unit_finished(&mut self, kind: Kind, name: &str) {
-        let done: Vec<Key> = self
-            .bars
-            .keys()
-            .filter(|k| k.0 == kind && k.1 == name)
-            .cloned()
-            .collect();
-        for key in done {
-            if let (Some(bar), Mode::Live(multi)) = (self.bars.remove(&key), &self.mode) {
-                bar.finish_and_clear();
-                multi.remove(&bar);
-            }
+        if let (Some((bar, _)), Mode::Live(multi)) =
+            (self.bars.remove(&(kind, name.to_string())), &self.mode)
+        {
+            bar.finish_and_clear();
+            multi.remove(&bar);
         }
     }
 
@@ -136,7 +148,7 @@ impl Drop for Progress {
     /// No live line outlives the printer (an error is printed after it is gone).
     fn drop(&mut self) {
         if let Mode::Live(multi) = &self.mode {
-            for bar in self.bars.values() {
+            for (bar, _) in self.bars.values() {
                 bar.finish_and_clear();
             }
             let _ = multi.clear();
@@ -145,6 +157,16 @@ impl Drop for Progress {
             }
         }
     }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
+/// A unit's live line while no step reports: `Composing image standard: 3s`.
+fn show_title(bar: &ProgressBar, title: &str) {
+    bar.set_style(style("{msg}: {elapsed}"));
+    bar.set_message(title.to_string());
 }
 
 /// The line of a progress event: `Importing component base: 45.3/93.1 MiB, 12s`.
@@ -177,6 +199,8 @@ pub fn line(event: &Event) -> String {
         Step::Trigger => ("Running", format!("trigger {item} of {noun} {name}")),
     };
     let measure = match (unit.as_str(), total) {
+        // Nothing counted yet, nor known to come: only the time says something.
+        ("seconds", _) | ("", _) | (_, None) if *done == 0 => String::new(),
         ("seconds", _) | ("", _) => String::new(),
         ("bytes", Some(t)) => format!("{}, ", bytes_of(*done, *t)),
         ("bytes", None) => format!("{}, ", human_bytes(*done)),
@@ -231,5 +255,7 @@ mod tests {
         assert_eq!(line(&e), " Building component oe-core: 3/10 packages, 12s");
         let e = progress(Step::Import, 1200, None, "files");
         assert_eq!(line(&e), "Importing component oe-core: 1200 files, 12s");
+        let e = progress(Step::Delta, 0, None, "parts");
+        assert_eq!(line(&e), "Computing static delta of component oe-core: 12s");
     }
 }
