@@ -189,3 +189,26 @@ fn a_live_line_on_a_terminal_only_and_never_under_quiet() {
     assert!(!quiet.contains("Importing"), "{quiet:?}");
     assert!(!quiet.contains("Copying"), "{quiet:?}");
 }
+
+#[test]
+fn dnf_reports_packages_installed_out_of_the_transaction() {
+    let rpms = build_rpm_repo(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let p = Project::new(&format!(
+        "[os]\nname = \"exampleos\"\narch = \"x86_64\"\n\n[component.base]\nbackend = \"dnf\"\nrepos = [\"local=file://{}\"]\nreleasever = \"12\"\npackages = [\"exampleos-base\"]\ngpg-check = false\n",
+        rpms.display()
+    ));
+    let out = p.run(&["build", "--message-format", "json"]).ok();
+    let all = events(&out);
+    let backend = progress_of(&all, "backend");
+    let last = backend
+        .last()
+        .unwrap_or_else(|| panic!("no progress: {all:?}"));
+    assert_eq!(last["unit"], "packages installed", "{last}");
+    // exampleos-base and the exampleos-lib it requires.
+    assert_eq!(
+        (&last["done"], &last["total"]),
+        (&2.into(), &2.into()),
+        "{last}"
+    );
+    assert_eq!(last["last"], true, "{last}");
+}
