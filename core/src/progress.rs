@@ -1,56 +1,13 @@
 //! Progress of the steps that can take more than a second (imports, backends, copies into
 //! the export repository, static deltas, triggers), as `report::Event::Progress`.
 //!
-//! A [`Meter`] says when the next report of a step is due, so a step reports at most a few
-//! times a second however fast its work goes (a renderer is never flooded and a JSON log
-//! stays small), and the step's last report is always sent. [`ticking`] runs a call that
-//! reports nothing itself (libostree's delta generation, a trigger) on a thread of its own
-//! while the caller hears the time pass. [`BackendEvents`] turns what a backend sends into
-//! pipeline events: its progress as progress, never as log lines.
+//! A [`StepMeter`] lets a step report at most a few times a second however fast its work
+//! goes (a renderer is never flooded and a JSON log stays small), and always its last
+//! report (the pace is `crate::ticker`'s). [`BackendEvents`] turns what a backend sends
+//! into pipeline events: its progress as progress, never as log lines.
 
 use crate::report::{Event, Kind, Step};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::{Duration, Instant};
-
-/// The shortest time between two reports of one step that counts something (~7 a second).
-pub const INTERVAL: Duration = Duration::from_millis(150);
-
-/// How often a step that only has its elapsed time to show reports it.
-pub const TICK: Duration = Duration::from_secs(1);
-
-/// When the next report of one step is due.
-pub struct Meter {
-    start: Instant,
-    next: Instant,
-    every: Duration,
-}
-
-impl Meter {
-    /// A meter started now; the first report is due at once.
-    pub fn new(every: Duration) -> Meter {
-        let now = Instant::now();
-        Meter {
-            start: now,
-            next: now,
-            every,
-        }
-    }
-
-    /// Whether a report is due now; if so, the next one is due `every` later.
-    pub fn due(&mut self) -> bool {
-        let now = Instant::now();
-        if now < self.next {
-            return false;
-        }
-        self.next = now + self.every;
-        true
-    }
-
-    /// Seconds since the step started.
-    pub fn elapsed(&self) -> f64 {
-        self.start.elapsed().as_secs_f64()
-    }
-}
+use crate::ticker::{Meter, INTERVAL, TICK};
 
 /// The progress reports of one step of one unit (a component, an image, a publish).
 pub struct StepMeter {
@@ -106,30 +63,6 @@ impl StepMeter {
         let seconds = self.meter.elapsed() as u64;
         self.report(seconds, None, last)
     }
-}
-
-/// Run `work` on a thread of its own; until it returns, call `tick` every `every` on the
-/// calling thread (whose reporter is not shared with other threads). A panic in `work`
-/// goes on in the caller.
-pub fn ticking<T: Send>(
-    every: Duration,
-    work: impl FnOnce() -> T + Send,
-    tick: &mut dyn FnMut(),
-) -> T {
-    let (alive, ended) = mpsc::channel::<()>();
-    std::thread::scope(|s| {
-        let handle = s.spawn(move || {
-            // Dropped when `work` returns or unwinds: the caller stops ticking at once.
-            let _alive = alive;
-            work()
-        });
-        while let Err(RecvTimeoutError::Timeout) = ended.recv_timeout(every) {
-            tick();
-        }
-        handle
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
 }
 
 /// What one backend run sends, as pipeline events for the unit it builds: warnings stay
@@ -194,21 +127,6 @@ mod tests {
             }) => assert_eq!(done, 1000),
             other => panic!("no last report: {other:?}"),
         }
-    }
-
-    #[test]
-    fn ticking_ticks_while_the_work_runs_and_returns_its_result() {
-        let mut ticks = 0;
-        let v = ticking(
-            Duration::from_millis(10),
-            || {
-                std::thread::sleep(Duration::from_millis(100));
-                7
-            },
-            &mut || ticks += 1,
-        );
-        assert_eq!(v, 7);
-        assert!((1..=11).contains(&ticks), "{ticks} ticks");
     }
 
     #[test]

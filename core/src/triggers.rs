@@ -465,7 +465,7 @@ pub fn run_trigger(
             )
         })?;
     RUNNING.store(child.id() as i32, Ordering::SeqCst);
-    let status = crate::progress::ticking(crate::progress::TICK, || child.wait(), tick);
+    let status = crate::ticker::ticking(crate::ticker::TICK, || child.wait(), tick);
     kill_running();
     RUNNING.store(0, Ordering::SeqCst);
     let status =

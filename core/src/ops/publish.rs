@@ -7,9 +7,10 @@
 
 use crate::lock::ExportLock;
 use crate::manifest::Manifest;
-use crate::progress::{StepMeter, INTERVAL};
+use crate::progress::StepMeter;
 use crate::repo::{Cancel, GpgKeys, Repo, RepoKind};
 use crate::report::{Event, Kind, Reporter, Step};
+use crate::ticker::INTERVAL;
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -94,7 +95,7 @@ impl Prefetch {
                 rep.event(e)
             }
         };
-        let _ = crate::progress::ticking(INTERVAL, || worker.join(), &mut tick);
+        let _ = crate::ticker::ticking(INTERVAL, || worker.join(), &mut tick);
         let done = copied.load(Ordering::Relaxed);
         if let Some(e) = meter.report(done, Some(done), true) {
             rep.event(e)

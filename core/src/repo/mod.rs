@@ -313,7 +313,7 @@ impl Repo {
     }
 
     /// [`Repo::import_dir`], telling `progress` how many files and directories were read
-    /// so far, about every [`crate::progress::INTERVAL`]. libostree walks the directory on
+    /// so far, about every [`crate::ticker::INTERVAL`]. libostree walks the directory on
     /// a thread of its own meanwhile (same transaction).
     pub fn import_dir_with(
         &self,
@@ -341,7 +341,7 @@ impl Repo {
                 write_commit_from_mtree(&repo, &mtree, commit)
             };
             let mut tick = || progress(seen.load(Ordering::Relaxed));
-            crate::progress::ticking(crate::progress::INTERVAL, work, &mut tick)
+            crate::ticker::ticking(crate::ticker::INTERVAL, work, &mut tick)
         })
     }
 
@@ -371,7 +371,7 @@ impl Repo {
 
     /// [`Repo::pull_commit_cancellable`], telling `progress` how many objects were copied
     /// so far and, once libostree has walked the commit's trees, how many there are in
-    /// all (see `progress`), about every [`crate::progress::INTERVAL`].
+    /// all (see `progress`), about every [`crate::ticker::INTERVAL`].
     pub fn pull_commit_with(
         &self,
         source: &Path,
@@ -391,7 +391,7 @@ impl Repo {
                 progress(done, total)
             }
         };
-        let result = crate::progress::ticking(crate::progress::INTERVAL, work, &mut tick);
+        let result = crate::ticker::ticking(crate::ticker::INTERVAL, work, &mut tick);
         tick();
         result
     }
@@ -419,7 +419,7 @@ impl Repo {
         );
         options.insert_value(
             "update-frequency",
-            &(crate::progress::INTERVAL.as_millis() as u32).to_variant(),
+            &(crate::ticker::INTERVAL.as_millis() as u32).to_variant(),
         );
         repo.pull_with_options(&url, &options.end(), Some(progress), Some(&cancel.0))
             .map_err(gerr)
@@ -432,7 +432,7 @@ impl Repo {
     }
 
     /// [`Repo::generate_delta`] on a thread of its own, telling `progress` every
-    /// [`crate::progress::TICK`] how many parts are being written (see `progress`).
+    /// [`crate::ticker::TICK`] how many parts are being written (see `progress`).
     pub fn generate_delta_with(
         &self,
         from: &str,
@@ -442,7 +442,7 @@ impl Repo {
         let repo = self.repo.clone();
         let work = move || Self::delta(&repo, from, to);
         let mut tick = || progress(progress::delta_parts_open(&self.path));
-        crate::progress::ticking(crate::progress::TICK, work, &mut tick)
+        crate::ticker::ticking(crate::ticker::TICK, work, &mut tick)
     }
 
     fn delta(repo: &ostree::Repo, from: &str, to: &str) -> Result<()> {
