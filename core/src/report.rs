@@ -26,6 +26,8 @@ pub enum Step {
     Delta,
     /// A trigger running in an image.
     Trigger,
+    /// An image's trigger worktree checked out or synced to the tree the triggers see.
+    Worktree,
 }
 
 #[derive(Debug, Clone, Serialize)]

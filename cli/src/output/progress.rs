@@ -197,6 +197,7 @@ pub fn line(event: &Event) -> String {
         Step::Copy => ("Copying", format!("{noun} {name} ({item})")),
         Step::Delta => ("Computing", format!("static delta of {noun} {name}")),
         Step::Trigger => ("Running", format!("trigger {item} of {noun} {name}")),
+        Step::Worktree => ("Preparing", format!("the worktree of {noun} {name}")),
     };
     let measure = match (unit.as_str(), total) {
         // Nothing counted yet, nor known to come: only the time says something.

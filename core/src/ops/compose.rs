@@ -8,7 +8,9 @@ use crate::lock::ProjectLock;
 use crate::manifest::{ImageSection, Manifest};
 use crate::progress::StepMeter;
 use crate::repo::LintLevel;
-use crate::repo::{Change, LayoutOptions, LintErrors, MetaValue, NewCommit, Repo, Snapshot};
+use crate::repo::{
+    Change, LayoutOptions, LintErrors, MetaValue, NewCommit, Repo, Snapshot, SyncStats,
+};
 use crate::report::{Kind, Reporter, Step};
 use crate::triggers;
 use anyhow::Result;
@@ -540,7 +542,7 @@ impl TriggerSpace {
         out: &mut Report,
     ) -> Result<(String, String)> {
         std::fs::remove_file(&self.state).ok();
-        let sync = repo.sync_checkout(&self.worktree, self.worktree_at.as_deref(), current)?;
+        let sync = self.sync(repo, current, out)?;
         out.timer.lap(if sync.fresh { "checkout" } else { "sync" });
         let mount_points = triggers::create_mount_points(t, &self.worktree)?;
         let before = Snapshot::take(&self.worktree, &self.dir)?;
@@ -591,6 +593,24 @@ impl TriggerSpace {
             run.name, run.seconds
         );
         Ok((after, line))
+    }
+
+    /// Sync the worktree to `current` (a fresh checkout the first time: seconds for a large
+    /// image), reporting its running time as the image's `worktree` step.
+    fn sync(&self, repo: &Repo, current: &str, out: &mut Report) -> Result<SyncStats> {
+        let mut meter = StepMeter::new(Kind::Image, &self.image, Step::Worktree, "seconds");
+        let mut tick = || {
+            if let Some(e) = meter.tick(false) {
+                out.rep.event(e)
+            }
+        };
+        let (handle, at) = (repo.handle(), self.worktree_at.as_deref());
+        let work = move || handle.sync_checkout(&self.worktree, at, current);
+        let sync = crate::ticker::ticking(crate::ticker::TICK, work, &mut tick);
+        if let Some(e) = meter.tick(true) {
+            out.rep.event(e)
+        }
+        sync
     }
 
     /// Keep what the trigger changed from `before` to `after`, guarded by every path it

@@ -345,6 +345,15 @@ impl Repo {
         })
     }
 
+    /// Another handle on the same opened repository, for a call made on another thread
+    /// while this one reports (`ostree::Repo` is `Send`, not `Sync`).
+    pub fn handle(&self) -> Repo {
+        Repo {
+            repo: self.repo.clone(),
+            path: self.path.clone(),
+        }
+    }
+
     /// Path of a content object in a bare repository.
     pub fn object_path(&self, checksum: &str) -> PathBuf {
         self.path
