@@ -212,3 +212,35 @@ fn dnf_reports_packages_installed_out_of_the_transaction() {
     );
     assert_eq!(last["last"], true, "{last}");
 }
+
+#[test]
+fn publishing_reports_the_delta_and_composing_the_worktree_and_triggers() {
+    let p = Project::new(&dir_components_manifest(
+        &[("base", "base")],
+        "publish = true\ntriggers = [{ name = \"slow\", run = \"sleep 1.5\" }]",
+    ));
+    p.file("base/usr/share/doc/a.txt", "one\n", 0o644);
+    p.run(&["build"]).ok();
+    p.file("base/usr/share/doc/a.txt", "two\n", 0o644);
+    let all = events(&p.run(&["build", "--message-format", "json"]).ok());
+    let step = |name: &str| progress_of(&all, name);
+    // The trigger's running time, a tick a second, then its last report.
+    let trigger = step("trigger");
+    assert!(trigger.len() >= 2, "{trigger:?}");
+    assert!(trigger
+        .iter()
+        .all(|e| e["item"] == "slow" && e["kind"] == "image"));
+    assert!(trigger[0]["done"].as_u64() >= Some(1), "{trigger:?}");
+    assert_eq!(trigger.last().unwrap()["last"], true);
+    // The worktree sync before it: at least its last report.
+    assert_eq!(step("worktree").last().expect("worktree")["last"], true);
+    // The delta: a report as it starts (nothing done yet), and its last one.
+    let delta = step("delta");
+    assert!(delta.len() >= 2, "{delta:?}");
+    assert_eq!(
+        (&delta[0]["done"], &delta[0]["last"], &delta[0]["unit"]),
+        (&0.into(), &false.into(), &"parts".into())
+    );
+    assert_eq!(delta.last().unwrap()["last"], true);
+    assert_eq!(delta[0]["kind"], "publish");
+}

@@ -206,6 +206,10 @@ pub fn line(event: &Event) -> String {
         ("bytes", Some(t)) => format!("{}, ", bytes_of(*done, *t)),
         ("bytes", None) => format!("{}, ", human_bytes(*done)),
         (unit, Some(t)) => format!("{done}/{t} {unit}, "),
+        // `1 part`, not `1 parts` (a one-word unit; `packages fetched` stays).
+        (unit, None) if *done == 1 && !unit.contains(' ') => {
+            format!("1 {}, ", unit.strip_suffix('s').unwrap_or(unit))
+        }
         (unit, None) => format!("{done} {unit}, "),
     };
     format!("{verb:>9} {what}: {measure}{elapsed:.0}s")
@@ -256,6 +260,11 @@ mod tests {
         assert_eq!(line(&e), " Building component oe-core: 3/10 packages, 12s");
         let e = progress(Step::Import, 1200, None, "files");
         assert_eq!(line(&e), "Importing component oe-core: 1200 files, 12s");
+        let e = progress(Step::Delta, 1, None, "parts");
+        assert_eq!(
+            line(&e),
+            "Computing static delta of component oe-core: 1 part, 12s"
+        );
         let e = progress(Step::Delta, 0, None, "parts");
         assert_eq!(line(&e), "Computing static delta of component oe-core: 12s");
     }
