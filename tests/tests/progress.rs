@@ -1,7 +1,9 @@
 //! Progress, never silent: a large tarball import reports the compressed bytes it read as
-//! JSON `progress` events up to the file's size; a backend's own progress arrives as
-//! progress, not as log lines; a person at a terminal sees a live line that `-q` hides,
-//! and a run without a terminal has no carriage returns or escape codes in its output.
+//! JSON `progress` events up to the file's size, and publishing the objects it copied; a
+//! backend's own progress arrives as progress, not as log lines, and dnf counts the
+//! packages it installs; a rebuild reports its trigger's time, the worktree sync and the
+//! static delta; a person at a terminal sees a live line that `-q` hides, and a run
+//! without a terminal has no carriage returns or escape codes in its output.
 
 use ostree_build_tests::*;
 use serde_json::Value;
