@@ -92,7 +92,13 @@ pub fn for_each_entry_progress(
         };
         let entry = entry::check(&raw).map_err(|r| r.into_error(path))?;
         previous = Some(entry.shown.clone());
-        each(entry, &mut stream.data(&raw), raw.size)?;
+        let mut data = Reporting {
+            inner: stream.data(&raw),
+            unreported: 0,
+            input: &input,
+            progress: &mut *progress,
+        };
+        each(entry, &mut data, raw.size)?;
         progress(input.read_so_far(), input.size);
     }
     // What follows the end-of-archive block (tar pads to 10 KiB) is read so the
@@ -102,6 +108,29 @@ pub fn for_each_entry_progress(
         &mut std::io::sink(),
     );
     input.finish(tail.is_ok_and(|n| n <= TAIL_MAX), path)
+}
+
+/// An entry's content, telling `progress` how far the file is every [`REPORT_EVERY`] bytes
+/// (a large file is one entry: without this, its whole import would say nothing).
+struct Reporting<'a, R> {
+    inner: R,
+    unreported: u64,
+    input: &'a Input,
+    progress: &'a mut dyn FnMut(u64, u64),
+}
+
+const REPORT_EVERY: u64 = 4 << 20;
+
+impl<R: Read> Read for Reporting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.unreported += n as u64;
+        if self.unreported >= REPORT_EVERY {
+            self.unreported = 0;
+            (self.progress)(self.input.read_so_far(), self.input.size);
+        }
+        Ok(n)
+    }
 }
 
 /// How much of what follows the end of the archive is read.
