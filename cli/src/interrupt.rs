@@ -17,6 +17,7 @@ pub fn on_interrupt_clean_up(state_dir: PathBuf) {
                 ostree_build_core::triggers::kill_running();
                 ostree_build_core::lock::unmount_below(&state_dir);
             }
+            crate::output::progress::clear();
             eprintln!(
                 "error: interrupted; refs that had not moved yet are unchanged and the next `ostree-build build` picks up from here"
             );

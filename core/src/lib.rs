@@ -3,8 +3,9 @@
 //! hands in the built-in backends: this crate links none.
 //!
 //! Dependencies between modules go one way: `ops` uses everything; `manifest` uses the
-//! types of `triggers` and `repo`; `triggers` uses `lock`; `repo` and `backends` use only
-//! `fsutil` and the sdk.
+//! types of `triggers` and `repo`; `triggers` uses `lock` and `ticker`; `repo` and
+//! `backends` use only `fsutil`, `ticker` (which uses nothing) and the sdk; `progress`
+//! uses `report` and `ticker`.
 
 pub mod archive;
 pub mod backend_template;
@@ -19,10 +20,12 @@ pub mod newdir;
 pub mod ops;
 pub mod packages;
 pub mod pkgcache;
+pub mod progress;
 pub mod repo;
 pub mod report;
 pub mod retention;
 pub mod template;
+pub mod ticker;
 pub mod triggers;
 
 pub use ostree_build_sdk as sdk;

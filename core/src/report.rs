@@ -4,12 +4,30 @@
 
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     Component,
     Image,
     Publish,
+}
+
+/// A step of a unit that can take long enough to report its progress.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    /// The backend populating a component's root (its own `progress` events).
+    Backend,
+    /// A tarball (compressed bytes read) or a directory (files) imported as a commit.
+    Import,
+    /// Objects copied into the export repository.
+    Copy,
+    /// A static delta being generated.
+    Delta,
+    /// A trigger running in an image.
+    Trigger,
+    /// An image's trigger worktree checked out or synced to the tree the triggers see.
+    Worktree,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -35,6 +53,23 @@ pub enum Event {
         commit: String,
         seconds: f64,
         detail: String,
+    },
+    /// How far one step of a unit is: `done` of `total` (when known) `unit`s (`bytes`,
+    /// `files`, `objects`, a backend's own, or `seconds` for a step that has only its
+    /// time to show), `elapsed` seconds into the step. At most a few a second per step;
+    /// the step's last report has `last` set (see `crate::progress`).
+    Progress {
+        kind: Kind,
+        name: String,
+        step: Step,
+        /// What the step works on within the unit (a trigger's name).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        item: Option<String>,
+        done: u64,
+        total: Option<u64>,
+        unit: String,
+        elapsed: f64,
+        last: bool,
     },
     /// A message from a backend or a step.
     Log {
@@ -67,7 +102,8 @@ pub enum Event {
 
 impl Event {
     /// What backend `name` sent, as a pipeline event: its warnings stay warnings (a quiet
-    /// run still shows them), the rest are log lines.
+    /// run still shows them), the rest are log lines. Progress is turned into progress
+    /// events by `crate::progress::BackendEvents`, which calls this for the rest.
     pub fn from_backend(name: &str, event: &ostree_build_sdk::Event) -> Event {
         match event {
             ostree_build_sdk::Event::Log {

@@ -430,13 +430,14 @@ pub fn remove_mount_points(created: &[PathBuf]) -> Result<()> {
 /// Run one trigger against `tree`, seen through rofiles-fuse at `mount_point` as
 /// `$OSTREE_BUILD_ROOT`, inside a bubblewrap sandbox. It runs in its own process group,
 /// killed when it exits, so nothing it left in the background can change the tree while
-/// it is committed.
+/// it is committed. `tick` is called every second while it runs.
 pub fn run_trigger(
     image: &str,
     tree: &Path,
     mount_point: &Path,
     project_dir: &Path,
     t: &Resolved,
+    tick: &mut dyn FnMut(),
 ) -> Result<TriggerRun> {
     if t.sandbox == SandboxKind::Image && std::fs::symlink_metadata(tree.join("bin/sh")).is_err() {
         bail!(
@@ -464,7 +465,7 @@ pub fn run_trigger(
             )
         })?;
     RUNNING.store(child.id() as i32, Ordering::SeqCst);
-    let status = child.wait();
+    let status = crate::ticker::ticking(crate::ticker::TICK, || child.wait(), tick);
     kill_running();
     RUNNING.store(0, Ordering::SeqCst);
     let status =

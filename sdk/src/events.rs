@@ -1,5 +1,7 @@
 //! What a backend reports while it runs: [`Event`]s (log lines and progress) sent to an
-//! [`EventSink`]. The core shows each one under the component's name as it arrives.
+//! [`EventSink`]. The core shows log lines under the component's name as they arrive, and
+//! progress as the component's progress (a live line on a terminal, a JSON `progress`
+//! event), at most a few a second, the newest always shown once the run is over.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,8 +1,10 @@
 //! The pipeline's events as lines for a person (cargo-style, a right-aligned verb) or as
 //! JSON lines for CI. Under `-q` a person sees only warnings and, in a dry run, what would
-//! change; JSON lines are never filtered.
+//! change; JSON lines are never filtered. Progress events go to `progress` (live lines on
+//! a terminal).
 
-use super::{outln, short};
+use super::progress::Progress;
+use super::short;
 use ostree_build_core::report::{Event, Kind, Reporter};
 
 /// Renders core events.
@@ -14,6 +16,7 @@ pub struct Printer {
     built: usize,
     /// Units the plan would build, compose or publish.
     stale: usize,
+    progress: Progress,
 }
 
 impl Printer {
@@ -24,15 +27,15 @@ impl Printer {
             to_build: 0,
             built: 0,
             stale: 0,
+            progress: Progress::new(!json && !super::quiet()),
         }
     }
 
     /// A printer for a run that builds exactly one component (ad hoc).
     pub fn one_component(json: bool) -> Printer {
-        Printer {
-            to_build: 1,
-            ..Printer::new(json, false)
-        }
+        let mut printer = Printer::new(json, false);
+        printer.to_build = 1;
+        printer
     }
 
     /// How many units the plan said are not fresh (to build, compose or publish).
@@ -85,6 +88,8 @@ impl Printer {
                 detail,
             } => Some(self.finished(kind, &name, &commit, seconds, &detail)),
             Event::Log { name, message } => Some(format!("{:>9} {name}: {message}", "")),
+            // Shown by `progress`, never as a line of its own here.
+            Event::Progress { .. } => None,
             Event::Warning { message } => Some(format!("warning: {message}")),
             // The error that follows shows them, and names the file that lists them all.
             Event::Conflicts { .. } => None,
@@ -154,13 +159,25 @@ impl Reporter for Printer {
         }
         if self.json {
             if let Ok(s) = serde_json::to_string(&event) {
-                outln!("{s}");
+                super::line(&s);
             }
             return;
         }
+        let started = match &event {
+            Event::Progress { .. } => return self.progress.show(&event),
+            Event::Finished { kind, name, .. } => {
+                self.progress.unit_finished(*kind, name);
+                None
+            }
+            Event::Started { kind, name } => Some((*kind, name.clone())),
+            _ => None,
+        };
         let shown = !super::quiet() || self.shown_when_quiet(&event);
         if let Some(line) = self.human(event).filter(|_| shown) {
-            outln!("{line}");
+            self.progress.println(&line);
+            if let Some((kind, name)) = started {
+                self.progress.unit_started(kind, &name, &line);
+            }
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod events;
 pub mod log;
 pub mod new;
 pub mod new_backend;
+pub mod progress;
 pub mod prune;
 pub mod status;
 

@@ -69,7 +69,17 @@ const CORRUPT_HELP: &str = "the archive is truncated or corrupt; rebuild or re-d
 /// (a regular file's; read it or not) and its size. The first error stops the read.
 pub fn for_each_entry(
     path: &Path,
+    each: impl FnMut(Entry, &mut dyn Read, u64) -> Result<()>,
+) -> Result<()> {
+    for_each_entry_progress(path, each, &mut |_, _| {})
+}
+
+/// [`for_each_entry`], telling `progress` after each entry how many bytes of the file (as
+/// stored, compressed or not) were read so far, and the file's size.
+pub fn for_each_entry_progress(
+    path: &Path,
     mut each: impl FnMut(Entry, &mut dyn Read, u64) -> Result<()>,
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<()> {
     let mut input = Input::open(path)?;
     let mut stream = Stream::new(input.stream()?);
@@ -82,7 +92,14 @@ pub fn for_each_entry(
         };
         let entry = entry::check(&raw).map_err(|r| r.into_error(path))?;
         previous = Some(entry.shown.clone());
-        each(entry, &mut stream.data(&raw), raw.size)?;
+        let mut data = Reporting {
+            inner: stream.data(&raw),
+            unreported: 0,
+            input: &input,
+            progress: &mut *progress,
+        };
+        each(entry, &mut data, raw.size)?;
+        progress(input.read_so_far(), input.size);
     }
     // What follows the end-of-archive block (tar pads to 10 KiB) is read so the
     // decompressor reaches its end and can report a broken stream; a long tail is not.
@@ -91,6 +108,29 @@ pub fn for_each_entry(
         &mut std::io::sink(),
     );
     input.finish(tail.is_ok_and(|n| n <= TAIL_MAX), path)
+}
+
+/// An entry's content, telling `progress` how far the file is every [`REPORT_EVERY`] bytes
+/// (a large file is one entry: without this, its whole import would say nothing).
+struct Reporting<'a, R> {
+    inner: R,
+    unreported: u64,
+    input: &'a Input,
+    progress: &'a mut dyn FnMut(u64, u64),
+}
+
+const REPORT_EVERY: u64 = 4 << 20;
+
+impl<R: Read> Read for Reporting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.unreported += n as u64;
+        if self.unreported >= REPORT_EVERY {
+            self.unreported = 0;
+            (self.progress)(self.input.read_so_far(), self.input.size);
+        }
+        Ok(n)
+    }
 }
 
 /// How much of what follows the end of the archive is read.
@@ -109,6 +149,10 @@ struct Input {
     file: Option<std::fs::File>,
     tool: Option<&'static str>,
     child: Option<Child>,
+    /// The same open file as `file` (shared with the decompressor): its offset is how far
+    /// the file was read, whoever reads it.
+    position: Option<std::fs::File>,
+    size: u64,
 }
 
 impl Input {
@@ -136,10 +180,21 @@ impl Input {
         let file =
             std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         Ok(Input {
+            position: file.try_clone().ok(),
+            size: file.metadata().map_or(0, |m| m.len()),
             file: Some(file),
             tool,
             child: None,
         })
+    }
+
+    /// Bytes of the file read so far (by this process or the decompressor).
+    fn read_so_far(&self) -> u64 {
+        use std::io::Seek;
+        self.position
+            .as_ref()
+            .and_then(|mut f| f.stream_position().ok())
+            .map_or(0, |p| p.min(self.size))
     }
 
     fn stream(&mut self) -> Result<Box<dyn Read>> {

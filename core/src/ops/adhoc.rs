@@ -6,6 +6,7 @@
 use crate::backends::Found;
 use crate::lock::ProjectLock;
 use crate::ops::plan::{META_BACKEND, META_BACKEND_VERSION, META_PACKAGES};
+use crate::progress::BackendEvents;
 use crate::repo::{MetaValue, NewCommit, Repo, RepoKind};
 use crate::report::{Event, Kind, Reporter};
 use anyhow::{anyhow, bail, Context, Result};
@@ -24,11 +25,13 @@ pub struct AdHoc {
     pub options: Vec<(String, String)>,
 }
 
-struct Forward<'a>(&'a mut dyn Reporter, String);
+struct Forward<'a>(&'a mut dyn Reporter, BackendEvents);
 
 impl EventSink for Forward<'_> {
     fn event(&mut self, event: ostree_build_sdk::Event) {
-        self.0.event(Event::from_backend(&self.1, &event));
+        if let Some(e) = self.1.convert(&event) {
+            self.0.event(e);
+        }
     }
 }
 
@@ -192,10 +195,13 @@ fn build_and_commit(
     repo: &Repo,
     rep: &mut dyn Reporter,
 ) -> Result<String> {
-    let output = found
-        .backend
-        .run(request, &mut Forward(rep, found.info.name.clone()))
-        .with_context(|| format!("backend '{}' failed", found.info.name))?;
+    let events = BackendEvents::new(Kind::Component, &adhoc.branch, &found.info.name);
+    let mut forward = Forward(rep, events);
+    let output = found.backend.run(request, &mut forward);
+    if let Some(last) = forward.1.finish() {
+        rep.event(last);
+    }
+    let output = output.with_context(|| format!("backend '{}' failed", found.info.name))?;
     found.check_output(request, &output)?;
     let metadata = commit_metadata(found, &output);
     let subject = adhoc.subject.clone().unwrap_or_else(|| {
@@ -211,10 +217,8 @@ fn build_and_commit(
         metadata: &metadata,
         timestamp: super::commit_time(),
     };
-    let (checksum, _) = match &output {
-        Output::Tree { root, .. } => repo.import_dir(root, &commit)?,
-        Output::Archive { path, .. } => repo.import_archive(path, &commit)?,
-    };
+    let (checksum, _) =
+        super::build::import(repo, &output, &commit, &adhoc.branch, &mut |e| rep.event(e))?;
     repo.set_refs(&[(adhoc.branch.clone(), checksum.clone())])?;
     Ok(checksum)
 }

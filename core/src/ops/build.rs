@@ -10,8 +10,9 @@ use super::{compose, publish};
 use crate::backends::Registry;
 use crate::lock::ProjectLock;
 use crate::manifest::Manifest;
+use crate::progress::{BackendEvents, StepMeter};
 use crate::repo::{ComposeConflict, MetaValue, NewCommit, Repo, RepoKind, WriteStats};
-use crate::report::{Event, Kind, Reporter};
+use crate::report::{Event, Kind, Reporter, Step};
 use anyhow::{anyhow, Context, Result};
 use ostree_build_sdk::{EventSink, Output};
 use std::collections::BTreeMap;
@@ -250,6 +251,7 @@ impl Builder<'_> {
             &job,
             &mut union_ready,
             &mut warnings,
+            rep,
         )
         .map_err(|e| {
             // Every conflict, for CI; the error message shows the first ones.
@@ -338,13 +340,15 @@ fn report_unpublished(manifest: &Manifest, plan: &BuildPlan, rep: &mut dyn Repor
 
 /// Forwards backend events from a worker thread to the reporter on the main thread.
 struct ChannelSink {
-    name: String,
+    events: BackendEvents,
     tx: mpsc::Sender<Event>,
 }
 
 impl EventSink for ChannelSink {
     fn event(&mut self, event: ostree_build_sdk::Event) {
-        let _ = self.tx.send(Event::from_backend(&self.name, &event));
+        if let Some(e) = self.events.convert(&event) {
+            let _ = self.tx.send(e);
+        }
     }
 }
 
@@ -468,16 +472,16 @@ fn build_component(
     tx: &mpsc::Sender<Event>,
 ) -> Result<(String, WriteStats, String)> {
     let mut sink = ChannelSink {
-        name: p.name.clone(),
+        events: BackendEvents::new(Kind::Component, &p.name, &p.name),
         tx: tx.clone(),
     };
     crate::fsutil::remove_tree(&p.request.root)?;
     std::fs::create_dir_all(&p.request.root)?;
-    let output = p
-        .backend
-        .backend
-        .run(&p.request, &mut sink)
-        .with_context(|| format!("backend '{}' failed", p.backend.info.name))?;
+    let output = p.backend.backend.run(&p.request, &mut sink);
+    if let Some(last) = sink.events.finish() {
+        let _ = tx.send(last);
+    }
+    let output = output.with_context(|| format!("backend '{}' failed", p.backend.info.name))?;
     p.backend.check_output(&p.request, &output)?;
     let metadata = component_metadata(p, &output);
     let subject = format!(
@@ -490,10 +494,9 @@ fn build_component(
         metadata: &metadata,
         timestamp: super::commit_time(),
     };
-    let result = match &output {
-        Output::Tree { root, .. } => repo.import_dir(root, &commit),
-        Output::Archive { path, .. } => repo.import_archive(path, &commit),
-    };
+    let result = import(repo, &output, &commit, &p.name, &mut |e| {
+        let _ = tx.send(e);
+    });
     let _ = crate::fsutil::remove_tree(&p.request.root);
     let packages = crate::packages::describe(
         p.current
@@ -502,6 +505,46 @@ fn build_component(
         output.packages(),
     );
     result.map(|(c, stats)| (c, stats, packages))
+}
+
+/// Import what a backend produced as a commit, reporting the import's progress: compressed
+/// bytes read of a tarball, files of a directory.
+pub(super) fn import(
+    repo: &Repo,
+    output: &Output,
+    commit: &NewCommit,
+    name: &str,
+    send: &mut dyn FnMut(Event),
+) -> Result<(String, WriteStats)> {
+    let unit = match output {
+        Output::Tree { .. } => "files",
+        Output::Archive { .. } => "bytes",
+    };
+    let mut meter = StepMeter::new(Kind::Component, name, Step::Import, unit);
+    let mut latest = (0, None);
+    let mut progress = |done: u64, total: Option<u64>| {
+        latest = (done, total);
+        if let Some(e) = meter.report(done, total, false) {
+            send(e);
+        }
+    };
+    let result = match output {
+        Output::Tree { root, .. } => repo.import_dir_with(root, commit, &mut |n| progress(n, None)),
+        Output::Archive { path, .. } => {
+            repo.import_archive_with(path, commit, &mut |n, size| progress(n, Some(size)))
+        }
+    };
+    // The whole input was read: a tarball's last report is its size (what follows the
+    // end-of-archive blocks is not always read), a directory's the files counted.
+    let (done, total) = match (&result, latest) {
+        (Ok(_), (_, Some(size))) => (size, Some(size)),
+        (Ok(_), (files, None)) => (files, Some(files)),
+        (Err(_), latest) => latest,
+    };
+    if let Some(e) = meter.report(done, total, true) {
+        send(e);
+    }
+    result
 }
 
 /// The commit metadata of a built component: what built it and the hashes that decide

@@ -6,8 +6,12 @@
 use super::plan::*;
 use crate::lock::ProjectLock;
 use crate::manifest::{ImageSection, Manifest};
+use crate::progress::StepMeter;
 use crate::repo::LintLevel;
-use crate::repo::{Change, LayoutOptions, LintErrors, MetaValue, NewCommit, Repo, Snapshot};
+use crate::repo::{
+    Change, LayoutOptions, LintErrors, MetaValue, NewCommit, Repo, Snapshot, SyncStats,
+};
+use crate::report::{Kind, Reporter, Step};
 use crate::triggers;
 use anyhow::Result;
 use std::collections::HashMap;
@@ -96,6 +100,7 @@ pub(super) fn compose_image(
     job: &ComposeJob,
     union_ready: &mut dyn FnMut(&str),
     warnings: &mut Vec<String>,
+    rep: &mut dyn Reporter,
 ) -> Result<(String, String)> {
     let ComposeJob {
         ip,
@@ -138,7 +143,18 @@ pub(super) fn compose_image(
     union_ready(&tree);
     timer.lap("union");
     if !section.triggers.is_empty() {
-        let (after, runs) = run_triggers(manifest, repo, lock, job, &tree, &mut timer, warnings)?;
+        let (after, runs) = run_triggers(
+            manifest,
+            repo,
+            lock,
+            job,
+            &tree,
+            &mut Report {
+                timer: &mut timer,
+                rep,
+            },
+            warnings,
+        )?;
         tree = after;
         account.push(runs);
     }
@@ -385,7 +401,7 @@ fn run_triggers(
     lock: &ProjectLock,
     job: &ComposeJob,
     base: &str,
-    timer: &mut super::PhaseTimer,
+    out: &mut Report,
     warnings: &mut Vec<String>,
 ) -> Result<(String, String)> {
     let mut space = TriggerSpace::open(manifest, lock, repo, &job.ip.name)?;
@@ -407,12 +423,18 @@ fn run_triggers(
                 continue;
             }
         }
-        let (after, line) = space.run(repo, &t, fingerprint, &current, &step, timer)?;
+        let (after, line) = space.run(repo, &t, fingerprint, &current, &step, out)?;
         account.push(line);
         current = after;
     }
     warnings.append(&mut space.warnings);
     Ok((current, format!("triggers: {}", account.join(", "))))
+}
+
+/// Where trigger runs report: the compose's phase timer, and the reporter (their progress).
+struct Report<'a> {
+    timer: &'a mut super::PhaseTimer,
+    rep: &'a mut dyn Reporter,
 }
 
 /// What a trigger with declared inputs depends on: its definition and the ids of its input
@@ -517,15 +539,33 @@ impl TriggerSpace {
         fingerprint: Option<String>,
         current: &str,
         step: &NewCommit,
-        timer: &mut super::PhaseTimer,
+        out: &mut Report,
     ) -> Result<(String, String)> {
         std::fs::remove_file(&self.state).ok();
-        let sync = repo.sync_checkout(&self.worktree, self.worktree_at.as_deref(), current)?;
-        timer.lap(if sync.fresh { "checkout" } else { "sync" });
+        let sync = self.sync(repo, current, out)?;
+        out.timer.lap(if sync.fresh { "checkout" } else { "sync" });
         let mount_points = triggers::create_mount_points(t, &self.worktree)?;
         let before = Snapshot::take(&self.worktree, &self.dir)?;
         let mnt = self.dir.join("mnt");
-        let run = triggers::run_trigger(&self.image, &self.worktree, &mnt, &self.project_dir, t)?;
+        let mut meter =
+            StepMeter::new(Kind::Image, &self.image, Step::Trigger, "seconds").item(&t.name);
+        let mut tick = || {
+            if let Some(e) = meter.tick(false) {
+                out.rep.event(e)
+            }
+        };
+        let run = triggers::run_trigger(
+            &self.image,
+            &self.worktree,
+            &mnt,
+            &self.project_dir,
+            t,
+            &mut tick,
+        );
+        if let Some(e) = meter.tick(true) {
+            out.rep.event(e)
+        }
+        let run = run?;
         triggers::remove_mount_points(&mount_points)?;
         let done = repo.commit_touched(&self.worktree, current, &before, step)?;
         let (after, touched) = (done.commit, done.files);
@@ -538,7 +578,7 @@ impl TriggerSpace {
         }
         std::fs::write(&self.state, &after)?;
         self.worktree_at = Some(after.clone());
-        timer.lap("triggers");
+        out.timer.lap("triggers");
         let touched_count = touched.len();
         if let Some(fp) = fingerprint {
             self.record(repo, &t.name, fp, current, &after, touched)?;
@@ -553,6 +593,24 @@ impl TriggerSpace {
             run.name, run.seconds
         );
         Ok((after, line))
+    }
+
+    /// Sync the worktree to `current` (a fresh checkout the first time: seconds for a large
+    /// image), reporting its running time as the image's `worktree` step.
+    fn sync(&self, repo: &Repo, current: &str, out: &mut Report) -> Result<SyncStats> {
+        let mut meter = StepMeter::new(Kind::Image, &self.image, Step::Worktree, "seconds");
+        let mut tick = || {
+            if let Some(e) = meter.tick(false) {
+                out.rep.event(e)
+            }
+        };
+        let (handle, at) = (repo.handle(), self.worktree_at.as_deref());
+        let work = move || handle.sync_checkout(&self.worktree, at, current);
+        let sync = crate::ticker::ticking(crate::ticker::TICK, work, &mut tick);
+        if let Some(e) = meter.tick(true) {
+            out.rep.event(e)
+        }
+        sync
     }
 
     /// Keep what the trigger changed from `before` to `after`, guarded by every path it

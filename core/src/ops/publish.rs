@@ -7,11 +7,14 @@
 
 use crate::lock::ExportLock;
 use crate::manifest::Manifest;
-use crate::repo::{GpgKeys, Repo, RepoKind};
-use crate::report::{Event, Kind, Reporter};
+use crate::progress::StepMeter;
+use crate::repo::{Cancel, GpgKeys, Repo, RepoKind};
+use crate::report::{Event, Kind, Reporter, Step};
+use crate::ticker::INTERVAL;
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::BTreeMap;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 /// Copies of component and union commits into the export repository, made in the
@@ -25,6 +28,8 @@ pub(super) struct Prefetch {
     cancel: crate::repo::Cancel,
     queue: Option<mpsc::Sender<String>>,
     worker: Option<std::thread::JoinHandle<()>>,
+    /// Objects copied so far, for the progress of [`Prefetch::finish_reporting`].
+    copied: Arc<AtomicU64>,
 }
 
 impl Prefetch {
@@ -36,10 +41,11 @@ impl Prefetch {
     ) {
         if self.queue.is_none() {
             let (tx, rx) = mpsc::channel::<String>();
-            let (build, export, cancel) = (
+            let (build, export, cancel, copied) = (
                 build.to_path_buf(),
                 export.to_path_buf(),
                 self.cancel.clone(),
+                self.copied.clone(),
             );
             self.worker = Some(std::thread::spawn(move || {
                 let Ok(Some(export)) = Repo::open_existing(&export) else {
@@ -50,8 +56,10 @@ impl Prefetch {
                 // before any export ref moves.
                 export.skip_fsync();
                 for commit in rx {
+                    let before = copied.load(Ordering::Relaxed);
+                    let mut count = |done, _| copied.store(before + done, Ordering::Relaxed);
                     if export
-                        .pull_commit_cancellable(&build, &commit, &cancel)
+                        .pull_commit_with(&build, &commit, &cancel, &mut count)
                         .is_err()
                     {
                         return;
@@ -69,6 +77,28 @@ impl Prefetch {
         self.queue = None;
         if let Some(w) = self.worker.take() {
             let _ = w.join();
+        }
+    }
+
+    /// [`Prefetch::finish`], reporting the objects copied as a `copy` step of publishing
+    /// `name` (the images to publish) while it waits.
+    fn finish_reporting(&mut self, name: &str, rep: &mut dyn Reporter) {
+        self.queue = None;
+        let Some(worker) = self.worker.take() else {
+            return;
+        };
+        let mut meter =
+            StepMeter::new(Kind::Publish, name, Step::Copy, "objects").item("background");
+        let copied = self.copied.clone();
+        let mut tick = || {
+            if let Some(e) = meter.report(copied.load(Ordering::Relaxed), None, false) {
+                rep.event(e)
+            }
+        };
+        let _ = crate::ticker::ticking(INTERVAL, || worker.join(), &mut tick);
+        let done = copied.load(Ordering::Relaxed);
+        if let Some(e) = meter.report(done, Some(done), true) {
+            rep.event(e)
         }
     }
 }
@@ -104,6 +134,10 @@ pub(super) fn publish(
     when_locked: WhenLocked,
     rep: &mut dyn Reporter,
 ) -> Result<Vec<String>> {
+    let wanted: Vec<(&String, &String)> = image_commits
+        .iter()
+        .filter(|(name, _)| manifest.images[*name].publish)
+        .collect();
     // First the background copies, then what is left.
     if prefetch.worker.is_some() {
         rep.event(Event::Log {
@@ -114,11 +148,8 @@ pub(super) fn publish(
             ),
         });
     }
-    prefetch.finish();
-    let wanted: Vec<(&String, &String)> = image_commits
-        .iter()
-        .filter(|(name, _)| manifest.images[*name].publish)
-        .collect();
+    let names: Vec<&str> = wanted.iter().map(|(n, _)| n.as_str()).collect();
+    prefetch.finish_reporting(&names.join(", "), rep);
     if wanted.is_empty() {
         return Ok(vec![]);
     }
@@ -246,9 +277,7 @@ fn publish_one(
     });
     let t = Instant::now();
     let mut timer = super::PhaseTimer::start();
-    export
-        .pull_commit_from(build_path, commit)
-        .with_context(not_published)?;
+    copy(export, build_path, name, commit, rep).with_context(not_published)?;
     timer.lap("copy");
     let mut detail = String::from("copied");
     // Signed before the delta: its superblock carries the commit's detached metadata, and
@@ -260,9 +289,7 @@ fn publish_one(
     }
     if let Some(prev) = previous.as_deref().filter(|_| manifest.publish.deltas) {
         if export.has_commit(prev)? {
-            export
-                .generate_delta(prev, commit)
-                .with_context(not_published)?;
+            delta(export, name, prev, commit, rep).with_context(not_published)?;
             detail.push_str(&format!(
                 ", static delta from {}",
                 &prev[..12.min(prev.len())]
@@ -280,6 +307,50 @@ fn publish_one(
         detail: format!("{detail} -> {ref_name}; {}", timer.report()),
     });
     Ok(Outcome::Published)
+}
+
+/// Copy `commit` of image `name` into the export repository, reporting the objects copied.
+fn copy(
+    export: &Repo,
+    build_path: &std::path::Path,
+    name: &str,
+    commit: &str,
+    rep: &mut dyn Reporter,
+) -> Result<()> {
+    let mut meter = StepMeter::new(Kind::Publish, name, Step::Copy, "objects");
+    let mut latest = (0, None);
+    let mut progress = |done, total| {
+        latest = (done, total);
+        if let Some(e) = meter.report(done, total, false) {
+            rep.event(e)
+        }
+    };
+    let result = export.pull_commit_with(build_path, commit, &Cancel::default(), &mut progress);
+    if let Some(e) = meter.report(latest.0, latest.1, true) {
+        rep.event(e)
+    }
+    result
+}
+
+/// Generate the static delta `from` -> `to` of image `name`, reporting from its start the
+/// time it takes and the parts written so far.
+fn delta(export: &Repo, name: &str, from: &str, to: &str, rep: &mut dyn Reporter) -> Result<()> {
+    let mut meter = StepMeter::new(Kind::Publish, name, Step::Delta, "parts");
+    let mut parts = 0;
+    if let Some(e) = meter.report(parts, None, false) {
+        rep.event(e)
+    }
+    let result = export.generate_delta_with(from, to, &mut |n| {
+        // Parts are open until libostree links them all at the end.
+        parts = parts.max(n);
+        if let Some(e) = meter.report(parts, None, false) {
+            rep.event(e)
+        }
+    });
+    if let Some(e) = meter.report(parts, None, true) {
+        rep.event(e)
+    }
+    result
 }
 
 /// An image already published: sign its commit with the keys that have not signed it yet,

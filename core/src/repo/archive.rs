@@ -27,8 +27,19 @@ impl Repo {
         archive: &Path,
         commit: &NewCommit,
     ) -> Result<(String, WriteStats)> {
+        self.import_archive_with(archive, commit, &mut |_, _| {})
+    }
+
+    /// [`Repo::import_archive`], telling `progress` how many bytes of the archive file were
+    /// read so far and its size, as it goes (after each entry).
+    pub fn import_archive_with(
+        &self,
+        archive: &Path,
+        commit: &NewCommit,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(String, WriteStats)> {
         self.in_transaction(|repo| {
-            let (tree, objects) = write_objects(repo, archive)?;
+            let (tree, objects) = write_objects(repo, archive, progress)?;
             let mtree = build_tree(repo, &tree, &objects)?;
             write_commit_from_mtree(repo, &mtree, commit)
         })
@@ -80,7 +91,11 @@ impl Job {
 }
 
 /// Read the archive, writing its objects; the tree it describes and each object's checksum.
-fn write_objects(repo: &ostree::Repo, archive: &Path) -> Result<(Tree, Vec<String>)> {
+fn write_objects(
+    repo: &ostree::Repo,
+    archive: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(Tree, Vec<String>)> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let (jobs, queue) = crossbeam_channel::bounded::<Job>(workers * 2);
     let (done, results) = crossbeam_channel::unbounded::<(usize, Result<String>)>();
@@ -111,8 +126,11 @@ fn write_objects(repo: &ostree::Repo, archive: &Path) -> Result<(Tree, Vec<Strin
             tree: Tree::default(),
             objects: Vec::new(),
         };
-        let read =
-            archive::for_each_entry(archive, |entry, data, size| reader.take(entry, data, size));
+        let read = archive::for_each_entry_progress(
+            archive,
+            |entry, data, size| reader.take(entry, data, size),
+            progress,
+        );
         let Reader {
             tree,
             mut objects,

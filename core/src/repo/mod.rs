@@ -15,6 +15,7 @@ mod archive;
 mod changes;
 mod history;
 mod layout;
+mod progress;
 mod prune;
 mod recommit;
 pub mod sign;
@@ -44,6 +45,7 @@ use ostree::{
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 const NO_CANCEL: Option<&gio::Cancellable> = gio::Cancellable::NONE;
@@ -307,22 +309,49 @@ impl Repo {
 
     /// Commit an existing directory tree as it is on disk.
     pub fn import_dir(&self, dir: &Path, commit: &NewCommit) -> Result<(String, WriteStats)> {
+        self.import_dir_with(dir, commit, &mut |_| {})
+    }
+
+    /// [`Repo::import_dir`], telling `progress` how many files and directories were read
+    /// so far, about every [`crate::ticker::INTERVAL`]. libostree walks the directory on
+    /// a thread of its own meanwhile (same transaction).
+    pub fn import_dir_with(
+        &self,
+        dir: &Path,
+        commit: &NewCommit,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(String, WriteStats)> {
         let problems = InputProblems::default();
-        let modifier = input_checking_modifier(&problems);
+        let seen = Arc::new(AtomicU64::new(0));
         self.in_transaction(|repo| {
-            let mtree = MutableTree::new();
-            let res = repo.write_dfd_to_mtree(
-                libc::AT_FDCWD,
-                &dir.to_string_lossy(),
-                &mtree,
-                Some(&modifier),
-                NO_CANCEL,
-            );
-            check_problems(&problems, dir)?;
-            res.map_err(gerr)
-                .with_context(|| format!("cannot commit directory {}", dir.display()))?;
-            write_commit_from_mtree(repo, &mtree, commit)
+            let (repo, counter) = (repo.clone(), seen.clone());
+            let work = move || {
+                let modifier = input_checking_modifier(&problems, counter);
+                let mtree = MutableTree::new();
+                let res = repo.write_dfd_to_mtree(
+                    libc::AT_FDCWD,
+                    &dir.to_string_lossy(),
+                    &mtree,
+                    Some(&modifier),
+                    NO_CANCEL,
+                );
+                check_problems(&problems, dir)?;
+                res.map_err(gerr)
+                    .with_context(|| format!("cannot commit directory {}", dir.display()))?;
+                write_commit_from_mtree(&repo, &mtree, commit)
+            };
+            let mut tick = || progress(seen.load(Ordering::Relaxed));
+            crate::ticker::ticking(crate::ticker::INTERVAL, work, &mut tick)
         })
+    }
+
+    /// Another handle on the same opened repository, for a call made on another thread
+    /// while this one reports (`ostree::Repo` is `Send`, not `Sync`).
+    pub fn handle(&self) -> Repo {
+        Repo {
+            repo: self.repo.clone(),
+            path: self.path.clone(),
+        }
     }
 
     /// Path of a content object in a bare repository.
@@ -346,6 +375,43 @@ impl Repo {
         commit: &str,
         cancel: &Cancel,
     ) -> Result<()> {
+        self.pull_commit_with(source, commit, cancel, &mut |_, _| {})
+    }
+
+    /// [`Repo::pull_commit_cancellable`], telling `progress` how many objects were copied
+    /// so far and, once libostree has walked the commit's trees, how many there are in
+    /// all (see `progress`), about every [`crate::ticker::INTERVAL`].
+    pub fn pull_commit_with(
+        &self,
+        source: &Path,
+        commit: &str,
+        cancel: &Cancel,
+        progress: &mut dyn FnMut(u64, Option<u64>),
+    ) -> Result<()> {
+        let counts = progress::Counts::default();
+        let (repo, shared) = (self.repo.clone(), counts.clone());
+        let work = move || {
+            progress::in_own_context(&shared, |p| {
+                Self::pull_commit(&repo, source, commit, cancel, p)
+            })
+        };
+        let mut tick = || {
+            if let Some((done, total)) = counts.get() {
+                progress(done, total)
+            }
+        };
+        let result = crate::ticker::ticking(crate::ticker::INTERVAL, work, &mut tick);
+        tick();
+        result
+    }
+
+    fn pull_commit(
+        repo: &ostree::Repo,
+        source: &Path,
+        commit: &str,
+        cancel: &Cancel,
+        progress: &ostree::AsyncProgress,
+    ) -> Result<()> {
         let source = source
             .canonicalize()
             .with_context(|| format!("cannot find repository {}", source.display()))?;
@@ -360,26 +426,46 @@ impl Repo {
             "flags",
             &(ostree::RepoPullFlags::UNTRUSTED.bits() as i32).to_variant(),
         );
-        self.repo
-            .pull_with_options(&url, &options.end(), None, Some(&cancel.0))
+        options.insert_value(
+            "update-frequency",
+            &(crate::ticker::INTERVAL.as_millis() as u32).to_variant(),
+        );
+        repo.pull_with_options(&url, &options.end(), Some(progress), Some(&cancel.0))
             .map_err(gerr)
             .with_context(|| format!("cannot copy commit {commit} from {}", source.display()))
     }
 
     /// Generate a static delta `from` -> `to`.
     pub fn generate_delta(&self, from: &str, to: &str) -> Result<()> {
+        self.generate_delta_with(from, to, &mut |_| {})
+    }
+
+    /// [`Repo::generate_delta`] on a thread of its own, telling `progress` every
+    /// [`crate::ticker::TICK`] how many parts are being written (see `progress`).
+    pub fn generate_delta_with(
+        &self,
+        from: &str,
+        to: &str,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<()> {
+        let repo = self.repo.clone();
+        let work = move || Self::delta(&repo, from, to);
+        let mut tick = || progress(progress::delta_parts_open(&self.path));
+        crate::ticker::ticking(crate::ticker::TICK, work, &mut tick)
+    }
+
+    fn delta(repo: &ostree::Repo, from: &str, to: &str) -> Result<()> {
         let params = glib::VariantDict::new(None);
-        self.repo
-            .static_delta_generate(
-                ostree::StaticDeltaGenerateOpt::Major,
-                Some(from),
-                to,
-                None,
-                Some(&params.end()),
-                NO_CANCEL,
-            )
-            .map_err(gerr)
-            .with_context(|| format!("cannot generate static delta {from} -> {to}"))
+        repo.static_delta_generate(
+            ostree::StaticDeltaGenerateOpt::Major,
+            Some(from),
+            to,
+            None,
+            Some(&params.end()),
+            NO_CANCEL,
+        )
+        .map_err(gerr)
+        .with_context(|| format!("cannot generate static delta {from} -> {to}"))
     }
 
     /// Move several refs in one transaction, once everything they point at is written
@@ -502,11 +588,12 @@ fn write_commit_from_root(
 
 /// A commit modifier that records device nodes and symlinks escaping the root instead of
 /// committing them.
-fn input_checking_modifier(problems: &InputProblems) -> RepoCommitModifier {
+fn input_checking_modifier(problems: &InputProblems, seen: Arc<AtomicU64>) -> RepoCommitModifier {
     let problems = problems.clone();
     RepoCommitModifier::new(
         RepoCommitModifierFlags::NONE,
         Some(Box::new(move |_repo, path, info| {
+            seen.fetch_add(1, Ordering::Relaxed);
             match info.file_type() {
                 gio::FileType::Special => {
                     problems.push(format!("{path}: device node, fifo or socket"));

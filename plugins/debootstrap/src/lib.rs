@@ -10,6 +10,7 @@
 //! reads the package list.
 
 mod mirror;
+mod progress;
 mod runner;
 mod tree;
 

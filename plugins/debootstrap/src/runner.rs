@@ -23,6 +23,8 @@ pub struct Ran {
     /// Lines that say something is wrong (`E:`, `W: Failure`, apt's "Unable to locate"),
     /// kept in full whatever the tail holds.
     pub errors: Vec<String>,
+    /// Packages fetched, unpacked, configured so far (sent as progress).
+    pub packages: crate::progress::Packages,
 }
 
 /// Run `cmd` in its own process group; lines that start with `I:`/`W:`/`E:` go to `events`.
@@ -50,6 +52,7 @@ pub fn run(mut cmd: Command, events: &mut dyn EventSink, limit: Duration) -> Res
         status: None,
         tail: VecDeque::new(),
         errors: Vec::new(),
+        packages: Default::default(),
     };
     let mut exited_at: Option<Instant> = None;
     loop {
@@ -125,6 +128,9 @@ fn take_line(ran: &mut Ran, events: &mut dyn EventSink, line: String) {
         events.warn(&line);
     } else if line.starts_with("I: ") {
         events.info(&line);
+    }
+    if let Some((done, total, unit)) = ran.packages.see(&line) {
+        events.progress(done, total, unit);
     }
     if line.starts_with("E: ")
         || line.starts_with("W: Failure")

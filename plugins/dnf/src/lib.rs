@@ -8,6 +8,7 @@
 //! dnf/yum and explains failures, `tree` fixes up the installed tree (rpm database
 //! placement, cleanup, package list).
 
+mod progress;
 mod repos;
 mod tool;
 mod tree;

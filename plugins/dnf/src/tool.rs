@@ -133,6 +133,9 @@ pub fn run_streaming(
             level: Level::Info,
             message: line.clone(),
         });
+        if let Some((done, total)) = crate::progress::installed(&line) {
+            events.progress(done, Some(total), "packages installed");
+        }
         lines.push(line);
     }
     for r in readers {
