@@ -5,8 +5,9 @@
 //! and `publish` (which fails at once); [`sign_commit`] and [`write_summary`] are the
 //! entry points for other commands that move export refs.
 
+use super::delta;
 use crate::lock::ExportLock;
-use crate::manifest::Manifest;
+use crate::manifest::{DeltaWhen, Manifest};
 use crate::repo::{GpgKeys, Repo, RepoKind};
 use crate::report::{Event, Kind, Reporter};
 use anyhow::{anyhow, bail, Context, Result};
@@ -126,20 +127,81 @@ pub(super) fn publish(
     let _lock = lock_export(&export, when_locked, rep)?;
     let keys = prepare_keys(manifest, &export)?;
     export.ensure_zlib_level(manifest.publish.zlib_level.as_ref().map(|l| *l.get_ref()))?;
-    let (mut published, mut resigned) = (Vec::new(), false);
+    let (mut staged, mut resigned) = (Vec::new(), false);
     for (name, commit) in wanted {
-        match publish_one(manifest, &export, build_path, name, commit, &keys, rep)? {
-            Outcome::Published => published.push(name.clone()),
+        match stage_one(manifest, &export, build_path, name, commit, &keys, rep)? {
+            Outcome::Staged(s) => staged.push(*s),
             Outcome::Resigned => resigned = true,
             Outcome::Unchanged => {}
         }
+    }
+    let after_ref = manifest.publish.delta_when == DeltaWhen::AfterRef;
+    if !after_ref {
+        write_deltas(manifest, &export, &mut staged, rep)?;
+    }
+    let mut published = Vec::new();
+    for s in &mut staged {
+        finish_one(&export, s, rep)?;
+        published.push(s.name.clone());
     }
     let resign = resigned
         || (!keys.is_empty() && !export.summary_signed_by(&keys, &keyring_path(manifest))?);
     if manifest.publish.summary && (!published.is_empty() || resign || export.summary_is_stale()?) {
         write_summary(manifest, &export)?;
     }
+    if after_ref && write_deltas(manifest, &export, &mut staged, rep)? && manifest.publish.summary {
+        // Again, so that the summary lists the deltas written since.
+        write_summary(manifest, &export)?;
+    }
     Ok(published)
+}
+
+/// Write the deltas the staged images want, several at once, and note each in its image's
+/// summary line (after the ref moved: in a log line of its own). Returns whether any
+/// delta was kept.
+fn write_deltas(
+    manifest: &Manifest,
+    export: &Repo,
+    staged: &mut [Staged],
+    rep: &mut dyn Reporter,
+) -> Result<bool> {
+    let jobs: Vec<(usize, delta::DeltaJob)> = staged
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.delta.clone().map(|j| (i, j)))
+        .collect();
+    if jobs.is_empty() {
+        return Ok(false);
+    }
+    let names: Vec<&str> = jobs.iter().map(|(i, _)| staged[*i].name.as_str()).collect();
+    rep.event(Event::Log {
+        name: "publish".into(),
+        message: format!("writing static deltas for {}", names.join(", ")),
+    });
+    let pairs: Vec<delta::DeltaJob> = jobs.iter().map(|(_, j)| j.clone()).collect();
+    let done = delta::write_all(manifest, export.path(), &pairs).context(
+        "the static delta was not written; images whose ref had not moved were not published",
+    )?;
+    let mut kept = false;
+    for ((i, job), d) in jobs.iter().zip(done) {
+        let s = &mut staged[*i];
+        kept |= d.kept;
+        if s.finished {
+            rep.event(Event::Log {
+                name: s.name.clone(),
+                message: format!(
+                    "{} in {:.2}s, after {} moved",
+                    d.describe(&job.from),
+                    d.seconds,
+                    s.ref_name
+                ),
+            });
+        } else {
+            s.detail.push_str(&format!(", {}", d.describe(&job.from)));
+            s.timer.record("delta", d.seconds);
+        }
+    }
+    Ok(kept)
 }
 
 /// Take the export repository's publish lock, waiting or failing as asked.
@@ -213,18 +275,30 @@ pub fn write_summary(manifest: &Manifest, export: &Repo) -> Result<()> {
     export.write_summary_pair(&signing_keys(manifest))
 }
 
-/// What [`publish_one`] did.
+/// What [`stage_one`] did.
 enum Outcome {
-    /// The export ref moved.
-    Published,
+    /// Copied (and signed): its ref moves in [`finish_one`].
+    Staged(Box<Staged>),
     /// The published commit got signatures it lacked (and its deltas were regenerated).
     Resigned,
     Unchanged,
 }
 
-/// Publish one image: copy, sign, delta, move its ref. An image already published only
+/// An image copied into the export repository whose ref has not moved yet.
+struct Staged {
+    name: String,
+    commit: String,
+    ref_name: String,
+    delta: Option<delta::DeltaJob>,
+    detail: String,
+    timer: super::PhaseTimer,
+    start: Instant,
+    finished: bool,
+}
+
+/// Copy an image into the export repository and sign it; an image already published only
 /// gets the signatures it lacks.
-fn publish_one(
+fn stage_one(
     manifest: &Manifest,
     export: &Repo,
     build_path: &std::path::Path,
@@ -244,7 +318,7 @@ fn publish_one(
         kind: Kind::Publish,
         name: name.to_string(),
     });
-    let t = Instant::now();
+    let start = Instant::now();
     let mut timer = super::PhaseTimer::start();
     export
         .pull_commit_from(build_path, commit)
@@ -258,28 +332,31 @@ fn publish_one(
         detail.push_str(&format!(", signed ({})", keys.keys.join(", ")));
         timer.lap("sign");
     }
-    if let Some(prev) = previous.as_deref().filter(|_| manifest.publish.deltas) {
-        if export.has_commit(prev)? {
-            export
-                .generate_delta(prev, commit)
-                .with_context(not_published)?;
-            detail.push_str(&format!(
-                ", static delta from {}",
-                &prev[..12.min(prev.len())]
-            ));
-            timer.lap("delta");
-        }
-    }
-    export.set_refs(&[(ref_name.clone(), commit.to_string())])?;
-    timer.lap("ref");
-    rep.event(Event::Finished {
-        kind: Kind::Publish,
+    Ok(Outcome::Staged(Box::new(Staged {
         name: name.to_string(),
         commit: commit.to_string(),
-        seconds: t.elapsed().as_secs_f64(),
-        detail: format!("{detail} -> {ref_name}; {}", timer.report()),
+        delta: delta::wanted(manifest, export, previous.as_deref(), commit)?,
+        ref_name,
+        detail,
+        timer,
+        start,
+        finished: false,
+    })))
+}
+
+/// Move a staged image's ref and report it published.
+fn finish_one(export: &Repo, s: &mut Staged, rep: &mut dyn Reporter) -> Result<()> {
+    export.set_refs(&[(s.ref_name.clone(), s.commit.clone())])?;
+    s.timer.lap("ref");
+    s.finished = true;
+    rep.event(Event::Finished {
+        kind: Kind::Publish,
+        name: s.name.clone(),
+        commit: s.commit.clone(),
+        seconds: s.start.elapsed().as_secs_f64(),
+        detail: format!("{} -> {}; {}", s.detail, s.ref_name, s.timer.report()),
     });
-    Ok(Outcome::Published)
+    Ok(())
 }
 
 /// An image already published: sign its commit with the keys that have not signed it yet,

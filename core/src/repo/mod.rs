@@ -13,6 +13,7 @@
 
 mod archive;
 mod changes;
+mod delta;
 mod history;
 mod layout;
 mod prune;
@@ -26,6 +27,7 @@ mod union;
 mod worktree;
 
 pub use changes::Change;
+pub use delta::DeltaSize;
 pub use history::{Objects, Signature};
 pub use layout::{LayoutOptions, LayoutReport, LintErrors, LintLevel, VarFiles, LINT_RULES};
 pub use prune::{Delta, PruneCount, Reachable};
@@ -364,22 +366,6 @@ impl Repo {
             .pull_with_options(&url, &options.end(), None, Some(&cancel.0))
             .map_err(gerr)
             .with_context(|| format!("cannot copy commit {commit} from {}", source.display()))
-    }
-
-    /// Generate a static delta `from` -> `to`.
-    pub fn generate_delta(&self, from: &str, to: &str) -> Result<()> {
-        let params = glib::VariantDict::new(None);
-        self.repo
-            .static_delta_generate(
-                ostree::StaticDeltaGenerateOpt::Major,
-                Some(from),
-                to,
-                None,
-                Some(&params.end()),
-                NO_CANCEL,
-            )
-            .map_err(gerr)
-            .with_context(|| format!("cannot generate static delta {from} -> {to}"))
     }
 
     /// Move several refs in one transaction, once everything they point at is written

@@ -233,7 +233,8 @@ fn diagnose(key: &str, keys: &GpgKeys, ostree_msg: &str) -> anyhow::Error {
         .find(|l| l.starts_with("pub:"))
         .and_then(|l| l.split(':').nth(1))
         .unwrap_or("");
-    let extend = format!("extend it (`{gpg} --quick-set-expire FINGERPRINT 1y`) or sign with another key");
+    let extend =
+        format!("extend it (`{gpg} --quick-set-expire FINGERPRINT 1y`) or sign with another key");
     let (case, help) = match validity {
         "e" => ("has expired", extend),
         "r" => (
