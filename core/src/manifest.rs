@@ -153,7 +153,7 @@ pub struct PublishSection {
     /// Whether to write a static delta from the previously published commit (see
     /// [`DeltaPolicy`]); unset: `auto`.
     #[serde(default)]
-    pub delta: Option<Spanned<DeltaPolicy>>,
+    pub delta: Option<Spanned<String>>,
     /// The older spelling: `deltas = false` is `delta = "never"`, `true` the default.
     #[serde(default)]
     pub deltas: Option<Spanned<bool>>,
@@ -185,7 +185,7 @@ fn yes() -> bool {
 
 /// `[publish] delta`: whether publish and promote write a static delta from the commit the
 /// ref pointed at.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeltaPolicy {
     /// Write it, and keep it only if clients download less through it than through the
@@ -210,11 +210,22 @@ pub enum DeltaWhen {
     AfterRef,
 }
 
+impl DeltaPolicy {
+    fn parse(s: &str) -> Option<DeltaPolicy> {
+        match s {
+            "auto" => Some(DeltaPolicy::Auto),
+            "always" => Some(DeltaPolicy::Always),
+            "never" => Some(DeltaPolicy::Never),
+            _ => None,
+        }
+    }
+}
+
 impl PublishSection {
-    /// The delta policy, from `delta` or the older `deltas`.
+    /// The delta policy, from `delta` (checked by `check_publish`) or the older `deltas`.
     pub fn delta_policy(&self) -> DeltaPolicy {
         match (&self.delta, &self.deltas) {
-            (Some(p), _) => *p.get_ref(),
+            (Some(p), _) => DeltaPolicy::parse(p.get_ref()).unwrap_or_default(),
             (None, Some(d)) if !*d.get_ref() => DeltaPolicy::Never,
             _ => DeltaPolicy::Auto,
         }
@@ -440,6 +451,15 @@ impl Manifest {
     }
 
     fn check_publish(&self) -> Result<()> {
+        if let Some(p) = self.publish.delta.as_ref() {
+            if DeltaPolicy::parse(p.get_ref()).is_none() {
+                return Err(self.error_at(
+                    p.span().start,
+                    &format!("publish.delta: unknown policy '{}'", p.get_ref()),
+                    Some("use \"auto\" (keep a delta when it saves downloads), \"always\" or \"never\""),
+                ));
+            }
+        }
         if let (Some(_), Some(old)) = (&self.publish.delta, &self.publish.deltas) {
             return Err(self.error_at(
                 old.span().start,

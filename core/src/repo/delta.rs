@@ -17,22 +17,30 @@ const MIN_FALLBACK_MB: u32 = 1;
 /// the file; a larger modified file is a fallback instead.
 const MAX_BSDIFF_MB: u32 = 32;
 
+/// What one HTTP request for an object costs a client beside the object, counted in bytes
+/// (request and response headers; a round trip is worth more, so this favours the delta):
+/// tiny changes make deltas a little larger than their objects yet save requests.
+pub const REQUEST_BYTES: u64 = 256;
+
 /// What a static delta costs a client against what it replaces.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeltaSize {
     /// The superblock and the parts: what the delta adds to the download.
     pub delta_bytes: u64,
-    /// The objects the parts carry, as stored in this repository: what a client would
-    /// download instead.
+    /// What a client downloads instead: the objects the parts carry as stored in this
+    /// repository, the commit and its detached metadata (the superblock embeds both), and
+    /// [`REQUEST_BYTES`] per object for the request that fetches it.
     pub replaced_bytes: u64,
     /// Objects left out of the parts (fetched as plain objects either way).
     pub fallbacks: usize,
 }
 
 impl DeltaSize {
-    /// Whether a client downloads less through the delta than through the objects.
+    /// Whether a client downloads at least a tenth less through the delta than through
+    /// the objects. Less is not worth a delta's disk space and time: new files that do not
+    /// compress come out of LZMA a few bytes smaller than out of zlib, and no more.
     pub fn saves(&self) -> bool {
-        self.delta_bytes < self.replaced_bytes
+        self.delta_bytes.saturating_mul(10) <= self.replaced_bytes.saturating_mul(9)
     }
 }
 
@@ -83,6 +91,7 @@ impl Repo {
             size.delta_bytes += part.child_value(2).get::<u64>().unwrap_or(0);
             size.replaced_bytes += self.objects_storage_size(&part.child_value(4))?;
         }
+        size.replaced_bytes += self.commit_bytes(to);
         Ok(size)
     }
 
@@ -92,6 +101,7 @@ impl Repo {
         let bytes = objects.data();
         let mut total = 0;
         for entry in bytes.chunks_exact(33) {
+            total += REQUEST_BYTES;
             let objtype = object_type(entry[0])?;
             let checksum = hex::encode(&entry[1..]);
             total += self
@@ -101,6 +111,20 @@ impl Repo {
                 .with_context(|| format!("cannot stat object {checksum}"))?;
         }
         Ok(total)
+    }
+
+    /// The stored size of a commit and its detached metadata (signatures), as a client
+    /// without the delta fetches them (0 for what is missing).
+    fn commit_bytes(&self, commit: &str) -> u64 {
+        [ostree::ObjectType::Commit, ostree::ObjectType::CommitMeta]
+            .into_iter()
+            .filter_map(|t| {
+                self.repo
+                    .query_object_storage_size(t, commit, NO_CANCEL)
+                    .ok()
+            })
+            .map(|n| n + REQUEST_BYTES)
+            .sum()
     }
 
     /// Remove the static delta `from` -> `to`.
