@@ -8,7 +8,8 @@
 #   OSTREE_BUILD=target/debug/ostree-build bench/deltas.sh
 #
 # Environment: BENCH_DIR (default /tmp/ostree-build-deltas), BENCH_RUNS (default 3),
-# OSTREE_BUILD (binary, default target/release/ostree-build).
+# OSTREE_BUILD (binary, default target/release/ostree-build), BENCH_DEB (a .deb whose files
+# are the change instead, e.g. a kernel: `apt-get download linux-image-6.1.0-56-amd64`).
 set -euo pipefail
 export LC_ALL=C
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,7 +35,11 @@ components = ["base"]
 TOML
   python3 "$HERE/deltas_gen.py" base "$DIR/rootfs"
   (cd "$DIR" && "$OB" build -q)
-  python3 "$HERE/deltas_gen.py" change "$DIR/rootfs"
+  if [ -n "${BENCH_DEB:-}" ]; then
+    dpkg-deb -x "$BENCH_DEB" "$DIR/rootfs"
+  else
+    python3 "$HERE/deltas_gen.py" change "$DIR/rootfs"
+  fi
   (cd "$DIR" && "$OB" build -q)
   touch "$DIR/change.done"
 fi

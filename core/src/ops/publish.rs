@@ -93,10 +93,11 @@ pub enum WhenLocked {
     Fail,
 }
 
-/// Copy images into the export repository, generate deltas from the previously published
-/// commit, sign, then move the refs and replace the summary and its signature. Returns the
-/// images published (an image already published whose commit only gained a signature is
-/// not counted).
+/// Copy images into the export repository and sign them, write the static deltas from the
+/// previously published commits (`[publish] delta`), move the refs and replace the summary
+/// and its signature (with `delta-when = "after-ref"`, the deltas come last and the summary
+/// is written again). Returns the images published (an image already published whose
+/// commit only gained a signature is not counted).
 pub(super) fn publish(
     manifest: &Manifest,
     build_path: &std::path::Path,
@@ -139,19 +140,33 @@ pub(super) fn publish(
     if !after_ref {
         write_deltas(manifest, &export, &mut staged, rep)?;
     }
-    let mut published = Vec::new();
-    for s in &mut staged {
-        finish_one(&export, s, rep)?;
-        published.push(s.name.clone());
-    }
-    let resign = resigned
-        || (!keys.is_empty() && !export.summary_signed_by(&keys, &keyring_path(manifest))?);
-    if manifest.publish.summary && (!published.is_empty() || resign || export.summary_is_stale()?) {
-        write_summary(manifest, &export)?;
-    }
+    let published = move_refs(manifest, &export, &mut staged, resigned, rep)?;
     if after_ref && write_deltas(manifest, &export, &mut staged, rep)? && manifest.publish.summary {
         // Again, so that the summary lists the deltas written since.
         write_summary(manifest, &export)?;
+    }
+    Ok(published)
+}
+
+/// Move the staged images' refs, then replace the summary pair if anything changed (or a
+/// signature is missing from it). Returns the images published.
+fn move_refs(
+    manifest: &Manifest,
+    export: &Repo,
+    staged: &mut [Staged],
+    resigned: bool,
+    rep: &mut dyn Reporter,
+) -> Result<Vec<String>> {
+    let mut published = Vec::new();
+    for s in staged {
+        finish_one(export, s, rep)?;
+        published.push(s.name.clone());
+    }
+    let keys = signing_keys(manifest);
+    let resign = resigned
+        || (!keys.is_empty() && !export.summary_signed_by(&keys, &keyring_path(manifest))?);
+    if manifest.publish.summary && (!published.is_empty() || resign || export.summary_is_stale()?) {
+        write_summary(manifest, export)?;
     }
     Ok(published)
 }
@@ -179,9 +194,11 @@ fn write_deltas(
         message: format!("writing static deltas for {}", names.join(", ")),
     });
     let pairs: Vec<delta::DeltaJob> = jobs.iter().map(|(_, j)| j.clone()).collect();
-    let done = delta::write_all(manifest, export.path(), &pairs).context(
-        "the static delta was not written; images whose ref had not moved were not published",
-    )?;
+    let why = match staged.iter().any(|s| s.finished) {
+        true => "the static delta was not written; the images are published without it",
+        false => "the static delta was not written; no export ref was changed",
+    };
+    let done = delta::write_all(manifest, export.path(), &pairs).context(why)?;
     let mut kept = false;
     for ((i, job), d) in jobs.iter().zip(done) {
         let s = &mut staged[*i];
