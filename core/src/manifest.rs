@@ -150,9 +150,16 @@ pub struct ImageSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PublishSection {
-    /// Generate a static delta from the previously published commit.
-    #[serde(default = "yes")]
-    pub deltas: bool,
+    /// Whether to write a static delta from the previously published commit (see
+    /// [`DeltaPolicy`]); unset: `auto`.
+    #[serde(default)]
+    pub delta: Option<Spanned<String>>,
+    /// The older spelling: `deltas = false` is `delta = "never"`, `true` the default.
+    #[serde(default)]
+    pub deltas: Option<Spanned<bool>>,
+    /// Whether clients see a new commit before its delta is written.
+    #[serde(default)]
+    pub delta_when: DeltaWhen,
     /// Regenerate the summary file after publishing.
     #[serde(default = "yes")]
     pub summary: bool,
@@ -176,10 +183,61 @@ fn yes() -> bool {
     true
 }
 
+/// `[publish] delta`: whether publish and promote write a static delta from the commit the
+/// ref pointed at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeltaPolicy {
+    /// Write it, and keep it only if clients download less through it than through the
+    /// objects its parts carry (poorly compressible new files make deltas that save nothing).
+    #[default]
+    Auto,
+    /// Write it and keep it.
+    Always,
+    /// Write none: clients fetch the new objects one by one.
+    Never,
+}
+
+/// `[publish] delta-when`: where the delta is written relative to moving the ref.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeltaWhen {
+    /// Before: the first client to see the commit can use the delta.
+    #[default]
+    BeforeRef,
+    /// After the ref moves and the summary is written (clients see the commit at once and
+    /// fetch objects until the delta exists), then the summary is written again.
+    AfterRef,
+}
+
+impl DeltaPolicy {
+    fn parse(s: &str) -> Option<DeltaPolicy> {
+        match s {
+            "auto" => Some(DeltaPolicy::Auto),
+            "always" => Some(DeltaPolicy::Always),
+            "never" => Some(DeltaPolicy::Never),
+            _ => None,
+        }
+    }
+}
+
+impl PublishSection {
+    /// The delta policy, from `delta` (checked by `check_publish`) or the older `deltas`.
+    pub fn delta_policy(&self) -> DeltaPolicy {
+        match (&self.delta, &self.deltas) {
+            (Some(p), _) => DeltaPolicy::parse(p.get_ref()).unwrap_or_default(),
+            (None, Some(d)) if !*d.get_ref() => DeltaPolicy::Never,
+            _ => DeltaPolicy::Auto,
+        }
+    }
+}
+
 impl Default for PublishSection {
     fn default() -> Self {
         PublishSection {
-            deltas: true,
+            delta: None,
+            deltas: None,
+            delta_when: DeltaWhen::default(),
             summary: true,
             zlib_level: None,
             gpg_sign: Vec::new(),
@@ -393,6 +451,22 @@ impl Manifest {
     }
 
     fn check_publish(&self) -> Result<()> {
+        if let Some(p) = self.publish.delta.as_ref() {
+            if DeltaPolicy::parse(p.get_ref()).is_none() {
+                return Err(self.error_at(
+                    p.span().start,
+                    &format!("publish.delta: unknown policy '{}'", p.get_ref()),
+                    Some("use \"auto\" (keep a delta when it saves downloads), \"always\" or \"never\""),
+                ));
+            }
+        }
+        if let (Some(_), Some(old)) = (&self.publish.delta, &self.publish.deltas) {
+            return Err(self.error_at(
+                old.span().start,
+                "publish: `deltas` and `delta` are both set",
+                Some("keep only `delta` (\"auto\", \"always\" or \"never\"); `deltas = false` is `delta = \"never\"`"),
+            ));
+        }
         if let Some(level) = &self.publish.zlib_level {
             if !(1..=9).contains(level.get_ref()) {
                 return Err(self.error_at(

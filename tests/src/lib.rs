@@ -2,6 +2,7 @@
 //! the built `ostree-build` binary, and independent checks with the `ostree` CLI.
 
 pub mod gpg;
+pub mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

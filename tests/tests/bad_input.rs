@@ -855,11 +855,18 @@ fn sigkill_while_publishing_keeps_the_export_repo_unchanged() {
     let p = big_project("");
     let before = build_ok(&p);
     change_every_component(&p);
-    // New files under libostree's 4 MB fallback size go into delta parts compressed with
-    // xz, which makes the static delta slow enough to be interrupted.
-    for i in 0..4u32 {
-        let noise: Vec<u8> = (0..3u32 << 20)
-            .map(|n| (n.wrapping_add(i << 24).wrapping_mul(2654435761) >> 13) as u8)
+    // New files under the 1 MB fallback size (repo/delta.rs) go into delta parts compressed
+    // with xz, which makes the static delta slow enough to be interrupted: 12 MB of
+    // distinct pseudo-random bytes (xorshift), which xz cannot shortcut.
+    for i in 0..16u64 {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i + 1);
+        let noise: Vec<u8> = (0..768u32 << 10)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
             .collect();
         std::fs::write(p.p(&format!("c00/usr/share/c00/noise{i}")), noise).unwrap();
     }

@@ -8,6 +8,7 @@ pub mod boot;
 pub mod build;
 pub mod clean;
 mod compose;
+mod delta;
 pub mod diff;
 pub mod history;
 pub mod log;
@@ -54,6 +55,12 @@ impl PhaseTimer {
     }
 
     /// The laps so far, as the build summary reports them.
+    /// A step timed elsewhere (a delta written beside others), ending now.
+    pub(crate) fn record(&mut self, name: &'static str, seconds: f64) {
+        self.laps.push((name, seconds));
+        self.last = Instant::now();
+    }
+
     pub(crate) fn laps(&self) -> Vec<(String, f64)> {
         self.laps.iter().map(|(n, s)| (n.to_string(), *s)).collect()
     }

@@ -2,11 +2,12 @@
 //! of the export repository (a release channel such as `exampleos/x86_64/stable`), over
 //! the same tree, as the OSTree manual's "promoting content along branches" describes.
 
+use super::delta;
 use super::history::{find, History};
 use super::plan::META_VERSION;
 use super::publish::{prepare_keys, sign_commit, write_summary};
 use crate::lock::ExportLock;
-use crate::manifest::Manifest;
+use crate::manifest::{DeltaWhen, Manifest};
 use crate::repo::{CommitInfo, MetaValue, Recommit, Repo};
 use anyhow::{bail, Result};
 use serde::Serialize;
@@ -80,15 +81,25 @@ pub fn promote(manifest: &Manifest, opts: &PromoteOptions) -> Result<Promotion> 
 
 /// Sign the new commit, write the delta from the ref's previous commit, move the ref and
 /// replace the summary, in that order (a delta's superblock carries the commit's
-/// signatures, and clients see the ref only once both exist).
+/// signatures, and clients see the ref only once both exist); with `delta-when =
+/// "after-ref"` the delta comes last, and the summary is written again.
 fn move_ref(manifest: &Manifest, export: &Repo, done: &Promotion) -> Result<()> {
     sign_commit(manifest, export, &done.commit)?;
-    if let Some(parent) = done.parent.as_deref().filter(|_| manifest.publish.deltas) {
-        export.generate_delta(parent, &done.commit)?;
+    let job = delta::wanted(manifest, export, done.parent.as_deref(), &done.commit)?;
+    let jobs: Vec<_> = job.into_iter().collect();
+    let after_ref = manifest.publish.delta_when == DeltaWhen::AfterRef;
+    if !after_ref {
+        delta::write_all(manifest, export.path(), &jobs)?;
     }
     export.set_refs(&[(done.to.clone(), done.commit.clone())])?;
     if manifest.publish.summary {
         write_summary(manifest, export)?;
+    }
+    if after_ref && !jobs.is_empty() {
+        let kept = delta::write_all(manifest, export.path(), &jobs)?;
+        if manifest.publish.summary && kept.iter().any(|d| d.kept) {
+            write_summary(manifest, export)?;
+        }
     }
     Ok(())
 }

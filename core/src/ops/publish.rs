@@ -5,8 +5,9 @@
 //! and `publish` (which fails at once); [`sign_commit`] and [`write_summary`] are the
 //! entry points for other commands that move export refs.
 
+use super::delta;
 use crate::lock::ExportLock;
-use crate::manifest::Manifest;
+use crate::manifest::{DeltaWhen, Manifest};
 use crate::progress::StepMeter;
 use crate::repo::{Cancel, GpgKeys, Repo, RepoKind};
 use crate::report::{Event, Kind, Reporter, Step};
@@ -122,10 +123,11 @@ pub enum WhenLocked {
     Fail,
 }
 
-/// Copy images into the export repository, generate deltas from the previously published
-/// commit, sign, then move the refs and replace the summary and its signature. Returns the
-/// images published (an image already published whose commit only gained a signature is
-/// not counted).
+/// Copy images into the export repository and sign them, write the static deltas from the
+/// previously published commits (`[publish] delta`), move the refs and replace the summary
+/// and its signature (with `delta-when = "after-ref"`, the deltas come last and the summary
+/// is written again). Returns the images published (an image already published whose
+/// commit only gained a signature is not counted).
 pub(super) fn publish(
     manifest: &Manifest,
     build_path: &std::path::Path,
@@ -157,20 +159,101 @@ pub(super) fn publish(
     let _lock = lock_export(&export, when_locked, rep)?;
     let keys = prepare_keys(manifest, &export)?;
     export.ensure_zlib_level(manifest.publish.zlib_level.as_ref().map(|l| *l.get_ref()))?;
-    let (mut published, mut resigned) = (Vec::new(), false);
+    let (mut staged, mut resigned) = (Vec::new(), false);
     for (name, commit) in wanted {
-        match publish_one(manifest, &export, build_path, name, commit, &keys, rep)? {
-            Outcome::Published => published.push(name.clone()),
+        match stage_one(manifest, &export, build_path, name, commit, &keys, rep)? {
+            Outcome::Staged(s) => staged.push(*s),
             Outcome::Resigned => resigned = true,
             Outcome::Unchanged => {}
         }
     }
-    let resign = resigned
-        || (!keys.is_empty() && !export.summary_signed_by(&keys, &keyring_path(manifest))?);
-    if manifest.publish.summary && (!published.is_empty() || resign || export.summary_is_stale()?) {
+    let after_ref = manifest.publish.delta_when == DeltaWhen::AfterRef;
+    if !after_ref {
+        write_deltas(manifest, &export, &mut staged, rep)?;
+    }
+    let published = move_refs(manifest, &export, &mut staged, resigned, rep)?;
+    if after_ref && write_deltas(manifest, &export, &mut staged, rep)? && manifest.publish.summary {
+        // Again, so that the summary lists the deltas written since.
         write_summary(manifest, &export)?;
     }
     Ok(published)
+}
+
+/// Move the staged images' refs, then replace the summary pair if anything changed (or a
+/// signature is missing from it). Returns the images published.
+fn move_refs(
+    manifest: &Manifest,
+    export: &Repo,
+    staged: &mut [Staged],
+    resigned: bool,
+    rep: &mut dyn Reporter,
+) -> Result<Vec<String>> {
+    let mut published = Vec::new();
+    for s in staged {
+        finish_one(export, s, rep)?;
+        published.push(s.name.clone());
+    }
+    let keys = signing_keys(manifest);
+    let resign = resigned
+        || (!keys.is_empty() && !export.summary_signed_by(&keys, &keyring_path(manifest))?);
+    if manifest.publish.summary && (!published.is_empty() || resign || export.summary_is_stale()?) {
+        write_summary(manifest, export)?;
+    }
+    Ok(published)
+}
+
+/// Write the deltas the staged images want, several at once, and note each in its image's
+/// summary line (after the ref moved: in a log line of its own). Returns whether any
+/// delta was kept.
+fn write_deltas(
+    manifest: &Manifest,
+    export: &Repo,
+    staged: &mut [Staged],
+    rep: &mut dyn Reporter,
+) -> Result<bool> {
+    let jobs: Vec<(usize, delta::DeltaJob)> = staged
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.delta.clone().map(|j| (i, j)))
+        .collect();
+    if jobs.is_empty() {
+        return Ok(false);
+    }
+    let names: Vec<&str> = jobs.iter().map(|(i, _)| staged[*i].name.as_str()).collect();
+    rep.event(Event::Log {
+        name: "publish".into(),
+        message: format!("writing static deltas for {}", names.join(", ")),
+    });
+    let pairs: Vec<delta::DeltaJob> = jobs.iter().map(|(_, j)| j.clone()).collect();
+    let why = match staged.iter().any(|s| s.finished) {
+        true => "the static delta was not written; the images are published without it",
+        false => "the static delta was not written; no export ref was changed",
+    };
+    let path = export.path().to_path_buf();
+    let done = with_delta_progress(export, &names.join(", "), rep, || {
+        delta::write_all(manifest, &path, &pairs)
+    })
+    .context(why)?;
+    let mut kept = false;
+    for ((i, job), d) in jobs.iter().zip(done) {
+        let s = &mut staged[*i];
+        kept |= d.kept;
+        if s.finished {
+            rep.event(Event::Log {
+                name: s.name.clone(),
+                message: format!(
+                    "{} in {:.2}s, after {} moved",
+                    d.describe(&job.from),
+                    d.seconds,
+                    s.ref_name
+                ),
+            });
+        } else {
+            s.detail.push_str(&format!(", {}", d.describe(&job.from)));
+            s.timer.record("delta", d.seconds);
+        }
+    }
+    Ok(kept)
 }
 
 /// Take the export repository's publish lock, waiting or failing as asked.
@@ -244,18 +327,30 @@ pub fn write_summary(manifest: &Manifest, export: &Repo) -> Result<()> {
     export.write_summary_pair(&signing_keys(manifest))
 }
 
-/// What [`publish_one`] did.
+/// What [`stage_one`] did.
 enum Outcome {
-    /// The export ref moved.
-    Published,
+    /// Copied (and signed): its ref moves in [`finish_one`].
+    Staged(Box<Staged>),
     /// The published commit got signatures it lacked (and its deltas were regenerated).
     Resigned,
     Unchanged,
 }
 
-/// Publish one image: copy, sign, delta, move its ref. An image already published only
+/// An image copied into the export repository whose ref has not moved yet.
+struct Staged {
+    name: String,
+    commit: String,
+    ref_name: String,
+    delta: Option<delta::DeltaJob>,
+    detail: String,
+    timer: super::PhaseTimer,
+    start: Instant,
+    finished: bool,
+}
+
+/// Copy an image into the export repository and sign it; an image already published only
 /// gets the signatures it lacks.
-fn publish_one(
+fn stage_one(
     manifest: &Manifest,
     export: &Repo,
     build_path: &std::path::Path,
@@ -275,7 +370,7 @@ fn publish_one(
         kind: Kind::Publish,
         name: name.to_string(),
     });
-    let t = Instant::now();
+    let start = Instant::now();
     let mut timer = super::PhaseTimer::start();
     copy(export, build_path, name, commit, rep).with_context(not_published)?;
     timer.lap("copy");
@@ -287,26 +382,31 @@ fn publish_one(
         detail.push_str(&format!(", signed ({})", keys.keys.join(", ")));
         timer.lap("sign");
     }
-    if let Some(prev) = previous.as_deref().filter(|_| manifest.publish.deltas) {
-        if export.has_commit(prev)? {
-            delta(export, name, prev, commit, rep).with_context(not_published)?;
-            detail.push_str(&format!(
-                ", static delta from {}",
-                &prev[..12.min(prev.len())]
-            ));
-            timer.lap("delta");
-        }
-    }
-    export.set_refs(&[(ref_name.clone(), commit.to_string())])?;
-    timer.lap("ref");
-    rep.event(Event::Finished {
-        kind: Kind::Publish,
+    Ok(Outcome::Staged(Box::new(Staged {
         name: name.to_string(),
         commit: commit.to_string(),
-        seconds: t.elapsed().as_secs_f64(),
-        detail: format!("{detail} -> {ref_name}; {}", timer.report()),
+        delta: delta::wanted(manifest, export, previous.as_deref(), commit)?,
+        ref_name,
+        detail,
+        timer,
+        start,
+        finished: false,
+    })))
+}
+
+/// Move a staged image's ref and report it published.
+fn finish_one(export: &Repo, s: &mut Staged, rep: &mut dyn Reporter) -> Result<()> {
+    export.set_refs(&[(s.ref_name.clone(), s.commit.clone())])?;
+    s.timer.lap("ref");
+    s.finished = true;
+    rep.event(Event::Finished {
+        kind: Kind::Publish,
+        name: s.name.clone(),
+        commit: s.commit.clone(),
+        seconds: s.start.elapsed().as_secs_f64(),
+        detail: format!("{} -> {}; {}", s.detail, s.ref_name, s.timer.report()),
     });
-    Ok(Outcome::Published)
+    Ok(())
 }
 
 /// Copy `commit` of image `name` into the export repository, reporting the objects copied.
@@ -332,17 +432,22 @@ fn copy(
     result
 }
 
-/// Generate the static delta `from` -> `to` of image `name`, reporting from its start the
-/// time it takes and the parts written so far.
-fn delta(export: &Repo, name: &str, from: &str, to: &str, rep: &mut dyn Reporter) -> Result<()> {
-    let mut meter = StepMeter::new(Kind::Publish, name, Step::Delta, "parts");
+/// Run `write` (the deltas of `names`) reporting, every tick, the time it takes and the
+/// parts being written: libostree 2022.7 has no progress callback for a delta.
+fn with_delta_progress<T: Send>(
+    export: &Repo,
+    names: &str,
+    rep: &mut dyn Reporter,
+    write: impl FnOnce() -> T + Send,
+) -> T {
+    let mut meter = StepMeter::new(Kind::Publish, names, Step::Delta, "parts");
     let mut parts = 0;
     if let Some(e) = meter.report(parts, None, false) {
         rep.event(e)
     }
-    let result = export.generate_delta_with(from, to, &mut |n| {
+    let result = crate::ticker::ticking(crate::ticker::TICK, write, &mut || {
         // Parts are open until libostree links them all at the end.
-        parts = parts.max(n);
+        parts = parts.max(export.delta_parts_open());
         if let Some(e) = meter.report(parts, None, false) {
             rep.event(e)
         }

@@ -13,6 +13,7 @@
 
 mod archive;
 mod changes;
+mod delta;
 mod history;
 mod layout;
 mod progress;
@@ -27,6 +28,7 @@ mod union;
 mod worktree;
 
 pub use changes::Change;
+pub use delta::DeltaSize;
 pub use history::{Objects, Signature};
 pub use layout::{LayoutOptions, LayoutReport, LintErrors, LintLevel, VarFiles, LINT_RULES};
 pub use prune::{Delta, PruneCount, Reachable};
@@ -433,39 +435,6 @@ impl Repo {
         repo.pull_with_options(&url, &options.end(), Some(progress), Some(&cancel.0))
             .map_err(gerr)
             .with_context(|| format!("cannot copy commit {commit} from {}", source.display()))
-    }
-
-    /// Generate a static delta `from` -> `to`.
-    pub fn generate_delta(&self, from: &str, to: &str) -> Result<()> {
-        self.generate_delta_with(from, to, &mut |_| {})
-    }
-
-    /// [`Repo::generate_delta`] on a thread of its own, telling `progress` every
-    /// [`crate::ticker::TICK`] how many parts are being written (see `progress`).
-    pub fn generate_delta_with(
-        &self,
-        from: &str,
-        to: &str,
-        progress: &mut dyn FnMut(u64),
-    ) -> Result<()> {
-        let repo = self.repo.clone();
-        let work = move || Self::delta(&repo, from, to);
-        let mut tick = || progress(progress::delta_parts_open(&self.path));
-        crate::ticker::ticking(crate::ticker::TICK, work, &mut tick)
-    }
-
-    fn delta(repo: &ostree::Repo, from: &str, to: &str) -> Result<()> {
-        let params = glib::VariantDict::new(None);
-        repo.static_delta_generate(
-            ostree::StaticDeltaGenerateOpt::Major,
-            Some(from),
-            to,
-            None,
-            Some(&params.end()),
-            NO_CANCEL,
-        )
-        .map_err(gerr)
-        .with_context(|| format!("cannot generate static delta {from} -> {to}"))
     }
 
     /// Move several refs in one transaction, once everything they point at is written

@@ -196,7 +196,7 @@ impl Repo {
 
 /// libostree's place for a delta: `deltas/` + the first two characters of the first
 /// checksum in its modified base64 (`/` as `_`, no padding), `/`, the rest.
-fn delta_dir(delta: &Delta) -> Result<String> {
+pub(super) fn delta_dir(delta: &Delta) -> Result<String> {
     let b64 = |c: &str| -> Result<String> {
         let bytes = hex::decode(c).with_context(|| format!("bad checksum {c}"))?;
         Ok(base64::engine::general_purpose::STANDARD_NO_PAD
