@@ -127,3 +127,39 @@ pub fn gpg(home: &Path, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A `bare-user` client repository at `dir/client` whose remote `exampleos` (at `url`)
+/// verifies commits and the summary with the keys publish exported into `export`.
+pub fn verifying_client(dir: &Path, export: &Path, url: &str) -> PathBuf {
+    let repo = dir.join("client");
+    crate::ostree(&repo, &["init", "--mode=bare-user"]);
+    let keyring = export.join("exampleos.gpg");
+    crate::ostree(
+        &repo,
+        &[
+            "remote",
+            "add",
+            "--set=gpg-verify=true",
+            "--set=gpg-verify-summary=true",
+            &format!("--gpg-import={}", keyring.display()),
+            "exampleos",
+            url,
+        ],
+    );
+    repo
+}
+
+/// What `ostree show --gpg-verify-remote=exampleos` says of `exampleos:REF` in `client`,
+/// after checking that it found a good signature.
+pub fn good_signature(client: &Path, rev: &str) -> String {
+    let show = crate::ostree(
+        client,
+        &[
+            "show",
+            "--gpg-verify-remote=exampleos",
+            &format!("exampleos:{rev}"),
+        ],
+    );
+    assert!(show.contains("Good signature"), "{show}");
+    show
+}

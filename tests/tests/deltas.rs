@@ -4,7 +4,7 @@
 //! older `deltas = false`) writes none; `auto` drops a delta that saves nothing; bad values
 //! are located errors. Checked with the `ostree` CLI.
 
-use ostree_build_tests::gpg::GpgKey;
+use ostree_build_tests::gpg::{good_signature, verifying_client, GpgKey};
 use ostree_build_tests::server::Server;
 use ostree_build_tests::*;
 use std::path::{Path, PathBuf};
@@ -158,35 +158,13 @@ fn after_ref_a_signed_commit_reaches_a_verifying_client_through_the_delta() {
         key.home.display()
     ));
     let server = Server::start(&p);
-    let client = keys.path().join("client");
-    ostree(&client, &["init", "--mode=bare-user"]);
-    let keyring = p.export_repo().join("exampleos.gpg");
-    ostree(
-        &client,
-        &[
-            "remote",
-            "add",
-            "--set=gpg-verify=true",
-            "--set=gpg-verify-summary=true",
-            &format!("--gpg-import={}", keyring.display()),
-            "exampleos",
-            &server.url,
-        ],
-    );
+    let client = verifying_client(keys.path(), &p.export_repo(), &server.url);
     pull(&client);
     compressible_change(&p);
     pull(&client);
     let log = server.output_with(" /deltas/");
     assert!(log.contains(" /deltas/"), "no delta was used:\n{log}");
-    let show = ostree(
-        &client,
-        &[
-            "show",
-            "--gpg-verify-remote=exampleos",
-            &format!("exampleos:{REF}"),
-        ],
-    );
-    assert!(show.contains("Good signature"), "{show}");
+    good_signature(&client, REF);
 }
 
 #[test]

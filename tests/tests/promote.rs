@@ -1,7 +1,7 @@
 //! `ostree-build promote`: a published version becomes the next commit of a release ref in
 //! the export repository, over the same tree; checked with the `ostree` CLI.
 
-use ostree_build_tests::gpg::GpgKey;
+use ostree_build_tests::gpg::{good_signature, verifying_client, GpgKey};
 use ostree_build_tests::*;
 
 const IMAGE: &str = "exampleos/x86_64/standard";
@@ -231,31 +231,10 @@ fn a_signed_project_signs_its_promotions_for_verifying_clients() {
     let export = p.export_repo();
 
     // A client that verifies commits and the summary with the published keys.
-    let client = keys.path().join("client");
-    ostree(&client, &["init", "--mode=bare-user"]);
     let url = format!("file://{}", export.display());
-    ostree(
-        &client,
-        &[
-            "remote",
-            "add",
-            "--set=gpg-verify=true",
-            "--set=gpg-verify-summary=true",
-            &format!("--gpg-import={}", export.join("exampleos.gpg").display()),
-            "exampleos",
-            &url,
-        ],
-    );
+    let client = verifying_client(keys.path(), &export, &url);
     ostree(&client, &["pull", "exampleos", STABLE]);
-    let show = ostree(
-        &client,
-        &[
-            "show",
-            "--gpg-verify-remote=exampleos",
-            &format!("exampleos:{STABLE}"),
-        ],
-    );
-    assert!(show.contains("Good signature"), "{show}");
+    let show = good_signature(&client, STABLE);
     assert!(show.contains("Version: 1.1"), "{show}");
     let summary = ostree(&client, &["remote", "summary", "exampleos"]);
     assert!(summary.contains(STABLE), "{summary}");

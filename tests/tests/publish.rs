@@ -2,7 +2,7 @@
 //! with gpg-verify=true and gpg-verify-summary=true pulling over HTTP from `serve`, bad keys
 //! and two publishes at once. Checked with the `ostree` and `gpg` CLIs.
 
-use ostree_build_tests::gpg::GpgKey;
+use ostree_build_tests::gpg::{good_signature, verifying_client, GpgKey};
 use ostree_build_tests::server::Server;
 use ostree_build_tests::*;
 use std::path::{Path, PathBuf};
@@ -46,25 +46,9 @@ fn rebuild(p: &Project, n: usize) {
     p.run(&["build"]).ok();
 }
 
-/// A `bare-user` client repository with the remote `exampleos` verifying commits and the
-/// summary with the keys exported beside the served repository.
+/// A client of `server` verifying commits and summary (see [`verifying_client`]).
 fn client(dir: &Path, server: &Server, p: &Project) -> PathBuf {
-    let repo = dir.join("client");
-    ostree(&repo, &["init", "--mode=bare-user"]);
-    let keyring = p.export_repo().join("exampleos.gpg");
-    ostree(
-        &repo,
-        &[
-            "remote",
-            "add",
-            "--set=gpg-verify=true",
-            "--set=gpg-verify-summary=true",
-            &format!("--gpg-import={}", keyring.display()),
-            "exampleos",
-            &server.url,
-        ],
-    );
-    repo
+    verifying_client(dir, &p.export_repo(), &server.url)
 }
 
 fn pull(client: &Path) -> std::process::Output {
@@ -114,15 +98,7 @@ fn signed_publish_is_pulled_through_a_delta_by_a_verifying_client() {
         log.contains(" /deltas/"),
         "the upgrade did not go through a delta:\n{log}"
     );
-    let show = ostree(
-        &client,
-        &[
-            "show",
-            "--gpg-verify-remote=exampleos",
-            &format!("exampleos:{REF}"),
-        ],
-    );
-    assert!(show.contains("Good signature"), "{show}");
+    let show = good_signature(&client, REF);
     assert!(show.contains(&key.fpr[key.fpr.len() - 16..]), "{show}");
 
     // What `serve` refuses: paths outside the repository, missing files.
