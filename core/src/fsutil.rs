@@ -1,6 +1,8 @@
-//! Small filesystem helpers shared by the lock, the worktrees and the pipeline.
+//! Small filesystem helpers shared by the lock, the worktrees, the pipeline and publishing
+//! (removing trees, sizes, replacing a file atomically).
 
 use anyhow::{Context, Result};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -54,4 +56,19 @@ pub fn tree_size(path: &Path) -> u64 {
     std::fs::read_dir(path)
         .map(|entries| entries.flatten().map(|e| tree_size(&e.path())).sum())
         .unwrap_or(0)
+}
+
+/// Replace `dest` with `bytes` atomically and durably (temp file, fsync, rename, fsync dir).
+pub fn replace_file(dest: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.ostree-build-tmp"));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, dest)?;
+        std::fs::File::open(dir)?.sync_all()
+    };
+    write().with_context(|| format!("cannot write {}", dest.display()))
 }

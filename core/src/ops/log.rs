@@ -68,7 +68,7 @@ pub fn log(manifest: &Manifest, name: &str, limit: Option<usize>) -> Result<Vec<
             version: c.metadata.get(META_VERSION).cloned(),
             timestamp: c.timestamp,
             date: utc_date(c.timestamp),
-            subject: history.repo.commit_subject(&c.checksum)?,
+            subject: c.subject.clone(),
             size,
             new_size,
             signatures: history.repo.signatures(&c.checksum, Some(&keyring))?,

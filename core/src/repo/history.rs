@@ -25,16 +25,6 @@ pub struct Signature {
 }
 
 impl Repo {
-    /// A commit's subject line (empty when it has none).
-    pub fn commit_subject(&self, commit: &str) -> Result<String> {
-        let (c, _) = self
-            .repo
-            .load_commit(commit)
-            .map_err(gerr)
-            .with_context(|| format!("cannot load commit {commit}"))?;
-        Ok(c.child_value(3).get::<String>().unwrap_or_default())
-    }
-
     /// Every object `commit` reaches.
     pub fn objects(&self, commit: &str) -> Result<Objects> {
         self.repo

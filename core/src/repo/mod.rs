@@ -34,7 +34,6 @@ pub use layout::{LayoutOptions, LayoutReport, LintErrors, LintLevel, VarFiles, L
 pub use prune::{Delta, PruneCount, Reachable};
 pub use recommit::Recommit;
 pub use sign::GpgKeys;
-pub use summary::replace_file;
 pub use treediff::{Modified, TreeDiff};
 pub use union::{ComposeConflict, Conflict};
 pub use worktree::{Snapshot, SyncStats, Touched};
@@ -86,6 +85,8 @@ pub struct CommitInfo {
     pub checksum: String,
     pub parent: Option<String>,
     pub timestamp: u64,
+    /// The subject line (empty when it has none).
+    pub subject: String,
     /// The root tree (contents and metadata checksums): equal trees, equal content.
     pub tree: String,
     /// String-valued metadata (other types are rendered as text).
@@ -299,6 +300,7 @@ impl Repo {
             checksum: checksum.to_string(),
             parent: ostree::commit_get_parent(&commit).map(|s| s.to_string()),
             timestamp: ostree::commit_get_timestamp(&commit),
+            subject: commit.child_value(3).get::<String>().unwrap_or_default(),
             tree: format!(
                 "{}:{}",
                 ostree::checksum_from_bytes_v(&commit.child_value(6)),

@@ -184,7 +184,7 @@ impl Repo {
         if std::fs::read(dest).ok().as_deref() == Some(out.stdout.as_slice()) {
             return Ok(());
         }
-        crate::repo::summary::replace_file(dest, &out.stdout)
+        crate::fsutil::replace_file(dest, &out.stdout)
     }
 }
 

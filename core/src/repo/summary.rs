@@ -18,27 +18,12 @@
 use super::sign::{signature_valid, GpgKeys};
 use super::{gerr, Repo, NO_CANCEL};
 use anyhow::{Context, Result};
-use std::io::Write;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Pause between publishing the double signature and the new summary.
 pub const SETTLE: Duration = Duration::from_millis(1000);
-
-/// Replace `dest` with `bytes` atomically and durably (temp file, fsync, rename, fsync dir).
-pub fn replace_file(dest: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    let name = dest.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.ostree-build-tmp"));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, dest)?;
-        std::fs::File::open(dir)?.sync_all()
-    };
-    write().with_context(|| format!("cannot write {}", dest.display()))
-}
 
 impl Repo {
     /// Regenerate the summary: signed with every key of `keys` as a pair replaced together
@@ -69,7 +54,7 @@ impl Repo {
         let new_only = sign(&new.bytes, None)?;
         if let Some(old) = old.filter(|o| *o != new.bytes) {
             let both = sign(&new.bytes, Some(sign(&old, None)?))?;
-            replace_file(&sig_path, &both)?;
+            crate::fsutil::replace_file(&sig_path, &both)?;
             std::thread::sleep(SETTLE);
         }
         std::fs::rename(&new.path, &summary)
@@ -77,7 +62,7 @@ impl Repo {
         std::fs::File::open(&self.path)
             .and_then(|d| d.sync_all())
             .with_context(|| format!("cannot sync {}", self.path.display()))?;
-        replace_file(&sig_path, &new_only)?;
+        crate::fsutil::replace_file(&sig_path, &new_only)?;
         new.remove();
         Ok(())
     }
