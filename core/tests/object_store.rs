@@ -2,7 +2,7 @@
 //! rofiles-fuse on purpose) is caught when the worktree is committed; replacing files is
 //! fine; a worktree synced to another commit equals a fresh checkout of it.
 
-use ostree_build_core::repo::{NewCommit, Repo, RepoKind, Snapshot};
+use ostree_build_core::repo::{MetaFrom, NewCommit, Repo, RepoKind, Snapshot};
 use std::io::Write;
 use std::path::Path;
 
@@ -42,7 +42,7 @@ fn in_place_write_to_a_hardlinked_object_is_detected() {
     std::fs::remove_file(tree.join("usr/bin/other")).unwrap();
     std::fs::write(tree.join("usr/bin/other"), "replaced\n").unwrap();
     let done = repo
-        .commit_touched(&tree, &c, &since, &new_commit())
+        .commit_touched(&tree, &c, &since, &new_commit(), MetaFrom::Base)
         .unwrap();
     assert_eq!(done.stats.content_objects_written, 1);
     assert_eq!(done.files, vec!["usr/bin/other".to_string()]);
@@ -55,7 +55,7 @@ fn in_place_write_to_a_hardlinked_object_is_detected() {
     f.write_all(b"evil\n").unwrap();
     drop(f);
     let err = repo
-        .commit_touched(&tree, &c, &since, &new_commit())
+        .commit_touched(&tree, &c, &since, &new_commit(), MetaFrom::Base)
         .unwrap_err()
         .to_string();
     assert!(err.contains("/usr/bin/tool"), "{err}");
@@ -110,7 +110,7 @@ fn synced_worktree_equals_a_fresh_checkout() {
     // Committing the synced tree with nothing touched gives b's tree exactly.
     let since = Snapshot::take(&tree, dir.path()).unwrap();
     let done = repo
-        .commit_touched(&tree, &cb, &since, &new_commit())
+        .commit_touched(&tree, &cb, &since, &new_commit(), MetaFrom::Base)
         .unwrap();
     let c = done.commit;
     assert_eq!(
@@ -166,4 +166,59 @@ fn symlinks_climbing_out_of_the_root_are_detected() {
     assert!(!escapes_root("/usr/link", "/etc/shadow"));
     assert!(!escapes_root("/usr/bin/hi", "hello"));
     assert!(escapes_root("/link", ".."));
+}
+
+/// As root: a tree checked out with its owners (a backend's previous build), changed in
+/// place the way a package manager does (new files with owners, modes and xattrs, a file
+/// replaced, one removed, a directory's mode changed), commits to the same tree as a full
+/// import of the changed directory, while untouched files are not read again.
+#[test]
+fn an_owned_checkout_changed_in_place_commits_as_a_full_import_would() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root (checkout with owners)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("usr/bin")).unwrap();
+    std::fs::create_dir_all(src.join("var/mail")).unwrap();
+    std::fs::write(src.join("usr/bin/keep"), "keep\n").unwrap();
+    std::fs::write(src.join("usr/bin/old"), "old\n").unwrap();
+    std::fs::write(src.join("usr/bin/gone"), "gone\n").unwrap();
+    std::os::unix::fs::chown(src.join("var/mail"), Some(0), Some(8)).unwrap();
+    let repo = Repo::open_or_create(&dir.path().join("repo"), RepoKind::Build).unwrap();
+    let base = commit_dir(&repo, &src);
+
+    let tree = dir.path().join("work/tree");
+    std::fs::create_dir_all(dir.path().join("work")).unwrap();
+    repo.checkout_owned(&base, &tree).unwrap();
+    let md = std::fs::metadata(tree.join("var/mail")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::gid(&md), 8, "owners kept");
+    let since = Snapshot::take(&tree, &dir.path().join("work")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(tree.join("usr/bin/new"), "new\n").unwrap();
+    std::fs::set_permissions(tree.join("usr/bin/new"), PermissionsExt::from_mode(0o4755)).unwrap();
+    std::os::unix::fs::chown(tree.join("usr/bin/new"), Some(0), Some(42)).unwrap();
+    xattr::set(tree.join("usr/bin/new"), "user.test", b"cap").unwrap();
+    std::fs::remove_file(tree.join("usr/bin/old")).unwrap();
+    std::fs::write(tree.join("usr/bin/old"), "replaced\n").unwrap();
+    std::fs::remove_file(tree.join("usr/bin/gone")).unwrap();
+    std::fs::set_permissions(tree.join("var/mail"), PermissionsExt::from_mode(0o2775)).unwrap();
+    std::os::unix::fs::symlink("new", tree.join("usr/bin/link")).unwrap();
+
+    let done = repo
+        .commit_touched(&tree, &base, &since, &new_commit(), MetaFrom::Disk)
+        .unwrap();
+    assert!(
+        !done.files.contains(&"usr/bin/keep".to_string()),
+        "{:?}",
+        done.files
+    );
+    let full = commit_dir(&repo, &tree);
+    assert_eq!(
+        repo.commit_info(&done.commit).unwrap().tree,
+        repo.commit_info(&full).unwrap().tree,
+        "the changed checkout committed differently from a full import"
+    );
 }

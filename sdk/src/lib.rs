@@ -27,7 +27,7 @@ pub mod suggest;
 pub use events::{Event, EventSink, Level, NoEvents};
 pub use info::{BackendInfo, OptionSpec};
 pub use output::{Output, Plan};
-pub use request::Request;
+pub use request::{Previous, Request};
 /// The versions of `anyhow` and `serde_json` this crate's API uses ([`Backend`] returns
 /// `anyhow::Result`, [`Request::options`] is a `serde_json::Map`), for backends and their
 /// tests that would rather not name them twice.
@@ -39,6 +39,12 @@ use std::path::{Path, PathBuf};
 /// message changes incompatibly; additions go through capabilities. It is independent of
 /// the crate's version (see the README's semver policy).
 pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The capability (in [`BackendInfo::capabilities`]) of a backend that can change its last
+/// build in place: the core then checks that build out into `root` when only the
+/// component's options changed, and says so in [`Request::previous`]. Checked out as
+/// root, with owners, modes and xattrs; without root it is not offered.
+pub const PREVIOUS_TREE: &str = "previous-tree";
 
 /// This crate's version. A cdylib plugin must be built against the sdk `0.minor` of the
 /// ostree-build that loads it; executables only need a shared [`PROTOCOL_VERSION`].
@@ -62,6 +68,23 @@ pub trait Backend: Send + Sync {
 /// `name` as `which` finds it: the first executable file of that name on PATH.
 pub fn which(name: &str) -> Option<PathBuf> {
     which::which(name).ok()
+}
+
+/// Remove everything inside `dir`, keeping `dir`: for a backend that was handed the
+/// previous build in its root ([`Request::previous`]) and builds from scratch instead.
+pub fn empty_dir(dir: &Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        let removed = match path.symlink_metadata() {
+            Ok(md) if md.is_dir() => std::fs::remove_dir_all(&path),
+            _ => std::fs::remove_file(&path),
+        };
+        removed.with_context(|| format!("cannot remove {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Whether `path` names an existing file or directory; a helper for clear backend errors.

@@ -45,6 +45,73 @@ pub struct Request {
     /// `None` from an older core.
     #[serde(default)]
     pub cache_dir: Option<PathBuf>,
+    /// The component's last build, already checked out into `root`, for a backend with
+    /// the [`PREVIOUS_TREE`](crate::PREVIOUS_TREE) capability when only the component's
+    /// options changed since (same backend version, same inputs and fingerprint). The
+    /// backend changes the tree in place (say, installs the packages added to a list), or
+    /// empties `root` and builds from scratch. `None` otherwise, and from an older core.
+    #[serde(default)]
+    pub previous: Option<Previous>,
+}
+
+/// What the core tells a backend about the build whose tree it left in `root`.
+///
+/// ```
+/// use ostree_build_sdk::{Previous, Request, PROTOCOL_VERSION};
+///
+/// let request = |options: serde_json::Value| -> Request {
+///     serde_json::from_value(serde_json::json!({
+///         "protocol": PROTOCOL_VERSION, "component": "base", "arch": "x86_64",
+///         "project_dir": "/srv/myos", "root": "/tmp/root", "options": options,
+///     })).unwrap()
+/// };
+/// let previous = Previous {
+///     options: request(serde_json::json!({"suite": "bookworm", "include": ["less"]})).options,
+///     ..Default::default()
+/// };
+/// let grown = request(serde_json::json!({"suite": "bookworm", "include": "less, curl", "timeout": 5}));
+/// assert_eq!(previous.only_added(&grown, "include", &["timeout"]), Some(vec!["curl".to_string()]));
+/// let other = request(serde_json::json!({"suite": "trixie", "include": ["less", "curl"]}));
+/// assert_eq!(previous.only_added(&other, "include", &[]), None);
+/// ```
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Previous {
+    /// The OSTree commit the tree was checked out from.
+    pub commit: String,
+    /// The options that build was made with.
+    pub options: serde_json::Map<String, serde_json::Value>,
+    /// Its package list (`name-version.arch`), as its output reported it.
+    #[serde(default)]
+    pub packages: Vec<String>,
+}
+
+impl Previous {
+    /// The items added to the list option `key` since this build, when that is all that
+    /// changed: nothing taken out of `key`, every other option as it was (but those in
+    /// `ignore`, which do not change the result, such as a timeout). `None` otherwise,
+    /// and when either list is not a list of strings.
+    pub fn only_added(&self, request: &Request, key: &str, ignore: &[&str]) -> Option<Vec<String>> {
+        let then = Request {
+            options: self.options.clone(),
+            previous: None,
+            ..request.clone()
+        };
+        let (old, new) = (then.list_option(key).ok()?, request.list_option(key).ok()?);
+        if !old.iter().all(|item| new.contains(item)) {
+            return None;
+        }
+        let rest = |options: &serde_json::Map<String, serde_json::Value>| {
+            let mut o = options.clone();
+            o.retain(|k, _| k != key && !ignore.contains(&k.as_str()));
+            o
+        };
+        if rest(&self.options) != rest(&request.options) {
+            return None;
+        }
+        let mut added: Vec<String> = new.into_iter().filter(|i| !old.contains(i)).collect();
+        added.dedup();
+        Some(added)
+    }
 }
 
 impl Request {

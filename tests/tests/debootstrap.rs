@@ -191,6 +191,100 @@ include = ["ca-certificates"]
     assert!(dry.stdout.contains("options changed"), "{}", dry.stdout);
 }
 
+/// `ostree ls -R -X -C` of a commit: every path with its type, mode, owner, xattrs and
+/// checksum (a directory's contents and metadata checksums included).
+fn listing(repo: &Path, rev: &str) -> String {
+    ostree(repo, &["ls", "-R", "-X", "-C", rev])
+}
+
+#[test]
+fn a_package_added_to_include_extends_the_previous_tree_as_a_clean_bootstrap_would() {
+    if !require_root() {
+        return;
+    }
+    let manifest = |include: &str| {
+        format!(
+            r#"
+[os]
+name = "exampleos"
+arch = "x86_64"
+
+[component.base]
+backend = "debootstrap"
+suite = "bookworm"
+variant = "minbase"
+mirror = "{MIRROR}"
+include = [{include}]
+"#
+        )
+    };
+    let p = Project::new(&manifest(r#""less""#));
+    p.run(&["build"]).ok();
+    let build = p.build_repo();
+    let rev = "exampleos/x86_64/components/base";
+    let first = ostree(&build, &["rev-parse", rev]);
+
+    // iputils-ping's postinst gives /usr/bin/ping a file capability (an xattr);
+    // ca-certificates runs a trigger that writes /etc/ssl/certs.
+    p.write_manifest(&manifest(r#""less", "iputils-ping", "ca-certificates""#));
+    let extended = p.run(&["build", "--message-format", "json"]).ok();
+    assert!(
+        extended.stdout.contains("extending the previous build"),
+        "{}",
+        extended.stdout
+    );
+    assert!(
+        !extended.stdout.contains("I: Unpacking the base system"),
+        "bootstrapped again:\n{}",
+        extended.stdout
+    );
+    assert!(
+        extended.stdout.contains(r#""unit":"packages configured""#),
+        "no package progress: {}",
+        extended.stdout
+    );
+    let incremental = ostree(&build, &["rev-parse", rev]);
+    assert_ne!(incremental, first);
+    let parent = ostree(&build, &["rev-parse", &format!("{rev}^")]);
+    assert_eq!(
+        parent, first,
+        "the extended build's parent is the previous one"
+    );
+    check_bookworm_tree(&build, rev);
+    let ping = ostree(&build, &["ls", "-X", rev, "/usr/bin/ping"]);
+    assert!(ping.contains("security.capability"), "{ping}");
+    let extended_list = listing(&build, rev);
+    let extended_packages = ostree(
+        &build,
+        &["show", "--print-metadata-key=ostree-build.packages", rev],
+    );
+    assert!(
+        extended_packages.contains("'iputils-ping-"),
+        "{extended_packages}"
+    );
+
+    // The same package list bootstrapped from scratch: the same files, owners, modes,
+    // xattrs and contents, and the same packages.
+    let clean = p.run(&["build", "--force"]).ok();
+    assert!(
+        clean.stdout.contains("I: Unpacking the base system"),
+        "{}",
+        clean.stdout
+    );
+    let clean_rev = ostree(&build, &["rev-parse", rev]);
+    assert_ne!(clean_rev, incremental);
+    assert_eq!(ostree(&build, &["diff", &incremental, &clean_rev]), "");
+    assert_eq!(listing(&build, rev), extended_list);
+    assert_eq!(
+        ostree(
+            &build,
+            &["show", "--print-metadata-key=ostree-build.packages", rev],
+        ),
+        extended_packages
+    );
+    fsck(&build);
+}
+
 #[test]
 fn mmdebstrap_builds_a_minbase_tree() {
     if !require_root() {

@@ -501,3 +501,97 @@ fn missing_tool_is_one_line_and_other_backends_still_work() {
     .ok();
     assert_eq!(cat(&p.p("R"), "t/x86_64/dir", "/usr/share/hello"), "hi\n");
 }
+
+/// `ostree ls -R -X -C` of a commit without the rpm database, whose sqlite pages differ
+/// from one transaction history to another while the packages it lists are the same; so
+/// directories are compared by type, mode, owner and xattrs, not by their checksums.
+fn listing_but_rpmdb(repo: &Path, rev: &str) -> String {
+    ostree(repo, &["ls", "-R", "-X", "-C", rev])
+        .lines()
+        .filter(|l| !l.contains("/usr/lib/sysimage/rpm/"))
+        .map(|l| match l.starts_with('d') {
+            true => l
+                .split(' ')
+                .filter(|w| w.len() != 64)
+                .collect::<Vec<_>>()
+                .join(" "),
+            false => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn packages_added_extend_the_previous_tree_as_a_clean_install_would() {
+    let component = |packages: &str| {
+        base_component("gpg-check = false\n").replace(
+            "packages = [\"exampleos-base\"]",
+            &format!("packages = [{packages}]"),
+        )
+    };
+    let p = Project::new(&manifest(&component(r#""exampleos-lib""#)));
+    p.run(&["build"]).ok();
+    let repo = p.build_repo();
+    let first = ostree(&repo, &["rev-parse", BASE_REF]);
+
+    p.write_manifest(&manifest(&component(
+        r#""exampleos-lib", "exampleos-base", "exampleos-extra""#,
+    )));
+    let extended = p.run(&["build"]).ok();
+    assert!(
+        extended
+            .stdout
+            .contains("extending the previous build: installing exampleos-base exampleos-extra"),
+        "{}",
+        extended.stdout
+    );
+    assert_eq!(
+        ostree(&repo, &["rev-parse", &format!("{BASE_REF}^")]),
+        first
+    );
+    let incremental = listing_but_rpmdb(&repo, BASE_REF);
+    let packages = packages_meta(&repo, BASE_REF);
+    assert_eq!(
+        packages,
+        "['exampleos-base-1.0-1.noarch', 'exampleos-extra-1.0-1.noarch', 'exampleos-lib-1.0-1.noarch']"
+    );
+    // rpm reads the extended database.
+    let co = p.p("checkout");
+    ostree(&repo, &["checkout", "-U", BASE_REF, co.to_str().unwrap()]);
+    let listed = command(
+        "rpm",
+        &[
+            "--root",
+            co.to_str().unwrap(),
+            "--dbpath",
+            "/usr/lib/sysimage/rpm",
+            "-qa",
+            "--qf",
+            "%{NAME}\\n",
+        ],
+    );
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+
+    // From scratch: the same files, owners, modes, xattrs and contents, the same packages.
+    let clean = p.run(&["build", "--force"]).ok();
+    assert!(!clean.stdout.contains("extending"), "{}", clean.stdout);
+    assert_eq!(listing_but_rpmdb(&repo, BASE_REF), incremental);
+    assert_eq!(packages_meta(&repo, BASE_REF), packages);
+
+    // A package taken out: from scratch, without it.
+    p.write_manifest(&manifest(&component(
+        r#""exampleos-lib", "exampleos-extra""#,
+    )));
+    let shrunk = p.run(&["build"]).ok();
+    assert!(
+        shrunk.stdout.contains("installing from scratch"),
+        "{}",
+        shrunk.stdout
+    );
+    assert_eq!(
+        packages_meta(&repo, BASE_REF),
+        "['exampleos-extra-1.0-1.noarch', 'exampleos-lib-1.0-1.noarch']"
+    );
+    assert!(!ostree(&repo, &["ls", "-R", BASE_REF]).contains("exampleos-hello"));
+    fsck(&repo);
+}

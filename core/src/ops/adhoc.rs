@@ -178,6 +178,7 @@ fn request(found: &Found, adhoc: &AdHoc) -> Result<Request> {
         // Not under work/, which a locked `build` of the same project clears.
         root: state_dir.join(format!("adhoc-{}", std::process::id())),
         options,
+        previous: None,
         cache_dir: Some(
             state_dir
                 .join("cache")
@@ -218,7 +219,9 @@ fn build_and_commit(
         timestamp: super::commit_time(),
     };
     let (checksum, _) =
-        super::build::import(repo, &output, &commit, &adhoc.branch, &mut |e| rep.event(e))?;
+        super::build::import(repo, &output, None, &commit, &adhoc.branch, &mut |e| {
+            rep.event(e)
+        })?;
     repo.set_refs(&[(adhoc.branch.clone(), checksum.clone())])?;
     Ok(checksum)
 }

@@ -11,7 +11,9 @@ use crate::backends::Registry;
 use crate::lock::ProjectLock;
 use crate::manifest::Manifest;
 use crate::progress::{BackendEvents, StepMeter};
-use crate::repo::{ComposeConflict, MetaValue, NewCommit, Repo, RepoKind, WriteStats};
+use crate::repo::{
+    ComposeConflict, MetaFrom, MetaValue, NewCommit, Repo, RepoKind, Snapshot, WriteStats,
+};
 use crate::report::{Event, Kind, Reporter, Step};
 use anyhow::{anyhow, Context, Result};
 use ostree_build_sdk::{EventSink, Output};
@@ -476,7 +478,7 @@ fn build_component(
         tx: tx.clone(),
     };
     crate::fsutil::remove_tree(&p.request.root)?;
-    std::fs::create_dir_all(&p.request.root)?;
+    let before = prepare_root(repo, p)?;
     let output = p.backend.backend.run(&p.request, &mut sink);
     if let Some(last) = sink.events.finish() {
         let _ = tx.send(last);
@@ -494,7 +496,14 @@ fn build_component(
         metadata: &metadata,
         timestamp: super::commit_time(),
     };
-    let result = import(repo, &output, &commit, &p.name, &mut |e| {
+    // The previous tree, changed in place: commit what the backend touched.
+    let base = match (&before, &p.request.previous, &output) {
+        (Some(before), Some(prev), Output::Tree { root, .. }) if *root == p.request.root => {
+            Some((prev.commit.as_str(), before))
+        }
+        _ => None,
+    };
+    let result = import(repo, &output, base, &commit, &p.name, &mut |e| {
         let _ = tx.send(e);
     });
     let _ = crate::fsutil::remove_tree(&p.request.root);
@@ -507,11 +516,27 @@ fn build_component(
     result.map(|(c, stats)| (c, stats, packages))
 }
 
+/// An empty root for the backend, or, when the plan offers the component's last build, that
+/// build checked out into it and the snapshot its changes are found by.
+fn prepare_root(repo: &Repo, p: &ComponentPlan) -> Result<Option<Snapshot>> {
+    let root = &p.request.root;
+    let Some(previous) = &p.request.previous else {
+        std::fs::create_dir_all(root)?;
+        return Ok(None);
+    };
+    let scratch = root.parent().unwrap_or(root);
+    std::fs::create_dir_all(scratch)?;
+    repo.checkout_owned(&previous.commit, root)?;
+    Snapshot::take(root, scratch).map(Some)
+}
+
 /// Import what a backend produced as a commit, reporting the import's progress: compressed
-/// bytes read of a tarball, files of a directory.
+/// bytes read of a tarball, files of a directory. With `base`, the tree is a checkout of
+/// that commit taken at the snapshot: only what changed since is read.
 pub(super) fn import(
     repo: &Repo,
     output: &Output,
+    base: Option<(&str, &Snapshot)>,
     commit: &NewCommit,
     name: &str,
     send: &mut dyn FnMut(Event),
@@ -528,9 +553,17 @@ pub(super) fn import(
             send(e);
         }
     };
-    let result = match output {
-        Output::Tree { root, .. } => repo.import_dir_with(root, commit, &mut |n| progress(n, None)),
-        Output::Archive { path, .. } => {
+    let result = match (output, base) {
+        (Output::Tree { root, .. }, Some((base, before))) => repo
+            .commit_touched(root, base, before, commit, MetaFrom::Disk)
+            .map(|t| {
+                progress(t.files.len() as u64, None);
+                (t.commit, t.stats)
+            }),
+        (Output::Tree { root, .. }, None) => {
+            repo.import_dir_with(root, commit, &mut |n| progress(n, None))
+        }
+        (Output::Archive { path, .. }, _) => {
             repo.import_archive_with(path, commit, &mut |n, size| progress(n, Some(size)))
         }
     };
@@ -558,6 +591,10 @@ fn component_metadata(p: &ComponentPlan, output: &Output) -> Vec<(String, MetaVa
         (META_INPUT_HASH, &p.input_hash),
         (META_SOURCES_HASH, &p.sources_hash),
         (META_OPTIONS_HASH, &p.options_hash),
+        (
+            META_OPTIONS,
+            &serde_json::to_string(&p.request.options).unwrap_or_default(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), MetaValue::Str(v.clone())))

@@ -9,7 +9,7 @@ use crate::manifest::{ImageSection, Manifest};
 use crate::progress::StepMeter;
 use crate::repo::LintLevel;
 use crate::repo::{
-    Change, LayoutOptions, LintErrors, MetaValue, NewCommit, Repo, Snapshot, SyncStats,
+    Change, LayoutOptions, LintErrors, MetaFrom, MetaValue, NewCommit, Repo, Snapshot, SyncStats,
 };
 use crate::report::{Kind, Reporter, Step};
 use crate::triggers;
@@ -567,7 +567,7 @@ impl TriggerSpace {
         }
         let run = run?;
         triggers::remove_mount_points(&mount_points)?;
-        let done = repo.commit_touched(&self.worktree, current, &before, step)?;
+        let done = repo.commit_touched(&self.worktree, current, &before, step, MetaFrom::Base)?;
         let (after, touched) = (done.commit, done.files);
         if !done.new_setuid.is_empty() {
             self.warnings.push(format!(

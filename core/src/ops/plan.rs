@@ -6,7 +6,7 @@ use crate::inputs::{stamp_inputs, Hasher};
 use crate::manifest::{ComponentSection, ImageSection, Manifest};
 use crate::repo::{CommitInfo, Repo};
 use anyhow::Result;
-use ostree_build_sdk::{OptionSpec, Plan, Request, PROTOCOL_VERSION};
+use ostree_build_sdk::{OptionSpec, Plan, Previous, Request, PREVIOUS_TREE, PROTOCOL_VERSION};
 use std::path::{Path, PathBuf};
 
 pub const META_COMPONENT: &str = "ostree-build.component";
@@ -16,6 +16,8 @@ pub const META_BACKEND_VERSION: &str = "ostree-build.backend-version";
 pub const META_INPUT_HASH: &str = "ostree-build.input-hash";
 pub const META_SOURCES_HASH: &str = "ostree-build.sources-hash";
 pub const META_OPTIONS_HASH: &str = "ostree-build.options-hash";
+/// The component's options as JSON, for the backend to compare with (`Request::previous`).
+pub const META_OPTIONS: &str = "ostree-build.options";
 /// The backend's own fingerprint (a mirror's Release file, repositories' metadata).
 pub const META_FINGERPRINT: &str = "ostree-build.fingerprint";
 pub const META_PACKAGES: &str = "ostree-build.packages";
@@ -165,7 +167,7 @@ fn plan_component(
             None,
         )
     })?;
-    let request = component_request(manifest, name, section, &backend, scratch_root)?;
+    let mut request = component_request(manifest, name, section, &backend, scratch_root)?;
     let backend_plan = backend_plan(manifest, section, &backend, &request)?;
     let sources_hash = sources_hash(&backend_plan)?;
     let options_hash = options_hash(&request)?;
@@ -181,6 +183,9 @@ fn plan_component(
         &options_hash,
         &manifest.dir,
     );
+    if reason.is_some() && !force {
+        request.previous = offer_previous(&backend, current.as_ref(), &sources_hash);
+    }
     Ok(ComponentPlan {
         name: name.to_string(),
         ref_name,
@@ -192,6 +197,38 @@ fn plan_component(
         fingerprint: backend_plan.fingerprint.clone(),
         current,
         reason,
+    })
+}
+
+/// The last build to hand to a backend that can change it in place: only when the backend
+/// says it can (`PREVIOUS_TREE`), the same backend version built it from the same sources
+/// (so only options changed), its options were recorded, and this runs as root (the
+/// checkout keeps owners).
+fn offer_previous(
+    backend: &Found,
+    current: Option<&CommitInfo>,
+    sources_hash: &str,
+) -> Option<Previous> {
+    let current = current?;
+    let recorded = |key: &str| current.metadata.get(key).map(String::as_str);
+    let capable = backend.info.capabilities.iter().any(|c| c == PREVIOUS_TREE);
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let same = recorded(META_BACKEND) == Some(&backend.info.name)
+        && recorded(META_BACKEND_VERSION) == Some(&backend.info.version)
+        && recorded(META_SOURCES_HASH) == Some(sources_hash);
+    if !(capable && root && same) {
+        return None;
+    }
+    let options = serde_json::from_str(recorded(META_OPTIONS)?).ok()?;
+    Some(Previous {
+        commit: current.checksum.clone(),
+        options,
+        packages: current
+            .lists
+            .get(META_PACKAGES)
+            .cloned()
+            .unwrap_or_default(),
     })
 }
 
@@ -212,6 +249,7 @@ fn component_request(
         project_dir: manifest.dir.clone(),
         root: scratch_root.join(crate::manifest::escape_ref_part(name)),
         options,
+        previous: None,
         cache_dir: Some(
             manifest
                 .state_dir()

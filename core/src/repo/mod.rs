@@ -36,7 +36,7 @@ pub use recommit::Recommit;
 pub use sign::GpgKeys;
 pub use treediff::{Modified, TreeDiff};
 pub use union::{ComposeConflict, Conflict};
-pub use worktree::{Snapshot, SyncStats, Touched};
+pub use worktree::{MetaFrom, Snapshot, SyncStats, Touched};
 
 use anyhow::{anyhow, bail, Context, Result};
 use gio::prelude::*;

@@ -169,6 +169,21 @@ impl Repo {
             .with_context(|| format!("cannot chmod {}", path.display()))
     }
 
+    /// Check `commit` out at `dest` (which must not exist) as copies with their owners,
+    /// modes and xattrs, for a tool to change in place and [`Repo::commit_touched`] with
+    /// [`MetaFrom::Disk`] to commit: nothing in it is shared with the repository. Needs root.
+    pub fn checkout_owned(&self, commit: &str, dest: &Path) -> Result<()> {
+        let options = RepoCheckoutAtOptions {
+            mode: RepoCheckoutMode::None,
+            overwrite_mode: RepoCheckoutOverwriteMode::None,
+            ..Default::default()
+        };
+        self.repo
+            .checkout_at(Some(&options), libc::AT_FDCWD, dest, commit, NO_CANCEL)
+            .map_err(gerr)
+            .with_context(|| format!("cannot check out {commit} into {}", dest.display()))
+    }
+
     /// Hardlink-check out `commit` (or only `subpath` of it) at `dest`. A file subpath is
     /// created inside the existing directory `dest`; a tree goes to `dest`, which must not exist.
     fn checkout(&self, commit: &str, subpath: Option<&str>, dest: &Path) -> Result<()> {
@@ -205,6 +220,7 @@ impl Repo {
         base: &str,
         before: &Snapshot,
         commit: &NewCommit,
+        meta_from: MetaFrom,
     ) -> Result<Touched> {
         let index = TreeIndex::new(&self.repo, base)?;
         let mut touched = Vec::new();
@@ -224,6 +240,7 @@ impl Repo {
                 index: &index,
                 before,
                 root: &root,
+                meta_from,
                 written: std::cell::Cell::new(0),
                 new_setuid: Default::default(),
             };
@@ -369,12 +386,24 @@ pub(super) fn object_meta(path: &Path) -> Result<Option<FileMeta>> {
     }
 }
 
+/// Where the owner, mode and xattrs of a touched entry come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaFrom {
+    /// A hardlinked user-mode checkout (triggers): the disk shows the checking-out user
+    /// and masked modes, so owners and xattrs are those of the entry replaced.
+    Base,
+    /// A checkout made as root with owners, modes and xattrs (a backend's previous tree):
+    /// the disk is the truth.
+    Disk,
+}
+
 struct TouchedWriter<'a> {
     repo: &'a ostree::Repo,
     this: &'a Repo,
     index: &'a TreeIndex,
     before: &'a Snapshot,
     root: &'a MutableTree,
+    meta_from: MetaFrom,
     written: std::cell::Cell<usize>,
     /// Files that are setuid or setgid now and were not (or did not exist) before.
     new_setuid: std::cell::RefCell<Vec<String>>,
@@ -452,6 +481,7 @@ impl TouchedWriter<'_> {
         let checksum = if ft.is_symlink() {
             // Keep the owner and xattrs of a link a trigger rewrote.
             let meta = match &original {
+                _ if self.meta_from == MetaFrom::Disk => disk_meta(&disk, md)?,
                 Some(csum) => self.original_meta(csum)?,
                 None => FileMeta {
                     uid: md.uid(),
@@ -510,6 +540,11 @@ impl TouchedWriter<'_> {
         md: &std::fs::Metadata,
         original: Option<&str>,
     ) -> Result<Option<String>> {
+        if self.meta_from == MetaFrom::Disk {
+            return self
+                .write_file(disk, &disk_meta(disk, md)?, md.len())
+                .map(Some);
+        }
         let own_object = match original {
             Some(csum) => std::fs::symlink_metadata(self.this.object_path(csum))
                 .ok()
@@ -620,6 +655,18 @@ impl TouchedWriter<'_> {
             _ => None,
         };
         let meta = match base_meta {
+            _ if self.meta_from == MetaFrom::Disk => {
+                let m = disk_meta(disk, md)?;
+                write_dirmeta(
+                    self.repo,
+                    &DirMeta {
+                        uid: m.uid,
+                        gid: m.gid,
+                        mode: m.mode,
+                        xattrs: m.xattrs,
+                    },
+                )?
+            }
             Some(meta) => {
                 let m = read_dirmeta(self.repo, &meta)?;
                 if m.mode & 0o7777 == md.mode() & 0o7777 {
@@ -682,6 +729,26 @@ impl TouchedWriter<'_> {
             .map_err(|e| anyhow!("{}", e.message()))?
             .to_string())
     }
+}
+
+/// An entry's owner, mode and xattrs as they are on disk; xattrs in the order the kernel
+/// lists them, as libostree's directory import reads them.
+fn disk_meta(path: &Path, md: &std::fs::Metadata) -> Result<FileMeta> {
+    let cannot = || format!("cannot read the xattrs of {}", path.display());
+    let mut xattrs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    for name in xattr::list(path).with_context(cannot)? {
+        if let Some(value) = xattr::get(path, &name).with_context(cannot)? {
+            let mut name = name.into_encoded_bytes();
+            name.push(0);
+            xattrs.push((name, value));
+        }
+    }
+    Ok(FileMeta {
+        uid: md.uid(),
+        gid: md.gid(),
+        mode: md.mode(),
+        xattrs: xattrs.to_variant(),
+    })
 }
 
 fn damaged_hint(repo: &Repo) -> String {

@@ -9,6 +9,7 @@
 //! and fetches `Release`; `runner` runs the tool; `tree` makes the result fit to commit and
 //! reads the package list.
 
+mod extend;
 mod mirror;
 mod progress;
 mod runner;
@@ -135,22 +136,6 @@ impl Config {
             tool,
             timeout,
             debarch,
-        })
-    }
-
-    /// What determines the tree apart from the mirror's state (not the timeout).
-    fn identity(&self) -> serde_json::Value {
-        serde_json::json!({
-            "suite": self.suite,
-            "mirror": self.mirror,
-            "variant": self.variant,
-            "components": self.components,
-            "include": self.include,
-            "exclude": self.exclude,
-            "keyring": self.keyring,
-            "extra-sources": self.extra_sources.iter().map(|s| &s.line).collect::<Vec<_>>(),
-            "tool": self.tool.name(),
-            "arch": self.debarch,
         })
     }
 }
@@ -701,9 +686,14 @@ fn debootstrap_output(
     cfg: &Config,
     root: &Path,
     request_root: &Path,
+    cache: Option<&Path>,
     events: &mut dyn EventSink,
 ) -> Result<Output> {
     write_extra_sources(cfg, root)?;
+    if let Some(cache) = cache {
+        extend::keep_indexes(cfg, root, cache)
+            .context("cannot keep the package indexes for later extensions")?;
+    }
     let tidied = tree::tidy(root).context("cannot prepare the bootstrapped tree for committing")?;
     events.info(&format!("tidied the tree: {tidied}"));
     let packages = tree::packages(&root.join(tree::DPKG_DB).join("status"))?;
@@ -721,7 +711,7 @@ impl Backend for DebootstrapBackend {
             version: env!("CARGO_PKG_VERSION").into(),
             description: "a Debian/Ubuntu root filesystem from a mirror (debootstrap, mmdebstrap)".into(),
             protocols: vec![PROTOCOL_VERSION],
-            capabilities: vec![],
+            capabilities: vec![ostree_build_sdk::PREVIOUS_TREE.into()],
             options: vec![
                 OptionSpec::new("suite", "string", true, "the release to bootstrap, e.g. bookworm, trixie, sid"),
                 OptionSpec::new("mirror", "string", false, "archive URL (http, https, file); default: the host's first Debian apt source, else http://deb.debian.org/debian"),
@@ -742,9 +732,14 @@ impl Backend for DebootstrapBackend {
         check_tool(&cfg)?;
         let release = mirror::fetch_release(&cfg.mirror, &cfg.suite, cfg.timeout)
             .map_err(|e| anyhow::anyhow!("component '{}': {e:#}", cfg.component))?;
+        // The options are hashed by the core; this is what lies outside them: the mirror
+        // as resolved (the host's apt sources when unset) and its state. Keeping options
+        // out lets the core offer the previous build when only options changed.
         let mut h = Sha256::new();
-        h.update(b"ostree-build debootstrap fingerprint v1\0");
-        h.update(serde_json::to_vec(&cfg.identity())?);
+        h.update(b"ostree-build debootstrap fingerprint v2\0");
+        h.update(cfg.mirror.as_bytes());
+        h.update(b"\0");
+        h.update(cfg.debarch.as_bytes());
         h.update(b"\0");
         h.update(&release);
         for s in &cfg.extra_sources {
@@ -781,10 +776,32 @@ impl Backend for DebootstrapBackend {
             Some(dir) => Some(lock_cache(dir, events)?),
             None => None,
         };
+        if let Some(previous) = &request.previous {
+            match extend::added_packages(&cfg, request, previous) {
+                Ok(added) => {
+                    extend::extend(&cfg, &root, cache.as_deref(), &added, events)?;
+                    return debootstrap_output(
+                        &cfg,
+                        &root,
+                        &request.root,
+                        cache.as_deref(),
+                        events,
+                    );
+                }
+                Err(why) => {
+                    events.info(&format!(
+                        "bootstrapping from scratch, not extending the previous build: {why}"
+                    ));
+                    ostree_build_sdk::empty_dir(&root)?;
+                }
+            }
+        }
         bootstrap(&cfg, &exe, &root, cache.as_deref(), events)?;
         match cfg.tool {
             Tool::Mmdebstrap => mmdebstrap_output(&root, events),
-            Tool::Debootstrap => debootstrap_output(&cfg, &root, &request.root, events),
+            Tool::Debootstrap => {
+                debootstrap_output(&cfg, &root, &request.root, cache.as_deref(), events)
+            }
         }
     }
 }
@@ -793,7 +810,7 @@ impl Backend for DebootstrapBackend {
 mod tests {
     use super::*;
 
-    fn request(options: serde_json::Value) -> Request {
+    pub(crate) fn request(options: serde_json::Value) -> Request {
         Request {
             protocol: PROTOCOL_VERSION,
             component: "base".into(),
@@ -802,6 +819,7 @@ mod tests {
             root: PathBuf::from("/nonexistent/root"),
             options: options.as_object().cloned().unwrap_or_default(),
             cache_dir: None,
+            previous: None,
         }
     }
 

@@ -3,7 +3,8 @@
 //! or found in its cache, then `I: Unpacking NAME...` and `I: Configuring NAME...` for each
 //! (required packages first, then the base system): the validated count is the total of the
 //! later phases. mmdebstrap passes dpkg's `Unpacking NAME (VERSION) ...` and `Setting up
-//! NAME (VERSION) ...` lines through, with no total.
+//! NAME (VERSION) ...` lines through, with no total; apt, extending a previous build,
+//! says how many it installs first (`2 newly installed`).
 
 /// What the output said so far.
 #[derive(Default)]
@@ -16,6 +17,13 @@ pub struct Packages {
 impl Packages {
     /// The progress a line shows, if any: (done, total, unit).
     pub fn see(&mut self, line: &str) -> Option<(u64, Option<u64>, &'static str)> {
+        // apt extending a tree: `0 upgraded, 17 newly installed, 0 to remove and ...`.
+        if let Some((_, rest)) = line.split_once(" upgraded, ") {
+            if let Some(n) = rest.split(' ').next().and_then(|n| n.parse().ok()) {
+                self.validated = n;
+            }
+            return None;
+        }
         if let Some(rest) = line.strip_prefix("I: Validating ") {
             // The indexes are validated too: `I: Validating Packages`.
             if rest.split_whitespace().count() < 2 {
@@ -89,5 +97,22 @@ mod tests {
             Some((1, None, "packages configured"))
         );
         assert_eq!(p.see("Setting up the system"), None);
+    }
+
+    #[test]
+    fn apt_says_how_many_packages_it_installs() {
+        let mut p = Packages::default();
+        assert_eq!(
+            p.see("0 upgraded, 2 newly installed, 0 to remove and 0 not upgraded."),
+            None
+        );
+        assert_eq!(
+            p.see("Unpacking less (590-2.1~deb12u2) ..."),
+            Some((1, Some(2), "packages unpacked"))
+        );
+        assert_eq!(
+            p.see("Setting up less (590-2.1~deb12u2) ..."),
+            Some((1, Some(2), "packages configured"))
+        );
     }
 }

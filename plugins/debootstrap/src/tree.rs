@@ -12,14 +12,14 @@ pub const DPKG_DB: &str = "usr/lib/sysimage/dpkg";
 /// same steps run after debootstrap (on the directory, `$2` = `exited`) and inside
 /// mmdebstrap as a customize hook (`$2` = `hook`, where /dev, /proc and /sys may still be
 /// mounted and the tool cleans /run and /tmp itself). `$1` is the tree. Steps:
-/// downloaded packages go (they are in the backend's cache), caches that only make runs
-/// differ, package indexes (large, stale at once), the bootstrap's logs (directories stay:
+/// downloaded packages go (they are in the backend's cache), caches and backups that only
+/// make runs differ (dpkg's `status-old` is the status before its last write), package indexes (large, stale at once), the bootstrap's logs (directories stay:
 /// packages own them), run-time state and device nodes (devtmpfs provides them), /etc files
 /// copied from the host, the machine ids (an image must not share one: empty means
 /// "generate at first boot"), and the dpkg database moves under /usr with a symlink left.
 pub const TIDY_SCRIPT: &str = r#"set -eu
 r="$1"; mode="${2:-exited}"
-rm -f "$r"/var/cache/apt/archives/*.deb "$r"/var/cache/apt/*.bin "$r"/var/cache/ldconfig/aux-cache "$r"/var/cache/debconf/*-old
+rm -f "$r"/var/cache/apt/archives/*.deb "$r"/var/cache/apt/*.bin "$r"/var/cache/ldconfig/aux-cache "$r"/var/cache/debconf/*-old "$r"/var/lib/dpkg/status-old "$r"/var/lib/dpkg/available-old
 if [ -d "$r/var/lib/apt/lists" ]; then find "$r/var/lib/apt/lists" -mindepth 1 -delete; fi
 if [ -d "$r/var/log" ]; then find "$r/var/log" ! -type d -delete; fi
 if [ "$mode" = exited ]; then
@@ -75,15 +75,30 @@ pub fn tidy(root: &Path) -> Result<String> {
 
 /// Installed packages from the dpkg status file `status`, as `name-version.arch`, sorted.
 pub fn packages(status: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(status)
-        .with_context(|| format!("cannot read the dpkg status file {}", status.display()))?;
-    let mut out = parse_status(&text);
+    let mut out: Vec<String> = parse_status(&read_status(status)?)
+        .into_iter()
+        .map(|(n, v, a)| format!("{n}-{v}.{a}"))
+        .collect();
     out.sort();
     out.dedup();
     Ok(out)
 }
 
-fn parse_status(text: &str) -> Vec<String> {
+/// The names of the packages installed, per the dpkg status file `status`.
+pub fn installed_names(status: &Path) -> Result<std::collections::BTreeSet<String>> {
+    Ok(parse_status(&read_status(status)?)
+        .into_iter()
+        .map(|(n, _, _)| n.to_string())
+        .collect())
+}
+
+fn read_status(status: &Path) -> Result<String> {
+    std::fs::read_to_string(status)
+        .with_context(|| format!("cannot read the dpkg status file {}", status.display()))
+}
+
+/// (name, version, architecture) of each installed package.
+fn parse_status(text: &str) -> Vec<(&str, &str, &str)> {
     let mut out = Vec::new();
     for stanza in text.split("\n\n") {
         let (mut name, mut version, mut arch, mut installed) = (None, None, None, false);
@@ -104,7 +119,7 @@ fn parse_status(text: &str) -> Vec<String> {
             }
         }
         if let (Some(n), Some(v), Some(a), true) = (name, version, arch, installed) {
-            out.push(format!("{n}-{v}.{a}"));
+            out.push((n, v, a));
         }
     }
     out
@@ -121,7 +136,10 @@ mod tests {
                     Package: base-files\nStatus: install ok installed\nArchitecture: amd64\nVersion: 12.4+deb12u11\n";
         assert_eq!(
             parse_status(text),
-            vec!["dpkg-1.21.22.amd64", "base-files-12.4+deb12u11.amd64"]
+            vec![
+                ("dpkg", "1.21.22", "amd64"),
+                ("base-files", "12.4+deb12u11", "amd64")
+            ]
         );
     }
 

@@ -377,6 +377,40 @@ fn install(
     Ok(())
 }
 
+/// What to install into `root`: with the previous build there (`Request::previous`) and only
+/// packages added to `packages`, those packages into it (their scriptlets run as on a clean
+/// install: they are new), `None` when none were added; else everything into an emptied
+/// root.
+fn extension(
+    mut cfg: Config,
+    request: &Request,
+    root: &Path,
+    events: &mut dyn EventSink,
+) -> Result<Option<Config>> {
+    let Some(previous) = &request.previous else {
+        return Ok(Some(cfg));
+    };
+    match previous.only_added(request, "packages", &["timeout"]) {
+        Some(added) if added.is_empty() => {
+            events.info("the previous build has every package of `packages`: nothing to install");
+            Ok(None)
+        }
+        Some(added) => {
+            events.info(&format!(
+                "extending the previous build: installing {} (only `packages` grew)",
+                added.join(" ")
+            ));
+            cfg.packages = added;
+            Ok(Some(cfg))
+        }
+        None => {
+            events.info("installing from scratch, not extending the previous build: an option other than a package added to `packages` changed");
+            ostree_build_sdk::empty_dir(root)?;
+            Ok(Some(cfg))
+        }
+    }
+}
+
 /// The installed tree as the core takes it: the rpm database in place, the tool's leftovers
 /// gone, the package list read back.
 fn finish_tree(
@@ -409,7 +443,7 @@ impl Backend for DnfBackend {
             description: "an RPM root filesystem from dnf/yum repositories (dnf --installroot)"
                 .into(),
             protocols: vec![PROTOCOL_VERSION],
-            capabilities: vec![],
+            capabilities: vec![ostree_build_sdk::PREVIOUS_TREE.into()],
             options: vec![
                 OptionSpec::new(
                     "packages",
@@ -478,12 +512,9 @@ impl Backend for DnfBackend {
             h.update((data.len() as u64).to_le_bytes());
             h.update(data);
         };
-        field(&mut h, "dnf-backend v1", b"");
-        field(
-            &mut h,
-            "options",
-            serde_json::to_string(&request.options)?.as_bytes(),
-        );
+        // The options are hashed by the core; this is what lies outside them. Keeping them
+        // out lets the core offer the previous build when only options changed.
+        field(&mut h, "dnf-backend v2", b"");
         field(&mut h, "arch", arch.as_bytes());
         for (path, text) in &cfg.repo_files {
             field(&mut h, "repo-file", path.to_string_lossy().as_bytes());
@@ -512,6 +543,9 @@ impl Backend for DnfBackend {
         std::fs::create_dir_all(root)
             .with_context(|| format!("cannot create {}", root.display()))?;
         let dirs = ToolDirs::create(self.name, &cfg, request.cache_dir.as_deref(), events)?;
+        let Some(cfg) = extension(cfg, request, root, events)? else {
+            return finish_tree(&tool, root, &dirs.host_paths(), events);
+        };
         let cmd = dirs.command(&tool, &cfg, root, arch, events)?;
         install(&tool, &cfg, arch, cmd, events)?;
         finish_tree(&tool, root, &dirs.host_paths(), events)
