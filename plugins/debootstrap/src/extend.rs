@@ -3,7 +3,8 @@
 //! tree, which the core checked out into the root. The result equals a clean bootstrap of
 //! the new list (a test compares them file by file): apt runs with the indexes debootstrap
 //! used (kept in the cache, keyed by the suite's `Release`), services are not started
-//! (debootstrap's fake start-stop-daemon, here a `policy-rc.d`), and what apt leaves that
+//! (debootstrap's fake start-stop-daemon, here a `policy-rc.d`), /dev holds only the
+//! harmless nodes (null, zero, full, random, urandom, tty), and what apt leaves that
 //! debootstrap does not is put back: no `extended_states`, dpkg's `available` as
 //! debootstrap writes it (the index stanzas of every installed package, in index order).
 //! Anything else (another suite, mirror, variant, a package removed, mmdebstrap) is built
@@ -166,7 +167,7 @@ fn in_chroot(
             .context("cannot copy /etc/resolv.conf into the tree for apt")?;
     }
     mount(Some("proc"), &root.join("proc"), Some("proc"), 0)?;
-    mount(Some("/dev"), &root.join("dev"), None, libc::MS_BIND)?;
+    minimal_dev(&root.join("dev"))?;
     if let Some(cache) = cache {
         // The packages go to the backend's cache, not into the tree.
         mount(
@@ -183,6 +184,20 @@ fn in_chroot(
     let mut args = vec!["install", "-y", "--no-install-recommends"];
     args.extend(added.iter().map(String::as_str));
     apt(cfg, root, &args, events)
+}
+
+/// The device nodes apt and maintainer scripts use, bound from the host into a tmpfs: not
+/// the host's disks.
+fn minimal_dev(dev: &Path) -> Result<()> {
+    mount(Some("tmpfs"), dev, Some("tmpfs"), 0)?;
+    std::fs::create_dir_all(dev.join("shm"))?;
+    for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let target = dev.join(node);
+        std::fs::write(&target, b"")
+            .with_context(|| format!("cannot create {}", target.display()))?;
+        mount(Some(&format!("/dev/{node}")), &target, None, libc::MS_BIND)?;
+    }
+    Ok(())
 }
 
 fn apt(cfg: &Config, root: &Path, args: &[&str], events: &mut dyn EventSink) -> Result<()> {
@@ -207,7 +222,9 @@ fn apt(cfg: &Config, root: &Path, args: &[&str], events: &mut dyn EventSink) -> 
 
 fn mount(source: Option<&str>, target: &Path, fstype: Option<&str>, flags: u64) -> Result<()> {
     let c = |s: &str| std::ffi::CString::new(s).context("a path with a NUL byte");
-    std::fs::create_dir_all(target)?;
+    if !target.exists() {
+        std::fs::create_dir_all(target)?;
+    }
     let source = source.map(c).transpose()?;
     let fstype = fstype.map(c).transpose()?;
     let target_c = c(&target.to_string_lossy())?;
