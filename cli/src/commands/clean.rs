@@ -1,4 +1,4 @@
-//! `ostree-build clean`: removes scratch space, trigger worktrees and package caches, like
+//! `ostree-build clean`: removes scratch space, trigger worktrees, package caches and kept trees, like
 //! `cargo clean`; the repositories stay.
 
 use super::ProjectArgs;

@@ -45,7 +45,7 @@ pub enum Command {
     Backends(backends::BackendsArgs),
     /// Apply the retention policy: old published commits, their deltas, unreferenced objects, old package-cache entries
     Prune(prune::PruneArgs),
-    /// Remove scratch space, trigger worktrees and package caches (the repositories stay)
+    /// Remove scratch space, trigger worktrees, package caches and kept trees (the repositories stay)
     Clean(clean::CleanArgs),
     /// Deploy a published image into a throwaway disk and boot it in QEMU (serial console)
     Boot(boot::BootArgs),

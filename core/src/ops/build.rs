@@ -5,6 +5,7 @@
 //! component and image succeeded; then each image is copied to the export repository,
 //! its delta generated, and only then its export ref moved and the summary regenerated.
 
+use super::kept_tree::KeptTrees;
 use super::plan::*;
 use super::{compose, publish};
 use crate::backends::Registry;
@@ -375,6 +376,7 @@ fn build_components<'a>(
         next: AtomicUsize::new(0),
         results: Mutex::new((0..todo.len()).map(|_| None).collect()),
         build_path: manifest.build_repo_path(),
+        kept: KeptTrees::new(&manifest.state_dir()),
     };
     let (tx, rx) = mpsc::channel::<Event>();
     std::thread::scope(|s| {
@@ -417,6 +419,7 @@ struct WorkQueue<'a, 'p> {
     next: AtomicUsize,
     results: Mutex<Vec<Option<Result<String>>>>,
     build_path: std::path::PathBuf,
+    kept: KeptTrees,
 }
 
 impl WorkQueue<'_, '_> {
@@ -432,7 +435,7 @@ impl WorkQueue<'_, '_> {
             });
             let start = Instant::now();
             let res = match &repo {
-                Ok(repo) => build_component(repo, p, tx),
+                Ok(repo) => build_component(repo, p, &self.kept, tx),
                 Err(e) => Err(anyhow!("{e:#}")),
             };
             let res = res.with_context(|| {
@@ -471,6 +474,7 @@ fn built_detail(p: &ComponentPlan, stats: &WriteStats, packages: &str) -> String
 fn build_component(
     repo: &Repo,
     p: &ComponentPlan,
+    kept: &KeptTrees,
     tx: &mpsc::Sender<Event>,
 ) -> Result<(String, WriteStats, String)> {
     let mut sink = ChannelSink {
@@ -478,7 +482,7 @@ fn build_component(
         tx: tx.clone(),
     };
     crate::fsutil::remove_tree(&p.request.root)?;
-    let before = prepare_root(repo, p)?;
+    let before = prepare_root(repo, p, kept)?;
     let output = p.backend.backend.run(&p.request, &mut sink);
     if let Some(last) = sink.events.finish() {
         let _ = tx.send(last);
@@ -506,7 +510,18 @@ fn build_component(
     let result = import(repo, &output, base, &commit, &p.name, &mut |e| {
         let _ = tx.send(e);
     });
-    let _ = crate::fsutil::remove_tree(&p.request.root);
+    let keep = match (&result, &output) {
+        (Ok((commit, _)), Output::Tree { root, .. }) if p.offers_previous() => {
+            (*root == p.request.root).then_some(commit)
+        }
+        _ => None,
+    };
+    // Kept for the next build to change in place; else removed. Keeping is an
+    // optimisation: when it fails, the next build checks the commit out.
+    let kept_now = keep.is_some_and(|c| kept.keep(&p.name, c, &p.request.root).is_ok());
+    if !kept_now {
+        let _ = crate::fsutil::remove_tree(&p.request.root);
+    }
     let packages = crate::packages::describe(
         p.current
             .as_ref()
@@ -518,7 +533,7 @@ fn build_component(
 
 /// An empty root for the backend, or, when the plan offers the component's last build, that
 /// build checked out into it and the snapshot its changes are found by.
-fn prepare_root(repo: &Repo, p: &ComponentPlan) -> Result<Option<Snapshot>> {
+fn prepare_root(repo: &Repo, p: &ComponentPlan, kept: &KeptTrees) -> Result<Option<Snapshot>> {
     let root = &p.request.root;
     let Some(previous) = &p.request.previous else {
         std::fs::create_dir_all(root)?;
@@ -526,7 +541,9 @@ fn prepare_root(repo: &Repo, p: &ComponentPlan) -> Result<Option<Snapshot>> {
     };
     let scratch = root.parent().unwrap_or(root);
     std::fs::create_dir_all(scratch)?;
-    repo.checkout_owned(&previous.commit, root)?;
+    if !kept.take(&p.name, &previous.commit, root) {
+        repo.checkout_owned(&previous.commit, root)?;
+    }
     Snapshot::take(root, scratch).map(Some)
 }
 

@@ -1,5 +1,6 @@
 //! `ostree-build clean`, like `cargo clean`: removes what ostree-build keeps only to go
-//! faster (scratch space, trigger worktrees, package caches, ad hoc roots). The build
+//! faster (scratch space, trigger worktrees, package caches, kept component trees, ad hoc
+//! roots). The build
 //! repository stays: its heads are the parents and version numbers of the next images
 //! (`prune` shrinks it); the export repository always stays: clients pull from it.
 
@@ -50,6 +51,10 @@ fn targets(state: &std::path::Path) -> Vec<Removed> {
         (state.join("work"), "scratch space"),
         (state.join("images"), "trigger worktrees and records"),
         (state.join("cache"), "package caches"),
+        (
+            state.join("trees"),
+            "component trees kept for incremental builds",
+        ),
     ];
     if let Ok(entries) = std::fs::read_dir(state) {
         let mut adhoc: Vec<PathBuf> = entries

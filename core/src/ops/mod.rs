@@ -11,6 +11,7 @@ mod compose;
 mod delta;
 pub mod diff;
 pub mod history;
+mod kept_tree;
 pub mod log;
 pub mod new;
 pub mod new_backend;

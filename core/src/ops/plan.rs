@@ -45,6 +45,14 @@ pub struct ComponentPlan {
     pub reason: Option<String>,
 }
 
+impl ComponentPlan {
+    /// Whether a later build of this component may be handed this one's tree, so it is
+    /// worth keeping.
+    pub fn offers_previous(&self) -> bool {
+        can_offer_previous(&self.backend)
+    }
+}
+
 /// One image's plan, as far as it can be known before components are built (a component
 /// rebuilt to identical content does not recompose it after all).
 pub struct ImagePlan {
@@ -200,10 +208,17 @@ fn plan_component(
     })
 }
 
-/// The last build to hand to a backend that can change it in place: only when the backend
-/// says it can (`PREVIOUS_TREE`), the same backend version built it from the same sources
-/// (so only options changed), its options were recorded, and this runs as root (the
-/// checkout keeps owners).
+/// Whether the core may hand `backend` its previous build: it says it can change one in
+/// place (`PREVIOUS_TREE`) and this runs as root (the checkout keeps owners).
+fn can_offer_previous(backend: &Found) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    root && backend.info.capabilities.iter().any(|c| c == PREVIOUS_TREE)
+}
+
+/// The last build to hand to a backend that can change it in place: only when the same
+/// backend version built it from the same sources (so only options changed) and its
+/// options were recorded.
 fn offer_previous(
     backend: &Found,
     current: Option<&CommitInfo>,
@@ -211,13 +226,10 @@ fn offer_previous(
 ) -> Option<Previous> {
     let current = current?;
     let recorded = |key: &str| current.metadata.get(key).map(String::as_str);
-    let capable = backend.info.capabilities.iter().any(|c| c == PREVIOUS_TREE);
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
     let same = recorded(META_BACKEND) == Some(&backend.info.name)
         && recorded(META_BACKEND_VERSION) == Some(&backend.info.version)
         && recorded(META_SOURCES_HASH) == Some(sources_hash);
-    if !(capable && root && same) {
+    if !(can_offer_previous(backend) && same) {
         return None;
     }
     let options = serde_json::from_str(recorded(META_OPTIONS)?).ok()?;
