@@ -133,12 +133,10 @@ fn ad_hoc_minbase_is_committed_and_a_second_run_downloads_nothing() {
     assert_eq!(log.matches("commit ").count(), 2, "{log}");
 }
 
-#[test]
-fn a_manifest_component_is_not_rebuilt_while_the_release_file_is_unchanged() {
-    if !require_root() {
-        return;
-    }
-    let p = Project::new(&format!(
+/// A manifest with one bookworm minbase component `base` including `include` (TOML list
+/// items).
+fn minbase(include: &str) -> String {
+    format!(
         r#"
 [os]
 name = "exampleos"
@@ -149,9 +147,17 @@ backend = "debootstrap"
 suite = "bookworm"
 variant = "minbase"
 mirror = "{MIRROR}"
-include = ["ca-certificates"]
+include = [{include}]
 "#
-    ));
+    )
+}
+
+#[test]
+fn a_manifest_component_is_not_rebuilt_while_the_release_file_is_unchanged() {
+    if !require_root() {
+        return;
+    }
+    let p = Project::new(&minbase(r#""ca-certificates""#));
     let first = p.run(&["build"]).ok();
     assert!(
         first.stdout.contains("Built component base"),
@@ -202,23 +208,7 @@ fn a_package_added_to_include_extends_the_previous_tree_as_a_clean_bootstrap_wou
     if !require_root() {
         return;
     }
-    let manifest = |include: &str| {
-        format!(
-            r#"
-[os]
-name = "exampleos"
-arch = "x86_64"
-
-[component.base]
-backend = "debootstrap"
-suite = "bookworm"
-variant = "minbase"
-mirror = "{MIRROR}"
-include = [{include}]
-"#
-        )
-    };
-    let p = Project::new(&manifest(r#""less""#));
+    let p = Project::new(&minbase(r#""less""#));
     p.run(&["build"]).ok();
     let build = p.build_repo();
     let rev = "exampleos/x86_64/components/base";
@@ -226,7 +216,7 @@ include = [{include}]
 
     // iputils-ping's postinst gives /usr/bin/ping a file capability (an xattr);
     // ca-certificates runs a trigger that writes /etc/ssl/certs.
-    p.write_manifest(&manifest(r#""less", "iputils-ping", "ca-certificates""#));
+    p.write_manifest(&minbase(r#""less", "iputils-ping", "ca-certificates""#));
     let extended = p.run(&["build", "--message-format", "json"]).ok();
     assert!(
         extended.stdout.contains("extending the previous build"),

@@ -536,9 +536,17 @@ fn packages_added_extend_the_previous_tree_as_a_clean_install_would() {
     // The tree is kept for the next build to change in place; without it (after `clean`)
     // the previous build is checked out instead, which this test goes through.
     let kept = p.p("build/.ostree-build/trees/base").join(first.trim());
-    assert!(kept.join("usr/lib/exampleos/lib.txt").is_file(), "{}", kept.display());
+    assert!(
+        kept.join("usr/lib/exampleos/lib.txt").is_file(),
+        "{}",
+        kept.display()
+    );
     let cleaned = p.run(&["clean"]).ok();
-    assert!(cleaned.stdout.contains("component trees kept"), "{}", cleaned.stdout);
+    assert!(
+        cleaned.stdout.contains("component trees kept"),
+        "{}",
+        cleaned.stdout
+    );
     assert!(!kept.exists());
 
     p.write_manifest(&manifest(&component(
