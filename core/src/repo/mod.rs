@@ -14,6 +14,9 @@
 mod archive;
 mod changes;
 mod delta;
+mod delta_objects;
+mod delta_part;
+mod delta_writer;
 mod history;
 mod layout;
 mod progress;
