@@ -43,7 +43,8 @@ reg('usr/lib/changed.conf', b'version = 1\n' * 50)
 "#;
 
 /// What the second tree adds: the changed file and a new directory of every kind of entry.
-/// The xattrs are repeated so that the part's xattr table is shared.
+/// The xattrs are repeated so that the part's xattr table is shared; random.bin does not
+/// compress, so it goes into a part of its own, stored without compression.
 const SECOND: &str = r#"
 reg('usr/lib/changed.conf', b'version = 2\n' * 50)
 dir('opt/new', 0o700); dir('opt/new/sub')
@@ -53,6 +54,7 @@ reg('opt/new/owned', b'service data\n', 0o640, 1234, 5678)
 reg('opt/new/setuid', b'another setuid binary\n', 0o4755)
 reg('opt/new/text', b'compressible line\n' * 12000)
 reg('opt/new/sub/same-bytes', b'only root reads this\n', 0o644)
+reg('opt/new/sub/random.bin', noise(300_000))
 reg('opt/new/dup', b'hardlinked twice\n')
 hard('opt/new/sub/dup-link', 'opt/new/dup')
 sym('opt/new/link', '../../usr/bin/su')
@@ -168,6 +170,7 @@ fn every_new_object_comes_from_the_delta() {
     let published = publish_twice("", |_| {});
     let show = published.show();
     assert!(show.contains("Number of fallback entries: 0"), "{show}");
+    assert!(show.contains("Number of parts: 2"), "{show}");
     let tmp = tempfile::tempdir().unwrap();
     let client = bare_user_client(tmp.path());
     let export = published.p.export_repo();

@@ -5,7 +5,8 @@
 //! metadata `length, offset`; for content `mode index, xattr index, length, offset`, as
 //! LEB128 varints. The part's objects are listed in its header (type byte + binary
 //! checksum) in the order the operations write them. The mode and xattr tables hold each
-//! distinct value once per part.
+//! distinct value once per part. A part is LZMA-compressed, or, for data LZMA cannot
+//! shrink, stored in an xz stream of uncompressed chunks (`delta_xz.rs`): both `'x'`.
 
 use anyhow::{anyhow, Context, Result};
 use sha2::{Digest, Sha256};
@@ -18,6 +19,8 @@ const OP_OPEN_SPLICE_AND_CLOSE: u8 = b'S';
 /// A part being filled, plain data only, so that it can be compressed on another thread.
 #[derive(Default)]
 pub(super) struct PartBuilder {
+    /// Stored uncompressed (in the xz container) rather than LZMA-compressed.
+    stored: bool,
     modes: Vec<(u32, u32, u32)>,
     mode_index: HashMap<(u32, u32, u32), u64>,
     /// Serialized `a(ayay)` values.
@@ -49,6 +52,14 @@ pub(super) struct Part {
 }
 
 impl PartBuilder {
+    /// An empty part, compressed or `stored` as it is.
+    pub(super) fn new(stored: bool) -> PartBuilder {
+        PartBuilder {
+            stored,
+            ..PartBuilder::default()
+        }
+    }
+
     /// The raw data held so far.
     pub(super) fn len(&self) -> usize {
         self.payload.len()
@@ -110,15 +121,21 @@ impl PartBuilder {
         Ok(())
     }
 
-    /// Serialize and compress (LZMA at `preset`, xz container: 2022.7 clients read it).
+    /// Serialize, and compress unless stored (LZMA at `preset`), in the xz container.
     pub(super) fn finish(self, preset: u32) -> Result<Part> {
         let usize = self.payload.len() as u64;
         let serialized = self.serialize()?;
-        let mut data = vec![b'x'];
-        let mut xz = xz2::write::XzEncoder::new(&mut data, preset);
-        xz.write_all(&serialized)
-            .and_then(|_| xz.finish().map(|_| ()))
-            .context("cannot compress a static delta part")?;
+        let data = match self.stored {
+            true => [&[b'x'][..], &super::delta_xz::stored(&serialized)].concat(),
+            false => {
+                let mut data = vec![b'x'];
+                let mut xz = xz2::write::XzEncoder::new(&mut data, preset);
+                xz.write_all(&serialized)
+                    .and_then(|_| xz.finish().map(|_| ()))
+                    .context("cannot compress a static delta part")?;
+                data
+            }
+        };
         let checksum = Sha256::digest(&data).into();
         Ok(Part {
             data,
@@ -146,9 +163,9 @@ impl PartBuilder {
     }
 }
 
-/// libostree's varint (`_ostree_write_varuint64`): 7 bits a byte, low first, high bit set
+/// libostree's varint (`_ostree_write_varuint64`), also xz's: 7 bits a byte, low first, high bit set
 /// on all bytes but the last.
-fn write_varint(out: &mut Vec<u8>, mut n: u64) {
+pub(super) fn write_varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push((n as u8 & 0x7f) | 0x80);
         n >>= 7;

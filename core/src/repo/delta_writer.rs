@@ -28,8 +28,14 @@ pub(super) const FALLBACK_BYTES: u64 = 1_000_000;
 /// share; LZMA's dictionary at [`LZMA_PRESET`] is as large, so bigger parts would gain little.
 const PART_BYTES: usize = 8 << 20;
 
+/// Files from this size on whose zlib-compressed object is within a tenth of their size go
+/// into stored parts: LZMA is slowest on such data (random bytes: ~2 MB/s at preset 1
+/// against ~26 MB/s on kernel modules) and gains nothing. Smaller files are not worth the
+/// look (and zlib's header weighs on them).
+const INCOMPRESSIBLE_MIN: u64 = 16 * 1024;
+
 /// The xz preset of the parts, chosen by measurement (ARCHITECTURE.md, "Deltas").
-const LZMA_PRESET: u32 = 2;
+const LZMA_PRESET: u32 = 1;
 
 /// A part's header as the superblock lists it.
 struct PartHeader {
@@ -112,38 +118,31 @@ impl Repo {
         fallbacks: &mut Vec<glib::Variant>,
         queue: &mut dyn FnMut(PartBuilder) -> Result<()>,
     ) -> Result<()> {
-        let mut part = PartBuilder::default();
-        let mut room = |part: &mut PartBuilder, size: usize| -> Result<()> {
-            if !part.is_empty() && part.len() + size > PART_BYTES {
-                queue(std::mem::take(part))?;
-            }
-            Ok(())
-        };
+        let mut parts = OpenParts::new(queue);
         let metadata = [(ObjectType::DirTree, &objects.dirtrees, 2)]
             .into_iter()
             .chain([(ObjectType::DirMeta, &objects.dirmetas, 3)]);
         for (objtype, list, byte) in metadata {
             for checksum in list {
                 let v = self.repo.load_variant(objtype, checksum).map_err(gerr)?;
-                room(&mut part, v.size())?;
-                part.add_metadata(byte, checksum, v.data())?;
+                parts
+                    .room(false, v.size())?
+                    .add_metadata(byte, checksum, v.data())?;
             }
         }
         for checksum in &objects.files {
-            let (meta, content) = match self.read_content(checksum)? {
-                Content::Fallback(entry) => {
-                    fallbacks.push(entry);
-                    continue;
-                }
-                Content::Inline(meta, content) => (meta, content),
-            };
-            room(&mut part, content.len())?;
-            part.add_content(checksum, meta, &content)?;
+            match self.read_content(checksum)? {
+                Content::Fallback(entry) => fallbacks.push(entry),
+                Content::Inline {
+                    meta,
+                    content,
+                    stored,
+                } => parts
+                    .room(stored, content.len())?
+                    .add_content(checksum, meta, &content)?,
+            }
         }
-        if !part.is_empty() {
-            queue(part)?;
-        }
-        Ok(())
+        parts.finish()
     }
 
     /// A file object's header fields and content, or its fallback entry when it is large.
@@ -158,6 +157,8 @@ impl Repo {
         if !symlink && size > FALLBACK_BYTES {
             return Ok(Content::Fallback(self.fallback_entry(checksum, size)?));
         }
+        let stored =
+            !symlink && size >= INCOMPRESSIBLE_MIN && self.incompressible(checksum, size)?;
         let content = match (symlink, stream) {
             (true, _) => info
                 .symlink_target()
@@ -179,7 +180,21 @@ impl Repo {
             mode: info.attribute_uint32("unix::mode"),
             xattrs: xattrs.data().to_vec(),
         };
-        Ok(Content::Inline(meta, content))
+        Ok(Content::Inline {
+            meta,
+            content,
+            stored,
+        })
+    }
+
+    /// Whether zlib (the archive repository's object compression) saved less than a tenth
+    /// of the file: LZMA would then spend its time for little more.
+    fn incompressible(&self, checksum: &str, size: u64) -> Result<bool> {
+        let on_disk = self
+            .repo
+            .query_object_storage_size(ObjectType::File, checksum, NO_CANCEL)
+            .map_err(gerr)?;
+        Ok(on_disk.saturating_mul(10) >= size.saturating_mul(9))
     }
 
     /// `(y ay t t)`: type, checksum, size as stored (what the client downloads), size.
@@ -255,8 +270,52 @@ impl Repo {
 }
 
 enum Content {
-    Inline(ContentMeta, Vec<u8>),
+    Inline {
+        meta: ContentMeta,
+        content: Vec<u8>,
+        /// Goes into a part stored without compression.
+        stored: bool,
+    },
     Fallback(glib::Variant),
+}
+
+/// The part being filled of each kind (LZMA-compressed, stored), and where full ones go.
+struct OpenParts<'q> {
+    compressed: PartBuilder,
+    stored: PartBuilder,
+    queue: &'q mut dyn FnMut(PartBuilder) -> Result<()>,
+}
+
+impl<'q> OpenParts<'q> {
+    fn new(queue: &'q mut dyn FnMut(PartBuilder) -> Result<()>) -> OpenParts<'q> {
+        OpenParts {
+            compressed: PartBuilder::new(false),
+            stored: PartBuilder::new(true),
+            queue,
+        }
+    }
+
+    /// The part of that kind to add `size` bytes to, after queueing it if it is full.
+    fn room(&mut self, stored: bool, size: usize) -> Result<&mut PartBuilder> {
+        let part = match stored {
+            true => &mut self.stored,
+            false => &mut self.compressed,
+        };
+        if !part.is_empty() && part.len() + size > PART_BYTES {
+            (self.queue)(std::mem::replace(part, PartBuilder::new(stored)))?;
+        }
+        Ok(part)
+    }
+
+    /// Queue the parts that hold anything.
+    fn finish(self) -> Result<()> {
+        for part in [self.compressed, self.stored] {
+            if !part.is_empty() {
+                (self.queue)(part)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Compress part `i` and write it as `dir/i`; counts it for progress.

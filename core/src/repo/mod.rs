@@ -17,6 +17,7 @@ mod delta;
 mod delta_objects;
 mod delta_part;
 mod delta_writer;
+mod delta_xz;
 mod history;
 mod layout;
 mod progress;
