@@ -9,7 +9,8 @@
 #
 # Environment: BENCH_DIR (default /tmp/ostree-build-deltas), BENCH_RUNS (default 3),
 # OSTREE_BUILD (binary, default target/release/ostree-build), BENCH_DEB (a .deb whose files
-# are the change instead, e.g. a kernel: `apt-get download linux-image-6.1.0-56-amd64`).
+# are the change instead, e.g. a kernel: `apt-get download linux-image-6.1.0-56-amd64`),
+# BENCH_CHANGE=one (change one small file instead), DELTA_SMALL_FILES (base size, 20000).
 set -euo pipefail
 export LC_ALL=C
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -38,7 +39,7 @@ TOML
   if [ -n "${BENCH_DEB:-}" ]; then
     dpkg-deb -x "$BENCH_DEB" "$DIR/rootfs"
   else
-    python3 "$HERE/deltas_gen.py" change "$DIR/rootfs"
+    python3 "$HERE/deltas_gen.py" "${BENCH_CHANGE:-change}" "$DIR/rootfs"
   fi
   (cd "$DIR" && "$OB" build -q)
   touch "$DIR/change.done"

@@ -2,7 +2,8 @@
 """The tree of the delta scenario (bench/deltas.sh): `base DIR` writes a base of many small
 text files plus a few large binaries; `change DIR` adds ~80 MB of new, poorly compressible
 files and rewrites the large binaries with a byte changed every 2 KiB (too scattered for
-libostree's rollsum, so they go to bsdiff). Seeded: the same trees every run."""
+libostree's rollsum, so they go to bsdiff); `one DIR` changes one small file instead (what a
+delta costs against the size of the tree). Seeded: the same trees every run."""
 import os
 import random
 import sys
@@ -43,5 +44,9 @@ def change(root):
         write(root, rel, bytes(data))
 
 
+def one(root):
+    write(root, "usr/share/small/d000/f00000.txt", b"changed\n")
+
+
 if __name__ == "__main__":
-    {"base": base, "change": change}[sys.argv[1]](sys.argv[2])
+    {"base": base, "change": change, "one": one}[sys.argv[1]](sys.argv[2])

@@ -685,7 +685,13 @@ struct Interrupted {
 /// Start `ostree-build build` in its own process group, wait until it prints a line
 /// containing `wait_for`, wait `delay` more, then send `signal` to the whole group (like
 /// Ctrl-C in a terminal for INT).
-fn build_and_interrupt(p: &Project, wait_for: &str, delay: Duration, signal: &str) -> Interrupted {
+fn build_and_interrupt(
+    p: &Project,
+    wait_for: &str,
+    delay: Duration,
+    until: Option<&dyn Fn() -> bool>,
+    signal: &str,
+) -> Interrupted {
     let mut child = Command::new(binary())
         .arg("build")
         .current_dir(p.path())
@@ -719,6 +725,12 @@ fn build_and_interrupt(p: &Project, wait_for: &str, delay: Duration, signal: &st
         }
     }
     std::thread::sleep(delay);
+    while let Some(until) = until {
+        if until() || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let sent = Command::new("kill")
         .arg(format!("-{signal}"))
         .arg("--")
@@ -783,7 +795,13 @@ fn sigkill_during_component_builds_changes_no_ref() {
     let p = big_project("");
     let before = build_ok(&p);
     change_every_component(&p);
-    let run = build_and_interrupt(&p, "Building component", Duration::from_millis(300), "KILL");
+    let run = build_and_interrupt(
+        &p,
+        "Building component",
+        Duration::from_millis(300),
+        None,
+        "KILL",
+    );
     assert_interrupted_before_compose(&run, 9);
     assert_untouched(&p, &before);
     assert_recovers(&p);
@@ -805,7 +823,13 @@ fn sigint_during_first_build_leaves_no_ref_and_recovers() {
             export: vec![]
         }
     );
-    let run = build_and_interrupt(&p, "Building component", Duration::from_millis(300), "INT");
+    let run = build_and_interrupt(
+        &p,
+        "Building component",
+        Duration::from_millis(300),
+        None,
+        "INT",
+    );
     assert_interrupted_before_compose(&run, 2);
     assert_untouched(&p, &before);
     assert_recovers(&p);
@@ -831,7 +855,13 @@ fn sigkill_during_a_trigger_changes_no_ref_and_leaves_no_mount() {
     let before = build_ok(&p);
     p.file("app/usr/bin/app", "app, version 2\n", 0o755);
     std::fs::write(&slow, "").unwrap();
-    let run = build_and_interrupt(&p, "Composing image", Duration::from_millis(500), "KILL");
+    let run = build_and_interrupt(
+        &p,
+        "Composing image",
+        Duration::from_millis(500),
+        None,
+        "KILL",
+    );
     assert_interrupted_before_compose(&run, 9);
     assert_untouched(&p, &before);
 
@@ -855,9 +885,10 @@ fn sigkill_while_publishing_keeps_the_export_repo_unchanged() {
     let p = big_project("");
     let before = build_ok(&p);
     change_every_component(&p);
-    // New files under the 1 MB fallback size (repo/delta.rs) go into delta parts compressed
-    // with xz, which makes the static delta slow enough to be interrupted: 12 MB of
-    // distinct pseudo-random bytes (xorshift), which xz cannot shortcut.
+    // New files under the 1 MB fallback size (repo/delta_writer.rs) go into delta parts
+    // compressed with xz, which makes the static delta slow enough to be interrupted: 12 MB
+    // of distinct pseudo-random hex digits (xorshift), which xz cannot shortcut (~5 MB/s a
+    // core) and which compress enough to be compressed at all (random bytes are stored).
     for i in 0..16u64 {
         let mut x = 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i + 1);
         let noise: Vec<u8> = (0..768u32 << 10)
@@ -865,12 +896,25 @@ fn sigkill_while_publishing_keeps_the_export_repo_unchanged() {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                (x >> 24) as u8
+                b"0123456789abcdef"[(x >> 24) as usize & 15]
             })
             .collect();
         std::fs::write(p.p(&format!("c00/usr/share/c00/noise{i}")), noise).unwrap();
     }
-    let run = build_and_interrupt(&p, "Publishing image", Duration::from_millis(300), "KILL");
+    // Killed once the delta is being written (its directory below the repository's tmp/).
+    let tmp = p.export_repo().join("tmp");
+    let writing = || {
+        walkdir_files(&tmp)
+            .iter()
+            .any(|f| f.to_string_lossy().contains("ostree-build-delta-"))
+    };
+    let run = build_and_interrupt(
+        &p,
+        "Publishing image",
+        Duration::ZERO,
+        Some(&writing),
+        "KILL",
+    );
     assert_eq!(
         run.status.signal(),
         Some(9),
@@ -899,12 +943,30 @@ fn sigkill_while_publishing_keeps_the_export_repo_unchanged() {
     }
     fsck(&p.build_repo());
     fsck(&p.export_repo());
+    // No half delta: the first publish wrote none, and a delta appears whole or not at all.
+    let deltas = p.export_repo().join("deltas");
+    let files: Vec<_> = walkdir_files(&deltas);
+    assert!(files.is_empty(), "a killed publish left {files:?}");
     assert_recovers(&p);
     assert_eq!(state(&p).export.len(), before.export.len());
     assert_eq!(
         cat(&p.export_repo(), IMAGE_REF, "/usr/share/c07/d0/f0"),
         "c07 changed\n"
     );
+}
+
+/// Every file below `dir` (none when it does not exist).
+fn walkdir_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| match e.path().is_dir() {
+            true => walkdir_files(&e.path()),
+            false => vec![e.path()],
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------

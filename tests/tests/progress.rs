@@ -241,7 +241,8 @@ fn publishing_reports_the_delta_and_composing_the_worktree_and_triggers() {
     assert_eq!(trigger.last().unwrap()["last"], true);
     // The worktree sync before it: at least its last report.
     assert_eq!(step("worktree").last().expect("worktree")["last"], true);
-    // The delta: a report as it starts (nothing done yet), and its last one.
+    // The delta: a report as it starts (nothing done yet), and its last one with the parts
+    // written (one: a one-file change).
     let delta = step("delta");
     assert!(delta.len() >= 2, "{delta:?}");
     assert_eq!(
@@ -249,5 +250,6 @@ fn publishing_reports_the_delta_and_composing_the_worktree_and_triggers() {
         (&0.into(), &false.into(), &"parts".into())
     );
     assert_eq!(delta.last().unwrap()["last"], true);
+    assert_eq!(delta.last().unwrap()["done"], 1, "{delta:?}");
     assert_eq!(delta[0]["kind"], "publish");
 }

@@ -433,7 +433,7 @@ fn copy(
 }
 
 /// Run `write` (the deltas of `names`) reporting, every tick, the time it takes and the
-/// parts being written: libostree 2022.7 has no progress callback for a delta.
+/// parts written so far.
 fn with_delta_progress<T: Send>(
     export: &Repo,
     names: &str,
@@ -441,17 +441,18 @@ fn with_delta_progress<T: Send>(
     write: impl FnOnce() -> T + Send,
 ) -> T {
     let mut meter = StepMeter::new(Kind::Publish, names, Step::Delta, "parts");
+    let before = export.delta_parts_written();
     let mut parts = 0;
     if let Some(e) = meter.report(parts, None, false) {
         rep.event(e)
     }
     let result = crate::ticker::ticking(crate::ticker::TICK, write, &mut || {
-        // Parts are open until libostree links them all at the end.
-        parts = parts.max(export.delta_parts_open());
+        parts = export.delta_parts_written() - before;
         if let Some(e) = meter.report(parts, None, false) {
             rep.event(e)
         }
     });
+    parts = export.delta_parts_written() - before;
     if let Some(e) = meter.report(parts, None, true) {
         rep.event(e)
     }

@@ -1,21 +1,9 @@
-//! Static deltas: libostree's generator with parameters that keep its cost proportional to
-//! the change (see ARCHITECTURE.md, "Deltas"), and what a delta saves a client, read from
-//! its superblock.
+//! Static deltas: writing one (our writer, `delta_writer.rs`: libostree's format at the
+//! cost of the change, see ARCHITECTURE.md, "Deltas"), and what a delta saves a client,
+//! read from its superblock.
 
 use super::{gerr, Delta, Repo, NO_CANCEL};
 use anyhow::{Context, Result};
-use glib::prelude::*;
-
-/// New file objects above this many megabytes (libostree's unit, 1 is its smallest) are
-/// fallbacks: clients fetch them as plain objects, already compressed in the archive
-/// repository, instead of libostree compressing them again with LZMA (preset 8, one core:
-/// about 2.5 MB/s here, most of a delta's time). libostree's default is 4.
-const MIN_FALLBACK_MB: u32 = 1;
-
-/// bsdiff is tried on a modified file only when its old and new sizes add up to at most this
-/// many megabytes (libostree's default: 128). bsdiff's time and memory grow faster than
-/// the file; a larger modified file is a fallback instead.
-const MAX_BSDIFF_MB: u32 = 32;
 
 /// What one HTTP request for an object costs a client beside the object, counted in bytes
 /// (request and response headers; a round trip is worth more, so this favours the delta):
@@ -47,24 +35,12 @@ impl DeltaSize {
 /// The superblock's type (`OSTREE_STATIC_DELTA_SUPERBLOCK_FORMAT`): metadata, timestamp,
 /// from, to, the commit, parents, part headers `(version, checksum, size, usize, objects)`
 /// and fallbacks.
-const SUPERBLOCK: &str = "(a{sv}tayay(a{sv}aya(say)sstayay)aya(uayttay)a(yaytt))";
+pub(super) const SUPERBLOCK: &str = "(a{sv}tayay(a{sv}aya(say)sstayay)aya(uayttay)a(yaytt))";
 
 impl Repo {
     /// Generate the static delta `from` -> `to`, replacing one that exists.
     pub fn generate_delta(&self, from: &str, to: &str) -> Result<()> {
-        let params = glib::VariantDict::new(None);
-        params.insert_value("min-fallback-size", &MIN_FALLBACK_MB.to_variant());
-        params.insert_value("max-bsdiff-size", &MAX_BSDIFF_MB.to_variant());
-        self.repo
-            .static_delta_generate(
-                ostree::StaticDeltaGenerateOpt::Major,
-                Some(from),
-                to,
-                None,
-                Some(&params.end()),
-                NO_CANCEL,
-            )
-            .map_err(gerr)
+        self.write_delta(from, to)
             .with_context(|| format!("cannot generate static delta {from} -> {to}"))
     }
 
@@ -127,10 +103,10 @@ impl Repo {
             .sum()
     }
 
-    /// How many delta parts are being written in this repository now (any thread of
-    /// this process), for progress while libostree writes a delta.
-    pub fn delta_parts_open(&self) -> u64 {
-        super::progress::delta_parts_open(&self.path)
+    /// How many delta parts this process has written into this repository so far (any
+    /// thread), for progress while deltas are written.
+    pub fn delta_parts_written(&self) -> u64 {
+        super::progress::delta_parts_written(&self.path)
     }
 
     /// Remove the static delta `from` -> `to`.

@@ -14,6 +14,11 @@
 mod archive;
 mod changes;
 mod delta;
+mod delta_install;
+mod delta_objects;
+mod delta_part;
+mod delta_writer;
+mod delta_xz;
 mod history;
 mod layout;
 mod progress;

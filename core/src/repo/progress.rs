@@ -9,12 +9,12 @@
 //! objects on its worker threads: done = metadata + content imported; the total is known
 //! once the walk is over (`scanning` 0): done + what is still being written.
 //!
-//! A static delta: libostree 2022.7 reports nothing while it generates one, but it writes
-//! each part to an unnamed temporary file in the delta's directory and keeps them all open
-//! until it links them at the end, so the files this process holds open below `deltas/`
-//! are the parts written so far (Linux's `/proc/self/fd`).
+//! A static delta: our writer (`delta_writer.rs`) counts the parts it has written, per
+//! repository, for the whole process; a caller reads the count before and during a write.
 
 use anyhow::{anyhow, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// Objects copied so far, and in all when known.
@@ -64,23 +64,21 @@ pub(super) fn in_own_context(
         .map_err(|e| anyhow!("cannot use a main context for the copy: {e}"))?
 }
 
-/// How many delta parts are being written below `repo`'s `deltas/` directory now.
-pub(super) fn delta_parts_open(repo: &std::path::Path) -> u64 {
-    let Ok(deltas) = repo.join("deltas").canonicalize() else {
-        return 0;
-    };
-    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
-        return 0;
-    };
-    let is_part = |target: &std::path::Path| {
-        target.starts_with(&deltas)
-            && target
-                .file_name()
-                .map(|n| n.to_string_lossy())
-                .is_some_and(|n| n.starts_with('#') || n.starts_with(".tmp"))
-    };
-    fds.flatten()
-        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
-        .filter(|target| is_part(target))
-        .count() as u64
+/// Delta parts written by this process, per repository path.
+static DELTA_PARTS: Mutex<BTreeMap<PathBuf, u64>> = Mutex::new(BTreeMap::new());
+
+/// Count one more delta part written into `repo`.
+pub(super) fn delta_part_written(repo: &Path) {
+    if let Ok(mut parts) = DELTA_PARTS.lock() {
+        *parts.entry(repo.to_path_buf()).or_default() += 1;
+    }
+}
+
+/// How many delta parts this process has written into `repo` so far.
+pub(super) fn delta_parts_written(repo: &Path) -> u64 {
+    DELTA_PARTS
+        .lock()
+        .ok()
+        .and_then(|p| p.get(repo).copied())
+        .unwrap_or(0)
 }
