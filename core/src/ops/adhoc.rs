@@ -218,7 +218,9 @@ fn build_and_commit(
         timestamp: super::commit_time(),
     };
     let (checksum, _) =
-        super::build::import(repo, &output, &commit, &adhoc.branch, &mut |e| rep.event(e))?;
+        super::build::import(repo, &output, &commit, &adhoc.branch, None, &mut |e| {
+            rep.event(e)
+        })?;
     repo.set_refs(&[(adhoc.branch.clone(), checksum.clone())])?;
     Ok(checksum)
 }

@@ -156,6 +156,10 @@ impl Builder<'_> {
         }
         self.lock.scratch("components")?;
         let (manifest, prefetch) = (self.manifest, &mut self.prefetch);
+        let previous: BTreeMap<&str, &str> = todo
+            .iter()
+            .filter_map(|p| Some((p.name.as_str(), p.current.as_ref()?.checksum.as_str())))
+            .collect();
         let mut on_built = |name: &str, commit: &str| {
             let published = manifest
                 .images
@@ -166,10 +170,11 @@ impl Builder<'_> {
                     &manifest.build_repo_path(),
                     &manifest.export_repo_path(),
                     commit,
+                    previous.get(name).map(|c| c.to_string()),
                 );
             }
         };
-        let built = build_components(manifest, &todo, self.options.jobs, rep, &mut on_built)?;
+        let built = build_components(manifest, &todo, self.options, rep, &mut on_built)?;
         for (p, commit) in built {
             commits.insert(p.name.clone(), commit.clone());
             self.new_refs.push((p.ref_name.clone(), commit));
@@ -236,10 +241,12 @@ impl Builder<'_> {
         let prefetch = &mut self.prefetch;
         let mut union_ready = |union: &str| {
             if section.publish {
+                // The image as published last shares all but the change with its union.
                 prefetch.start(
                     &manifest.build_repo_path(),
                     &manifest.export_repo_path(),
                     union,
+                    Some(manifest.image_ref(name)),
                 );
             }
         };
@@ -357,11 +364,12 @@ impl EventSink for ChannelSink {
 fn build_components<'a>(
     manifest: &Manifest,
     todo: &[&'a ComponentPlan],
-    jobs: Option<usize>,
+    options: &BuildOptions,
     rep: &mut dyn Reporter,
     on_built: &mut dyn FnMut(&str, &str),
 ) -> Result<Vec<(&'a ComponentPlan, String)>> {
-    let jobs = jobs
+    let jobs = options
+        .jobs
         .unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -373,6 +381,8 @@ fn build_components<'a>(
         next: AtomicUsize::new(0),
         results: Mutex::new((0..todo.len()).map(|_| None).collect()),
         build_path: manifest.build_repo_path(),
+        stat_caches: super::dircache::cache_dir(&manifest.state_dir()),
+        force: options.force,
     };
     let (tx, rx) = mpsc::channel::<Event>();
     std::thread::scope(|s| {
@@ -415,6 +425,10 @@ struct WorkQueue<'a, 'p> {
     next: AtomicUsize,
     results: Mutex<Vec<Option<Result<String>>>>,
     build_path: std::path::PathBuf,
+    /// Where directory components keep their stat caches (`ops::dircache`).
+    stat_caches: std::path::PathBuf,
+    /// `build --force`: full imports, no cache read.
+    force: bool,
 }
 
 impl WorkQueue<'_, '_> {
@@ -430,7 +444,7 @@ impl WorkQueue<'_, '_> {
             });
             let start = Instant::now();
             let res = match &repo {
-                Ok(repo) => build_component(repo, p, tx),
+                Ok(repo) => build_component(repo, p, tx, self),
                 Err(e) => Err(anyhow!("{e:#}")),
             };
             let res = res.with_context(|| {
@@ -470,6 +484,7 @@ fn build_component(
     repo: &Repo,
     p: &ComponentPlan,
     tx: &mpsc::Sender<Event>,
+    queue: &WorkQueue,
 ) -> Result<(String, WriteStats, String)> {
     let mut sink = ChannelSink {
         events: BackendEvents::new(Kind::Component, &p.name, &p.name),
@@ -494,7 +509,12 @@ fn build_component(
         metadata: &metadata,
         timestamp: super::commit_time(),
     };
-    let result = import(repo, &output, &commit, &p.name, &mut |e| {
+    let cache = super::dircache::applies(p).then(|| super::dircache::Cached {
+        plan: p,
+        dir: &queue.stat_caches,
+        full: queue.force,
+    });
+    let result = import(repo, &output, &commit, &p.name, cache, &mut |e| {
         let _ = tx.send(e);
     });
     let _ = crate::fsutil::remove_tree(&p.request.root);
@@ -514,6 +534,7 @@ pub(super) fn import(
     output: &Output,
     commit: &NewCommit,
     name: &str,
+    cache: Option<super::dircache::Cached>,
     send: &mut dyn FnMut(Event),
 ) -> Result<(String, WriteStats)> {
     let unit = match output {
@@ -529,7 +550,10 @@ pub(super) fn import(
         }
     };
     let result = match output {
-        Output::Tree { root, .. } => repo.import_dir_with(root, commit, &mut |n| progress(n, None)),
+        Output::Tree { root, .. } => match cache {
+            Some(cache) => cache.import(repo, root, commit, &mut |n| progress(n, None)),
+            None => repo.import_dir_with(root, commit, &mut |n| progress(n, None)),
+        },
         Output::Archive { path, .. } => {
             repo.import_archive_with(path, commit, &mut |n, size| progress(n, Some(size)))
         }

@@ -13,13 +13,16 @@
 
 mod archive;
 mod changes;
+mod copy;
 mod delta;
+mod dirimport;
 mod history;
 mod layout;
 mod progress;
 mod prune;
 mod recommit;
 pub mod sign;
+mod statcache;
 mod summary;
 pub mod sysroot;
 mod tree;
@@ -29,11 +32,13 @@ mod worktree;
 
 pub use changes::Change;
 pub use delta::DeltaSize;
+pub use dirimport::DirImport;
 pub use history::{Objects, Signature};
 pub use layout::{LayoutOptions, LayoutReport, LintErrors, LintLevel, VarFiles, LINT_RULES};
 pub use prune::{Delta, PruneCount, Reachable};
 pub use recommit::Recommit;
 pub use sign::GpgKeys;
+pub use statcache::StatCache;
 pub use treediff::{Modified, TreeDiff};
 pub use union::{ComposeConflict, Conflict};
 pub use worktree::{Snapshot, SyncStats, Touched};
@@ -44,7 +49,7 @@ use ostree::{
     MutableTree, ObjectType, RepoCommitFilterResult, RepoCommitModifier, RepoCommitModifierFlags,
     RepoFile, RepoMode,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -325,12 +330,25 @@ impl Repo {
         commit: &NewCommit,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(String, WriteStats)> {
+        let (checksum, stats, _) = self.import_dir_filtered(dir, commit, None, progress)?;
+        Ok((checksum, stats))
+    }
+
+    /// A directory import; with `reuse`, the files it shows unchanged are skipped and
+    /// grafted back with their known checksums, and every file's checksum is returned.
+    fn import_dir_filtered(
+        &self,
+        dir: &Path,
+        commit: &NewCommit,
+        reuse: Option<dirimport::Reuse>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(String, WriteStats, HashMap<String, String>)> {
         let problems = InputProblems::default();
         let seen = Arc::new(AtomicU64::new(0));
         self.in_transaction(|repo| {
-            let (repo, counter) = (repo.clone(), seen.clone());
+            let (repo, counter, reuse) = (repo.clone(), seen.clone(), reuse.clone());
             let work = move || {
-                let modifier = input_checking_modifier(&problems, counter);
+                let modifier = input_checking_modifier(&problems, counter, reuse.clone());
                 let mtree = MutableTree::new();
                 let res = repo.write_dfd_to_mtree(
                     libc::AT_FDCWD,
@@ -342,11 +360,20 @@ impl Repo {
                 check_problems(&problems, dir)?;
                 res.map_err(gerr)
                     .with_context(|| format!("cannot commit directory {}", dir.display()))?;
-                write_commit_from_mtree(&repo, &mtree, commit)
+                let sums = match &reuse {
+                    Some(reuse) => {
+                        dirimport::graft_reused(&mtree, reuse)?;
+                        dirimport::file_checksums(&mtree)
+                    }
+                    None => HashMap::new(),
+                };
+                let (checksum, stats) = write_commit_from_mtree(&repo, &mtree, commit)?;
+                Ok(((checksum, sums), stats))
             };
             let mut tick = || progress(seen.load(Ordering::Relaxed));
             crate::ticker::ticking(crate::ticker::INTERVAL, work, &mut tick)
         })
+        .map(|((checksum, sums), stats)| (checksum, stats, sums))
     }
 
     /// Another handle on the same opened repository, for a call made on another thread
@@ -559,7 +586,13 @@ fn write_commit_from_root(
 
 /// A commit modifier that records device nodes and symlinks escaping the root instead of
 /// committing them.
-fn input_checking_modifier(problems: &InputProblems, seen: Arc<AtomicU64>) -> RepoCommitModifier {
+/// With `reuse`, files and symlinks the stat cache shows unchanged are skipped too (see
+/// `dirimport`), after the checks.
+fn input_checking_modifier(
+    problems: &InputProblems,
+    seen: Arc<AtomicU64>,
+    reuse: Option<dirimport::Reuse>,
+) -> RepoCommitModifier {
     let problems = problems.clone();
     RepoCommitModifier::new(
         RepoCommitModifierFlags::NONE,
@@ -582,7 +615,10 @@ fn input_checking_modifier(problems: &InputProblems, seen: Arc<AtomicU64>) -> Re
                 }
                 _ => {}
             }
-            RepoCommitFilterResult::Allow
+            match &reuse {
+                Some(reuse) if reuse.unchanged(path, info) => RepoCommitFilterResult::Skip,
+                _ => RepoCommitFilterResult::Allow,
+            }
         })),
     )
 }
