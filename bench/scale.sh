@@ -56,7 +56,9 @@ bench_project() { # $1 project dir, $2 files, $3 delta policy
     python3 "$HERE/scale_gen.py" gen "$p/src" "$2" "$COMPS"
     touch "$p/gen.done"
   fi
-  rm -rf "$p/build"
+  # A build by another binary is started over; the second delta policy reuses the first's.
+  if [ "$(cat "$p/built-by" 2>/dev/null)" != "$OB" ]; then rm -rf "$p/build"; fi
+  echo "$OB" > "$p/built-by"
   manifest "$p" "$3"
   repack "$p"
   (cd "$p" && "$OB" build -q)

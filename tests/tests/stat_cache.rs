@@ -150,3 +150,46 @@ fn the_cache_is_trusted_only_for_the_commit_it_describes_and_not_with_force() {
     p.run(&["build"]).ok();
     assert_eq!(cat(&repo, IMAGE, "/usr/share/data/f01"), "data 01\n");
 }
+
+/// The objects publish copied for `image` (its `copy` step's last progress event).
+fn copied_objects(json: &str) -> u64 {
+    json.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "progress" && e["step"] == "copy" && e["last"] == true)
+        .filter_map(|e| e["done"].as_u64())
+        .sum()
+}
+
+#[test]
+fn publish_copies_only_the_change_and_the_export_repository_stays_complete() {
+    let p = project();
+    p.run(&["build"]).ok();
+    let export = p.export_repo();
+
+    // Content, mode, removal, a new directory: each reaches the export repository.
+    p.file("rootfs/usr/share/data/f04", "four\n", 0o644)
+        .file("rootfs/usr/share/more/deep/file", "deep\n", 0o644);
+    let tool = p.p("rootfs/usr/bin/tool");
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o750)).unwrap();
+    std::fs::remove_file(p.p("rootfs/usr/share/data/f09")).unwrap();
+    let json = p.run(&["build", "--message-format", "json"]).ok().stdout;
+    assert_eq!(cat(&export, IMAGE, "/usr/share/data/f04"), "four\n");
+    assert_eq!(cat(&export, IMAGE, "/usr/share/more/deep/file"), "deep\n");
+    assert!(ls(&export, IMAGE, "/usr/bin/tool").starts_with("-00750 0 0"));
+    assert!(!ostree(&export, &["ls", IMAGE, "/usr/share/data"]).contains("f09"));
+    // What changed, not the image: the two files, the directories on their paths, the
+    // commits of the component and the image (the image has 30 objects or so).
+    let copied = copied_objects(&json);
+    assert!((1..=20).contains(&copied), "{copied} objects copied:\n{json}");
+
+    // Same trees as the build repository, every object present and intact: a client
+    // pulling the whole image from scratch gets it all.
+    let tree = |repo: &std::path::Path| ostree(repo, &["ls", "-d", "-C", IMAGE, "/"]);
+    assert_eq!(tree(&export), tree(&p.build_repo()));
+    fsck(&export);
+    let client = p.p("client");
+    ostree(&client, &["init", "--mode=archive"]);
+    ostree(&client, &["pull-local", export.to_str().unwrap(), IMAGE]);
+    fsck(&client);
+    assert_eq!(tree(&client), tree(&export));
+}
