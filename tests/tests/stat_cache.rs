@@ -79,6 +79,9 @@ fn incremental_imports_pick_up_every_change_and_equal_a_full_import() {
     // A same-size rewrite right after a build that read the file (its stat is too recent
     // to be recorded: the racy rule; a rewrite in the same clock tick is not reproducible
     // here, so this checks only that the second rewrite is seen).
+    // Everything above is now older than the racy margin: this build grafts the
+    // directories that did not change (`/usr/bin`, `/usr/lib`) from the cache.
+    std::thread::sleep(Duration::from_millis(1100));
     p.file("rootfs/usr/share/data/f05", "first\n", 0o644);
     p.run(&["build"]).ok();
     p.file("rootfs/usr/share/data/f05", "again\n", 0o644);
@@ -167,8 +170,11 @@ fn publish_copies_only_the_change_and_the_export_repository_stays_complete() {
     let export = p.export_repo();
 
     // Content, mode, removal, a new directory: each reaches the export repository.
-    p.file("rootfs/usr/share/data/f04", "four\n", 0o644)
-        .file("rootfs/usr/share/more/deep/file", "deep\n", 0o644);
+    p.file("rootfs/usr/share/data/f04", "four\n", 0o644).file(
+        "rootfs/usr/share/more/deep/file",
+        "deep\n",
+        0o644,
+    );
     let tool = p.p("rootfs/usr/bin/tool");
     std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o750)).unwrap();
     std::fs::remove_file(p.p("rootfs/usr/share/data/f09")).unwrap();
@@ -180,7 +186,10 @@ fn publish_copies_only_the_change_and_the_export_repository_stays_complete() {
     // What changed, not the image: the two files, the directories on their paths, the
     // commits of the component and the image (the image has 30 objects or so).
     let copied = copied_objects(&json);
-    assert!((1..=20).contains(&copied), "{copied} objects copied:\n{json}");
+    assert!(
+        (1..=20).contains(&copied),
+        "{copied} objects copied:\n{json}"
+    );
 
     // Same trees as the build repository, every object present and intact: a client
     // pulling the whole image from scratch gets it all.

@@ -50,6 +50,10 @@ fn targets(state: &std::path::Path) -> Vec<Removed> {
         (state.join("work"), "scratch space"),
         (state.join("images"), "trigger worktrees and records"),
         (state.join("cache"), "package caches"),
+        (
+            state.join("stat-cache"),
+            "stat caches of directory components",
+        ),
     ];
     if let Ok(entries) = std::fs::read_dir(state) {
         let mut adhoc: Vec<PathBuf> = entries

@@ -32,7 +32,6 @@ mod worktree;
 
 pub use changes::Change;
 pub use delta::DeltaSize;
-pub use dirimport::DirImport;
 pub use history::{Objects, Signature};
 pub use layout::{LayoutOptions, LayoutReport, LintErrors, LintLevel, VarFiles, LINT_RULES};
 pub use prune::{Delta, PruneCount, Reachable};
@@ -360,14 +359,14 @@ impl Repo {
                 check_problems(&problems, dir)?;
                 res.map_err(gerr)
                     .with_context(|| format!("cannot commit directory {}", dir.display()))?;
+                if let Some(reuse) = &reuse {
+                    dirimport::graft_reused(&repo, &mtree, reuse)?;
+                }
+                let (checksum, stats) = write_commit_from_mtree(&repo, &mtree, commit)?;
                 let sums = match &reuse {
-                    Some(reuse) => {
-                        dirimport::graft_reused(&mtree, reuse)?;
-                        dirimport::file_checksums(&mtree)
-                    }
+                    Some(reuse) => dirimport::written_checksums(&mtree, reuse),
                     None => HashMap::new(),
                 };
-                let (checksum, stats) = write_commit_from_mtree(&repo, &mtree, commit)?;
                 Ok(((checksum, sums), stats))
             };
             let mut tick = || progress(seen.load(Ordering::Relaxed));

@@ -1,6 +1,6 @@
-//! The stat cache of a directory component: for every file and symlink of its last import,
-//! what `lstat` said (device, inode, size, mtime, ctime, mode, owner) and the content
-//! checksum it was committed as. The next import of the same directory reuses the checksum
+//! The stat cache of a directory component: for every file, symlink and directory of its
+//! last import, what `lstat` said (device, inode, size, mtime, ctime, mode, owner) and the
+//! checksum it was committed as (for a directory, `contents:metadata`). The next import of the same directory reuses the checksum
 //! of every entry whose stat is unchanged instead of reading and hashing it again, so a
 //! one-file change costs a stat walk plus that file (what git's index does).
 //!
@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// could keep the same stat.
 pub const RACY_MARGIN: Duration = Duration::from_secs(1);
 
-const HEADER: &str = "ostree-build stat cache v1";
+const HEADER: &str = "ostree-build stat cache v2";
 
 /// What `lstat` says about an entry, as far as it decides whether it changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +115,16 @@ impl StatCache {
     pub fn insert(&mut self, path: String, key: StatKey, checksum: String, start: SystemTime) {
         if !key.racy(start) && !path.contains('\n') {
             self.entries.insert(path, (key, checksum));
+        }
+    }
+
+    /// Copies `old`'s entries whose path `keep` accepts (those under directories an
+    /// import grafted whole, which it did not walk).
+    pub fn keep_from(&mut self, old: &StatCache, keep: impl Fn(&str) -> bool) {
+        for (path, entry) in &old.entries {
+            if keep(path) {
+                self.entries.insert(path.clone(), entry.clone());
+            }
         }
     }
 
