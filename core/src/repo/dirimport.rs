@@ -28,8 +28,9 @@ struct PreWalk {
 impl PreWalk {
     fn of(root: &Path, cache: &StatCache) -> PreWalk {
         let mut pre = PreWalk::default();
-        let walked = std::fs::symlink_metadata(root)
-            .and_then(|md| pre.visit(root, "", &md, cache).map(|_| ()));
+        // The root as libostree opens it: through a symlink if the path is one.
+        let walked =
+            std::fs::metadata(root).and_then(|md| pre.visit(root, "", &md, cache).map(|_| ()));
         // An entry vanishing meanwhile: no reuse at all; libostree's walk reports it.
         walked.map_or_else(|_| PreWalk::default(), |_| pre)
     }
