@@ -67,6 +67,7 @@ pub fn plan(
     force: bool,
     scratch_root: &Path,
 ) -> Result<BuildPlan> {
+    // Backends plan one by one; their inputs are then stamped together on all cores.
     let mut prepared = Vec::new();
     for (name, section) in &manifest.components {
         let backend = registry.backend(&section.backend).map_err(|e| {
