@@ -7,8 +7,10 @@
 //! (`union`), worktrees for triggers (`worktree`), read access to committed trees (`tree`),
 //! tree diffs for trigger reuse (`changes`) and for `diff` (`treediff`), sizes and
 //! signatures of published commits (`history`), new commits over existing trees
-//! (`recommit`), the bootable layout and its lint (`layout`), GPG signing (`sign`) and the
-//! summary with its signature replaced together (`summary`). It takes plain types: nothing here knows
+//! (`recommit`), the bootable layout and its lint (`layout`), GPG signing (`sign`), the
+//! summary with its signature replaced together (`summary`), incremental directory imports
+//! with their stat cache (`dirimport`, `statcache`) and copies pruned against an earlier
+//! commit (`copy`). It takes plain types: nothing here knows
 //! the manifest.
 
 mod archive;
