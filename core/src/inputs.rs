@@ -39,14 +39,18 @@ pub fn stamp_inputs(paths: &[std::path::PathBuf]) -> Result<String> {
     let mut h = Hasher::new("ostree-build inputs v1");
     for p in paths {
         h.str(&p.to_string_lossy());
-        stamp_path(&mut h, p, "")?;
+        let md = std::fs::symlink_metadata(p)
+            .with_context(|| format!("cannot read input {}", p.display()))?;
+        stamp_path(&mut h, p, "", &md)?;
     }
     Ok(h.finish())
 }
 
-fn stamp_path(h: &mut Hasher, path: &Path, rel: &str) -> Result<()> {
-    let md = std::fs::symlink_metadata(path)
-        .with_context(|| format!("cannot read input {}", path.display()))?;
+/// Stamp the entry at `path` whose `lstat` is `md`. Children are stat'ed through their
+/// directory's descriptor (`DirEntry::metadata` is `fstatat`), which spares the kernel a
+/// full path lookup per file: this walk runs over every input of every component at each
+/// build, so it is what a no-op or one-file build of a large tree costs.
+fn stamp_path(h: &mut Hasher, path: &Path, rel: &str, md: &std::fs::Metadata) -> Result<()> {
     h.str(rel);
     for n in [
         md.mode() as u64,
@@ -62,14 +66,18 @@ fn stamp_path(h: &mut Hasher, path: &Path, rel: &str) -> Result<()> {
         let target = std::fs::read_link(path)?;
         h.str(&target.to_string_lossy());
     } else if md.is_dir() {
-        let mut names: Vec<_> = std::fs::read_dir(path)
+        let mut entries: Vec<_> = std::fs::read_dir(path)
             .with_context(|| format!("cannot list input {}", path.display()))?
-            .map(|e| e.map(|e| e.file_name()))
             .collect::<std::io::Result<_>>()?;
-        names.sort();
-        for name in names {
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name();
+            let child = path.join(&name);
+            let md = entry
+                .metadata()
+                .with_context(|| format!("cannot read input {}", child.display()))?;
             let child_rel = format!("{rel}/{}", name.to_string_lossy());
-            stamp_path(h, &path.join(&name), &child_rel)?;
+            stamp_path(h, &child, &child_rel, &md)?;
         }
     }
     Ok(())

@@ -665,7 +665,9 @@ fn big_project(triggers: &str) -> Project {
     p
 }
 
-/// Give every component of the big project new content.
+/// Give every component of the big project new content. Its 16 MB file is touched too:
+/// a rebuild re-reads only files whose stat changed (the stat cache), and these tests need
+/// component builds that take a while.
 fn change_every_component(p: &Project) {
     for n in big_names() {
         p.file(
@@ -673,6 +675,11 @@ fn change_every_component(p: &Project) {
             &format!("{n} changed\n"),
             0o644,
         );
+        let big = std::fs::File::options()
+            .write(true)
+            .open(p.p(&format!("{n}/usr/share/{n}/big")))
+            .unwrap();
+        big.set_modified(std::time::SystemTime::now()).unwrap();
     }
 }
 

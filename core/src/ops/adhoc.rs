@@ -218,10 +218,14 @@ fn build_and_commit(
         metadata: &metadata,
         timestamp: super::commit_time(),
     };
-    let (checksum, _) =
-        super::build::import(repo, &output, None, &commit, &adhoc.branch, &mut |e| {
-            rep.event(e)
-        })?;
+    let (checksum, _) = super::build::import(
+        repo,
+        &output,
+        super::build::TreeImport::Full,
+        &commit,
+        &adhoc.branch,
+        &mut |e| rep.event(e),
+    )?;
     repo.set_refs(&[(adhoc.branch.clone(), checksum.clone())])?;
     Ok(checksum)
 }

@@ -159,6 +159,10 @@ impl Builder<'_> {
         }
         self.lock.scratch("components")?;
         let (manifest, prefetch) = (self.manifest, &mut self.prefetch);
+        let previous: BTreeMap<&str, &str> = todo
+            .iter()
+            .filter_map(|p| Some((p.name.as_str(), p.current.as_ref()?.checksum.as_str())))
+            .collect();
         let mut on_built = |name: &str, commit: &str| {
             let published = manifest
                 .images
@@ -169,10 +173,11 @@ impl Builder<'_> {
                     &manifest.build_repo_path(),
                     &manifest.export_repo_path(),
                     commit,
+                    previous.get(name).map(|c| c.to_string()),
                 );
             }
         };
-        let built = build_components(manifest, &todo, self.options.jobs, rep, &mut on_built)?;
+        let built = build_components(manifest, &todo, self.options, rep, &mut on_built)?;
         for (p, commit) in built {
             commits.insert(p.name.clone(), commit.clone());
             self.new_refs.push((p.ref_name.clone(), commit));
@@ -239,10 +244,12 @@ impl Builder<'_> {
         let prefetch = &mut self.prefetch;
         let mut union_ready = |union: &str| {
             if section.publish {
+                // The image as published last shares all but the change with its union.
                 prefetch.start(
                     &manifest.build_repo_path(),
                     &manifest.export_repo_path(),
                     union,
+                    Some(manifest.image_ref(name)),
                 );
             }
         };
@@ -360,11 +367,12 @@ impl EventSink for ChannelSink {
 fn build_components<'a>(
     manifest: &Manifest,
     todo: &[&'a ComponentPlan],
-    jobs: Option<usize>,
+    options: &BuildOptions,
     rep: &mut dyn Reporter,
     on_built: &mut dyn FnMut(&str, &str),
 ) -> Result<Vec<(&'a ComponentPlan, String)>> {
-    let jobs = jobs
+    let jobs = options
+        .jobs
         .unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -377,6 +385,8 @@ fn build_components<'a>(
         results: Mutex::new((0..todo.len()).map(|_| None).collect()),
         build_path: manifest.build_repo_path(),
         kept: KeptTrees::new(&manifest.state_dir()),
+        stat_caches: super::dircache::cache_dir(&manifest.state_dir()),
+        force: options.force,
     };
     let (tx, rx) = mpsc::channel::<Event>();
     std::thread::scope(|s| {
@@ -420,6 +430,10 @@ struct WorkQueue<'a, 'p> {
     results: Mutex<Vec<Option<Result<String>>>>,
     build_path: std::path::PathBuf,
     kept: KeptTrees,
+    /// Where directory components keep their stat caches (`ops::dircache`).
+    stat_caches: std::path::PathBuf,
+    /// `build --force`: full imports, no cache read.
+    force: bool,
 }
 
 impl WorkQueue<'_, '_> {
@@ -435,7 +449,7 @@ impl WorkQueue<'_, '_> {
             });
             let start = Instant::now();
             let res = match &repo {
-                Ok(repo) => build_component(repo, p, &self.kept, tx),
+                Ok(repo) => build_component(repo, p, tx, self),
                 Err(e) => Err(anyhow!("{e:#}")),
             };
             let res = res.with_context(|| {
@@ -474,15 +488,15 @@ fn built_detail(p: &ComponentPlan, stats: &WriteStats, packages: &str) -> String
 fn build_component(
     repo: &Repo,
     p: &ComponentPlan,
-    kept: &KeptTrees,
     tx: &mpsc::Sender<Event>,
+    queue: &WorkQueue,
 ) -> Result<(String, WriteStats, String)> {
     let mut sink = ChannelSink {
         events: BackendEvents::new(Kind::Component, &p.name, &p.name),
         tx: tx.clone(),
     };
     crate::fsutil::remove_tree(&p.request.root)?;
-    let before = prepare_root(repo, p, kept)?;
+    let before = prepare_root(repo, p, &queue.kept)?;
     let output = p.backend.backend.run(&p.request, &mut sink);
     if let Some(last) = sink.events.finish() {
         let _ = tx.send(last);
@@ -500,14 +514,22 @@ fn build_component(
         metadata: &metadata,
         timestamp: super::commit_time(),
     };
-    // The previous tree, changed in place: commit what the backend touched.
-    let base = match (&before, &p.request.previous, &output) {
+    let how = match (&before, &p.request.previous, &output) {
+        // The previous tree, changed in place: commit what the backend touched.
         (Some(before), Some(prev), Output::Tree { root, .. }) if *root == p.request.root => {
-            Some((prev.commit.as_str(), before))
+            TreeImport::Touched {
+                base: &prev.commit,
+                before,
+            }
         }
-        _ => None,
+        _ if super::dircache::applies(p) => TreeImport::Cached(super::dircache::Cached {
+            plan: p,
+            dir: &queue.stat_caches,
+            full: queue.force,
+        }),
+        _ => TreeImport::Full,
     };
-    let result = import(repo, &output, base, &commit, &p.name, &mut |e| {
+    let result = import(repo, &output, how, &commit, &p.name, &mut |e| {
         let _ = tx.send(e);
     });
     let keep = match (&result, &output) {
@@ -518,7 +540,7 @@ fn build_component(
     };
     // Kept for the next build to change in place; else removed. Keeping is an
     // optimisation: when it fails, the next build checks the commit out.
-    let kept_now = keep.is_some_and(|c| kept.keep(&p.name, c, &p.request.root).is_ok());
+    let kept_now = keep.is_some_and(|c| queue.kept.keep(&p.name, c, &p.request.root).is_ok());
     if !kept_now {
         let _ = crate::fsutil::remove_tree(&p.request.root);
     }
@@ -547,13 +569,23 @@ fn prepare_root(repo: &Repo, p: &ComponentPlan, kept: &KeptTrees) -> Result<Opti
     Snapshot::take(root, scratch).map(Some)
 }
 
+/// How a directory a backend produced is read into the repository.
+pub(super) enum TreeImport<'a> {
+    /// Every file read (libostree's directory import).
+    Full,
+    /// A checkout of `base` the backend changed in place after `before` was taken: only
+    /// what was touched since is read.
+    Touched { base: &'a str, before: &'a Snapshot },
+    /// A directory component with a stat cache: only files whose stat changed are read.
+    Cached(super::dircache::Cached<'a>),
+}
+
 /// Import what a backend produced as a commit, reporting the import's progress: compressed
-/// bytes read of a tarball, files of a directory. With `base`, the tree is a checkout of
-/// that commit taken at the snapshot: only what changed since is read.
+/// bytes read of a tarball, files of a directory.
 pub(super) fn import(
     repo: &Repo,
     output: &Output,
-    base: Option<(&str, &Snapshot)>,
+    how: TreeImport,
     commit: &NewCommit,
     name: &str,
     send: &mut dyn FnMut(Event),
@@ -570,14 +602,17 @@ pub(super) fn import(
             send(e);
         }
     };
-    let result = match (output, base) {
-        (Output::Tree { root, .. }, Some((base, before))) => repo
+    let result = match (output, how) {
+        (Output::Tree { root, .. }, TreeImport::Touched { base, before }) => repo
             .commit_touched(root, base, before, commit, MetaFrom::Disk)
             .map(|t| {
                 progress(t.files.len() as u64, None);
                 (t.commit, t.stats)
             }),
-        (Output::Tree { root, .. }, None) => {
+        (Output::Tree { root, .. }, TreeImport::Cached(cache)) => {
+            cache.import(repo, root, commit, &mut |n| progress(n, None))
+        }
+        (Output::Tree { root, .. }, TreeImport::Full) => {
             repo.import_dir_with(root, commit, &mut |n| progress(n, None))
         }
         (Output::Archive { path, .. }, _) => {

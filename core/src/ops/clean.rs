@@ -55,6 +55,10 @@ fn targets(state: &std::path::Path) -> Vec<Removed> {
             state.join("trees"),
             "component trees kept for incremental builds",
         ),
+        (
+            state.join("stat-cache"),
+            "stat caches of directory components",
+        ),
     ];
     if let Ok(entries) = std::fs::read_dir(state) {
         let mut adhoc: Vec<PathBuf> = entries

@@ -10,6 +10,7 @@ pub mod clean;
 mod compose;
 mod delta;
 pub mod diff;
+mod dircache;
 pub mod history;
 mod kept_tree;
 pub mod log;

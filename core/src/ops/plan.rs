@@ -77,17 +77,29 @@ pub fn plan(
     force: bool,
     scratch_root: &Path,
 ) -> Result<BuildPlan> {
-    let mut components = Vec::new();
+    // Backends plan one by one; their inputs are then stamped together on all cores.
+    let mut prepared = Vec::new();
     for (name, section) in &manifest.components {
-        components.push(plan_component(
-            manifest,
-            registry,
-            name,
-            section,
-            repo,
-            force,
-            scratch_root,
-        )?);
+        let backend = registry.backend(&section.backend).map_err(|e| {
+            manifest.error_at(
+                section.backend_span.start,
+                &format!("component '{name}': {e}"),
+                None,
+            )
+        })?;
+        let request = component_request(manifest, name, section, &backend, scratch_root)?;
+        let backend_plan = backend_plan(manifest, section, &backend, &request)?;
+        prepared.push((name, backend, request, backend_plan));
+    }
+    let inputs: Vec<&[PathBuf]> = prepared.iter().map(|p| &p.3.inputs[..]).collect();
+    let mut stamps = stamp_all(&inputs).into_iter();
+    let mut components = Vec::new();
+    for (name, backend, request, backend_plan) in prepared {
+        let stamp = stamps
+            .next()
+            .unwrap_or_else(|| Err(anyhow::anyhow!("no stamp")))?;
+        let parts = (backend, request, backend_plan, stamp);
+        components.push(plan_component(manifest, name, parts, repo, force)?);
     }
     let mut images = Vec::new();
     for (name, section) in &manifest.images {
@@ -159,25 +171,45 @@ fn current_commit(repo: Option<&Repo>, ref_name: &str) -> Result<Option<CommitIn
     }
 }
 
+/// The input stamps of every component, each on one of up to `available_parallelism`
+/// threads: stamping stats every input file, which at 60,000 files is most of a one-file
+/// build's planning (bench/scale.sh).
+fn stamp_all(inputs: &[&[PathBuf]]) -> Vec<Result<String>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<String>>>> =
+        inputs.iter().map(|_| Default::default()).collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads.min(inputs.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(paths) = inputs.get(i) else { break };
+                let stamp = stamp_inputs(paths);
+                if let Ok(mut slot) = results[i].lock() {
+                    *slot = Some(stamp);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| {
+            r.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Err(anyhow::anyhow!("an input stamp was not computed")))
+        })
+        .collect()
+}
+
 fn plan_component(
     manifest: &Manifest,
-    registry: &Registry,
     name: &str,
-    section: &ComponentSection,
+    (backend, mut request, backend_plan, stamp): (Found, Request, Plan, String),
     repo: Option<&Repo>,
     force: bool,
-    scratch_root: &Path,
 ) -> Result<ComponentPlan> {
-    let backend = registry.backend(&section.backend).map_err(|e| {
-        manifest.error_at(
-            section.backend_span.start,
-            &format!("component '{name}': {e}"),
-            None,
-        )
-    })?;
-    let mut request = component_request(manifest, name, section, &backend, scratch_root)?;
-    let backend_plan = backend_plan(manifest, section, &backend, &request)?;
-    let sources_hash = sources_hash(&backend_plan)?;
+    let sources_hash = sources_hash(&stamp, &backend_plan);
     let options_hash = options_hash(&request)?;
     let input_hash = input_hash(&backend, &options_hash, &sources_hash);
     let ref_name = manifest.component_ref(name);
@@ -294,11 +326,10 @@ fn backend_plan(
     })
 }
 
-fn sources_hash(backend_plan: &Plan) -> Result<String> {
+fn sources_hash(stamp: &str, backend_plan: &Plan) -> String {
     let mut h = Hasher::new("inputs");
-    h.str(&stamp_inputs(&backend_plan.inputs)?)
-        .str(&backend_plan.fingerprint);
-    Ok(h.finish())
+    h.str(stamp).str(&backend_plan.fingerprint);
+    h.finish()
 }
 
 fn options_hash(request: &Request) -> Result<String> {

@@ -27,21 +27,24 @@ use std::time::Instant;
 #[derive(Default)]
 pub(super) struct Prefetch {
     cancel: crate::repo::Cancel,
-    queue: Option<mpsc::Sender<String>>,
+    queue: Option<mpsc::Sender<(String, Option<String>)>>,
     worker: Option<std::thread::JoinHandle<()>>,
     /// Objects copied so far, for the progress of [`Prefetch::finish_reporting`].
     copied: Arc<AtomicU64>,
 }
 
 impl Prefetch {
+    /// Queue `commit` for copying; `base` (a ref or commit of the export repository) is
+    /// what it most likely shares its directories with (see [`copy_commit`]).
     pub(super) fn start(
         &mut self,
         build: &std::path::Path,
         export: &std::path::Path,
         commit: &str,
+        base: Option<String>,
     ) {
         if self.queue.is_none() {
-            let (tx, rx) = mpsc::channel::<String>();
+            let (tx, rx) = mpsc::channel::<(String, Option<String>)>();
             let (build, export, cancel, copied) = (
                 build.to_path_buf(),
                 export.to_path_buf(),
@@ -56,13 +59,11 @@ impl Prefetch {
                 // time; publish's own synced transactions make these objects durable
                 // before any export ref moves.
                 export.skip_fsync();
-                for commit in rx {
+                for (commit, base) in rx {
                     let before = copied.load(Ordering::Relaxed);
                     let mut count = |done, _| copied.store(before + done, Ordering::Relaxed);
-                    if export
-                        .pull_commit_with(&build, &commit, &cancel, &mut count)
-                        .is_err()
-                    {
+                    let base = base.as_deref();
+                    if copy_commit(&export, &build, &commit, base, &cancel, &mut count).is_err() {
                         return;
                     }
                 }
@@ -70,7 +71,7 @@ impl Prefetch {
             self.queue = Some(tx);
         }
         if let Some(q) = &self.queue {
-            let _ = q.send(commit.to_string());
+            let _ = q.send((commit.to_string(), base));
         }
     }
 
@@ -372,7 +373,8 @@ fn stage_one(
     });
     let start = Instant::now();
     let mut timer = super::PhaseTimer::start();
-    copy(export, build_path, name, commit, rep).with_context(not_published)?;
+    copy(export, build_path, name, (commit, previous.as_deref()), rep)
+        .with_context(not_published)?;
     timer.lap("copy");
     let mut detail = String::from("copied");
     // Signed before the delta: its superblock carries the commit's detached metadata, and
@@ -414,7 +416,7 @@ fn copy(
     export: &Repo,
     build_path: &std::path::Path,
     name: &str,
-    commit: &str,
+    (commit, base): (&str, Option<&str>),
     rep: &mut dyn Reporter,
 ) -> Result<()> {
     let mut meter = StepMeter::new(Kind::Publish, name, Step::Copy, "objects");
@@ -425,11 +427,40 @@ fn copy(
             rep.event(e)
         }
     };
-    let result = export.pull_commit_with(build_path, commit, &Cancel::default(), &mut progress);
+    let result = copy_commit(
+        export,
+        build_path,
+        commit,
+        base,
+        &Cancel::default(),
+        &mut progress,
+    );
     if let Some(e) = meter.report(latest.0, latest.1, true) {
         rep.event(e)
     }
     result
+}
+
+/// Copy `commit` from the build repository into `export`: only the objects of the
+/// directories that differ from `base` (a ref or commit) when both repositories hold all
+/// of it (`Repo::copy_commit_since`), else a full local pull. Either way every object
+/// copied is checked against its checksum.
+pub(super) fn copy_commit(
+    export: &Repo,
+    build_path: &std::path::Path,
+    commit: &str,
+    base: Option<&str>,
+    cancel: &Cancel,
+    progress: &mut dyn FnMut(u64, Option<u64>),
+) -> Result<()> {
+    let base = base.and_then(|b| export.resolve(b).ok().flatten());
+    if let (Some(base), Ok(Some(build))) = (base, Repo::open_existing(build_path)) {
+        if base != commit && export.has_complete_commit(&base) && build.has_complete_commit(&base) {
+            export.copy_commit_since(&build, commit, &base, &mut |n| progress(n, None))?;
+            return Ok(());
+        }
+    }
+    export.pull_commit_with(build_path, commit, cancel, progress)
 }
 
 /// Run `write` (the deltas of `names`) reporting, every tick, the time it takes and the

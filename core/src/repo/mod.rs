@@ -7,24 +7,29 @@
 //! (`union`), worktrees for triggers (`worktree`), read access to committed trees (`tree`),
 //! tree diffs for trigger reuse (`changes`) and for `diff` (`treediff`), sizes and
 //! signatures of published commits (`history`), new commits over existing trees
-//! (`recommit`), the bootable layout and its lint (`layout`), GPG signing (`sign`) and the
-//! summary with its signature replaced together (`summary`). It takes plain types: nothing here knows
+//! (`recommit`), the bootable layout and its lint (`layout`), GPG signing (`sign`), the
+//! summary with its signature replaced together (`summary`), incremental directory imports
+//! with their stat cache (`dirimport`, `statcache`) and copies pruned against an earlier
+//! commit (`copy`). It takes plain types: nothing here knows
 //! the manifest.
 
 mod archive;
 mod changes;
+mod copy;
 mod delta;
 mod delta_install;
 mod delta_objects;
 mod delta_part;
 mod delta_writer;
 mod delta_xz;
+mod dirimport;
 mod history;
 mod layout;
 mod progress;
 mod prune;
 mod recommit;
 pub mod sign;
+mod statcache;
 mod summary;
 pub mod sysroot;
 mod tree;
@@ -39,6 +44,7 @@ pub use layout::{LayoutOptions, LayoutReport, LintErrors, LintLevel, VarFiles, L
 pub use prune::{Delta, PruneCount, Reachable};
 pub use recommit::Recommit;
 pub use sign::GpgKeys;
+pub use statcache::StatCache;
 pub use treediff::{Modified, TreeDiff};
 pub use union::{ComposeConflict, Conflict};
 pub use worktree::{MetaFrom, Snapshot, SyncStats, Touched};
@@ -49,7 +55,7 @@ use ostree::{
     MutableTree, ObjectType, RepoCommitFilterResult, RepoCommitModifier, RepoCommitModifierFlags,
     RepoFile, RepoMode,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -330,12 +336,25 @@ impl Repo {
         commit: &NewCommit,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(String, WriteStats)> {
+        let (checksum, stats, _) = self.import_dir_filtered(dir, commit, None, progress)?;
+        Ok((checksum, stats))
+    }
+
+    /// A directory import; with `reuse`, the files it shows unchanged are skipped and
+    /// grafted back with their known checksums, and every file's checksum is returned.
+    fn import_dir_filtered(
+        &self,
+        dir: &Path,
+        commit: &NewCommit,
+        reuse: Option<dirimport::Reuse>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(String, WriteStats, HashMap<String, String>)> {
         let problems = InputProblems::default();
         let seen = Arc::new(AtomicU64::new(0));
         self.in_transaction(|repo| {
-            let (repo, counter) = (repo.clone(), seen.clone());
+            let (repo, counter, reuse) = (repo.clone(), seen.clone(), reuse.clone());
             let work = move || {
-                let modifier = input_checking_modifier(&problems, counter);
+                let modifier = input_checking_modifier(&problems, counter, reuse.clone());
                 let mtree = MutableTree::new();
                 let res = repo.write_dfd_to_mtree(
                     libc::AT_FDCWD,
@@ -347,11 +366,20 @@ impl Repo {
                 check_problems(&problems, dir)?;
                 res.map_err(gerr)
                     .with_context(|| format!("cannot commit directory {}", dir.display()))?;
-                write_commit_from_mtree(&repo, &mtree, commit)
+                if let Some(reuse) = &reuse {
+                    dirimport::graft_reused(&repo, &mtree, reuse)?;
+                }
+                let (checksum, stats) = write_commit_from_mtree(&repo, &mtree, commit)?;
+                let sums = match &reuse {
+                    Some(reuse) => dirimport::written_checksums(&mtree, reuse),
+                    None => HashMap::new(),
+                };
+                Ok(((checksum, sums), stats))
             };
             let mut tick = || progress(seen.load(Ordering::Relaxed));
             crate::ticker::ticking(crate::ticker::INTERVAL, work, &mut tick)
         })
+        .map(|((checksum, sums), stats)| (checksum, stats, sums))
     }
 
     /// Another handle on the same opened repository, for a call made on another thread
@@ -564,7 +592,13 @@ fn write_commit_from_root(
 
 /// A commit modifier that records device nodes and symlinks escaping the root instead of
 /// committing them.
-fn input_checking_modifier(problems: &InputProblems, seen: Arc<AtomicU64>) -> RepoCommitModifier {
+/// With `reuse`, files and symlinks the stat cache shows unchanged are skipped too (see
+/// `dirimport`), after the checks.
+fn input_checking_modifier(
+    problems: &InputProblems,
+    seen: Arc<AtomicU64>,
+    reuse: Option<dirimport::Reuse>,
+) -> RepoCommitModifier {
     let problems = problems.clone();
     RepoCommitModifier::new(
         RepoCommitModifierFlags::NONE,
@@ -587,7 +621,10 @@ fn input_checking_modifier(problems: &InputProblems, seen: Arc<AtomicU64>) -> Re
                 }
                 _ => {}
             }
-            RepoCommitFilterResult::Allow
+            match &reuse {
+                Some(reuse) if reuse.unchanged(path, info) => RepoCommitFilterResult::Skip,
+                _ => RepoCommitFilterResult::Allow,
+            }
         })),
     )
 }
