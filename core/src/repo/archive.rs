@@ -4,6 +4,7 @@
 //! tarball uses every core; files over `INLINE_MAX` are streamed by the reading thread
 //! instead of held in memory. The tree is built once every object is written.
 
+use super::loose::{LooseWriter, ObjectMeta};
 use super::tree::{write_dirmeta, DirMeta};
 use super::{gerr, write_commit_from_mtree, NewCommit, Repo, WriteStats, NO_CANCEL};
 use crate::archive::{self, Kind, Meta, Node, Refusal, Tree};
@@ -38,11 +39,20 @@ impl Repo {
         commit: &NewCommit,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<(String, WriteStats)> {
-        self.in_transaction(|repo| {
-            let (tree, objects) = write_objects(repo, archive, progress)?;
+        let mut own = WriteStats::default();
+        let (checksum, mut stats) = self.in_transaction(|repo| {
+            let loose = LooseWriter::for_repo(repo)?;
+            let (tree, objects) = write_objects(repo, loose.as_ref(), archive, progress)?;
+            if let Some(loose) = loose {
+                own = loose.publish()?;
+            }
             let mtree = build_tree(repo, &tree, &objects)?;
             write_commit_from_mtree(repo, &mtree, commit)
-        })
+        })?;
+        // Objects written by `LooseWriter` are not in libostree's transaction statistics.
+        stats.content_objects_written += own.content_objects_written;
+        stats.content_bytes_written += own.content_bytes_written;
+        Ok((checksum, stats))
     }
 }
 
@@ -60,9 +70,21 @@ enum Content {
 }
 
 impl Job {
-    fn write(&self, repo: &ostree::Repo) -> Result<String> {
+    fn write(&self, repo: &ostree::Repo, loose: Option<&LooseWriter>) -> Result<String> {
         let xattrs = xattrs_variant(&self.meta.xattrs, true);
         let Meta { uid, gid, mode, .. } = self.meta;
+        if let Some(loose) = loose {
+            let meta = ObjectMeta {
+                uid,
+                gid,
+                mode,
+                xattrs: &xattrs,
+            };
+            return match &self.content {
+                Content::File(data) => loose.write_file(&meta, data),
+                Content::Symlink(target) => loose.write_symlink(&meta, target),
+            };
+        }
         let checksum = match &self.content {
             Content::File(data) => repo
                 .write_regfile_inline(None, uid, gid, mode, Some(&xattrs), data, NO_CANCEL)
@@ -93,6 +115,7 @@ impl Job {
 /// Read the archive, writing its objects; the tree it describes and each object's checksum.
 fn write_objects(
     repo: &ostree::Repo,
+    loose: Option<&LooseWriter>,
     archive: &Path,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(Tree, Vec<String>)> {
@@ -105,7 +128,7 @@ fn write_objects(
             let (queue, done, repo, failed) = (queue.clone(), done.clone(), repo.clone(), &failed);
             scope.spawn(move || {
                 for job in queue {
-                    let result = job.write(&repo).map_err(|e| {
+                    let result = job.write(&repo, loose).map_err(|e| {
                         failed.store(true, Ordering::Relaxed);
                         anyhow!(
                             "{}: entry '{}': cannot write it: {e:#}",
@@ -120,6 +143,7 @@ fn write_objects(
         drop((queue, done));
         let mut reader = Reader {
             repo,
+            loose,
             archive,
             jobs,
             failed: &failed,
@@ -159,6 +183,7 @@ fn write_objects(
 /// writes a large file itself).
 struct Reader<'a> {
     repo: &'a ostree::Repo,
+    loose: Option<&'a LooseWriter>,
     archive: &'a Path,
     jobs: crossbeam_channel::Sender<Job>,
     failed: &'a AtomicBool,
@@ -179,7 +204,7 @@ impl Reader<'_> {
             .map_err(|r| r.into_error(self.archive))?;
         let (meta, content) = match entry.kind {
             Kind::File(meta) if size > INLINE_MAX => {
-                let checksum = write_streamed(self.repo, &meta, data, size)
+                let checksum = write_streamed(self.repo, self.loose, &meta, data, size)
                     .map_err(|e| self.entry_error(&entry.shown, e))?;
                 self.objects.push(checksum);
                 return Ok(());
@@ -227,11 +252,21 @@ fn read_all(data: &mut dyn Read, size: u64, shown: &str) -> Result<Vec<u8>, Refu
 /// Stream a large file into the repository (libostree's content writer hashes as it goes).
 fn write_streamed(
     repo: &ostree::Repo,
+    loose: Option<&LooseWriter>,
     meta: &Meta,
     data: &mut dyn Read,
     size: u64,
 ) -> Result<String> {
     let xattrs = xattrs_variant(&meta.xattrs, true);
+    if let Some(loose) = loose {
+        let meta = ObjectMeta {
+            uid: meta.uid,
+            gid: meta.gid,
+            mode: meta.mode,
+            xattrs: &xattrs,
+        };
+        return loose.write_stream(&meta, data, size);
+    }
     let writer = repo
         .write_regfile(None, meta.uid, meta.gid, meta.mode, size, Some(&xattrs))
         .map_err(gerr)?;

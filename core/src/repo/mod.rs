@@ -16,6 +16,7 @@ mod changes;
 mod delta;
 mod history;
 mod layout;
+mod loose;
 mod progress;
 mod prune;
 mod recommit;
