@@ -130,6 +130,20 @@ fn objects_are_the_ones_libostree_writes() {
     run(Command::new("ostree")
         .arg(format!("--repo={}", ours.display()))
         .args(["fsck"]));
+    // Again: nothing is written, the objects in place keep their inodes.
+    let inodes = |repo: &Path| -> Vec<u64> {
+        let mut all: Vec<u64> = std::fs::read_dir(repo.join("objects"))
+            .unwrap()
+            .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+            .map(|e| e.unwrap().metadata().unwrap().ino())
+            .collect();
+        all.sort();
+        all
+    };
+    let before = inodes(&ours);
+    let (_, again) = repo.import_archive(&archive, &commit()).unwrap();
+    assert_eq!(again.content_objects_written, 0);
+    assert_eq!(inodes(&ours), before);
 }
 
 #[test]

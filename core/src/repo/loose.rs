@@ -227,7 +227,7 @@ impl LooseWriter {
                     }
                 }
             }
-            std::fs::rename(self.staging.join(&*name), &dest)
+            rename_noreplace(&self.staging.join(&*name), &dest)
                 .with_context(|| format!("cannot store object {checksum}"))?;
         }
         Ok(WriteStats {
@@ -241,6 +241,33 @@ impl LooseWriter {
 impl Drop for LooseWriter {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.staging);
+    }
+}
+
+/// Rename `from` to `to` unless `to` exists (another import stored the same object since
+/// `claim`): the object in place keeps its inode, which checkouts may hardlink, as
+/// libostree leaves it. What is left in the staging directory goes with it.
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+    };
+    let (from, to) = (c(from)?, c(to)?);
+    // SAFETY: both paths are NUL-terminated strings that outlive the call.
+    let done = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    match std::io::Error::last_os_error() {
+        _ if done == 0 => Ok(()),
+        e if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        e => Err(e),
     }
 }
 
