@@ -19,6 +19,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Files up to this size go to the workers in memory; larger ones are streamed.
 const INLINE_MAX: u64 = 8 << 20;
 
+/// A batch for a worker closes at this many objects or bytes (or one larger file).
+const BATCH_OBJECTS: usize = 32;
+const BATCH_BYTES: usize = 1 << 20;
+
 impl Repo {
     /// Import a tar archive (plain or gzip, bzip2, xz, zstd compressed) as a commit. Every
     /// entry is checked before anything of it is written; a refused archive is an error
@@ -120,23 +124,26 @@ fn write_objects(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(Tree, Vec<String>)> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let (jobs, queue) = crossbeam_channel::bounded::<Job>(workers * 2);
-    let (done, results) = crossbeam_channel::unbounded::<(usize, Result<String>)>();
+    let (jobs, queue) = crossbeam_channel::bounded::<Vec<Job>>(workers * 2);
+    let (done, results) = crossbeam_channel::unbounded::<Vec<(usize, Result<String>)>>();
     let failed = AtomicBool::new(false);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let (queue, done, repo, failed) = (queue.clone(), done.clone(), repo.clone(), &failed);
             scope.spawn(move || {
-                for job in queue {
-                    let result = job.write(&repo, loose).map_err(|e| {
-                        failed.store(true, Ordering::Relaxed);
-                        anyhow!(
-                            "{}: entry '{}': cannot write it: {e:#}",
-                            archive.display(),
-                            job.shown
-                        )
+                for batch in queue {
+                    let written = batch.iter().map(|job| {
+                        let result = job.write(&repo, loose).map_err(|e| {
+                            failed.store(true, Ordering::Relaxed);
+                            anyhow!(
+                                "{}: entry '{}': cannot write it: {e:#}",
+                                archive.display(),
+                                job.shown
+                            )
+                        });
+                        (job.object, result)
                     });
-                    let _ = done.send((job.object, result));
+                    let _ = done.send(written.collect());
                 }
             });
         }
@@ -146,6 +153,8 @@ fn write_objects(
             loose,
             archive,
             jobs,
+            batch: Vec::new(),
+            batch_bytes: 0,
             failed: &failed,
             tree: Tree::default(),
             objects: Vec::new(),
@@ -154,7 +163,8 @@ fn write_objects(
             archive,
             |entry, data, size| reader.take(entry, data, size),
             progress,
-        );
+        )
+        .and_then(|()| reader.flush());
         let Reader {
             tree,
             mut objects,
@@ -164,7 +174,7 @@ fn write_objects(
         // Closing the queue lets the workers finish what they hold and stop.
         drop(jobs);
         let mut first_error = None;
-        for (object, result) in results {
+        for (object, result) in results.into_iter().flatten() {
             match result {
                 Ok(checksum) => objects[object] = checksum,
                 Err(e) if first_error.is_none() => first_error = Some(e),
@@ -185,7 +195,11 @@ struct Reader<'a> {
     repo: &'a ostree::Repo,
     loose: Option<&'a LooseWriter>,
     archive: &'a Path,
-    jobs: crossbeam_channel::Sender<Job>,
+    jobs: crossbeam_channel::Sender<Vec<Job>>,
+    /// Objects not sent yet: they go in batches, a wake-up of a worker per batch rather
+    /// than per object (most objects are small).
+    batch: Vec<Job>,
+    batch_bytes: usize,
     failed: &'a AtomicBool,
     tree: Tree,
     /// Checksums by object number; filled by the workers' results.
@@ -218,14 +232,30 @@ impl Reader<'_> {
             Kind::Dir(_) | Kind::Hardlink(_) => return Ok(()),
         };
         self.objects.push(String::new());
-        let job = Job {
+        self.batch_bytes += match &content {
+            Content::File(data) => data.len(),
+            Content::Symlink(target) => target.len(),
+        };
+        self.batch.push(Job {
             object,
             shown: entry.shown,
             meta,
             content,
-        };
+        });
+        if self.batch.len() >= BATCH_OBJECTS || self.batch_bytes >= BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Hand the objects gathered so far to a worker.
+    fn flush(&mut self) -> Result<()> {
+        self.batch_bytes = 0;
+        if self.batch.is_empty() {
+            return Ok(());
+        }
         self.jobs
-            .send(job)
+            .send(std::mem::take(&mut self.batch))
             .map_err(|_| anyhow!("the archive import's workers stopped"))
     }
 
