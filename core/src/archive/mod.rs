@@ -1,8 +1,9 @@
 //! Reading tar archives ourselves, so that nothing a hostile archive holds reaches libostree
 //! unchecked: one streaming pass (plain; gzip decompressed on a thread of its own; bzip2,
-//! xz, zstd by the system's tool in a separate process) yields every entry checked on its own (`entry`) and
-//! against the entries before it (`tree`). The repository layer (`repo::archive`) writes the
-//! objects. The rules are in docs/ARCHITECTURE.md ("Tar imports").
+//! xz, zstd by the system's tool in a separate process) yields every entry checked on its
+//! own (`entry`) and against the entries before it (`tree`). The repository layer
+//! (`repo::archive`) writes the objects. The rules are in docs/ARCHITECTURE.md ("Tar
+//! imports").
 
 pub mod entry;
 mod gunzip;

@@ -1,7 +1,8 @@
 //! Writing a tar archive into the repository as one commit. `crate::archive` reads and
 //! checks the entries on the calling thread; regular files and symlinks are hashed and
-//! written by a pool of workers (one per core) on the same transaction, so one large
-//! tarball uses every core; files over `INLINE_MAX` are streamed by the reading thread
+//! written, in batches, by a pool of workers (one per core) on the same transaction (into
+//! a `bare-user` repository by `repo::loose`, else by libostree), so one large tarball uses
+//! every core; files over `INLINE_MAX` are streamed by the reading thread
 //! instead of held in memory. The tree is built once every object is written.
 
 use super::loose::{LooseWriter, ObjectMeta};
@@ -21,7 +22,7 @@ const INLINE_MAX: u64 = 8 << 20;
 
 /// A batch for a worker closes at this many objects or bytes (or one larger file).
 const BATCH_OBJECTS: usize = 32;
-const BATCH_BYTES: usize = 1 << 20;
+const BATCH_BYTES: usize = 256 << 10;
 
 impl Repo {
     /// Import a tar archive (plain or gzip, bzip2, xz, zstd compressed) as a commit. Every
@@ -130,22 +131,7 @@ fn write_objects(
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let (queue, done, repo, failed) = (queue.clone(), done.clone(), repo.clone(), &failed);
-            scope.spawn(move || {
-                for batch in queue {
-                    let written = batch.iter().map(|job| {
-                        let result = job.write(&repo, loose).map_err(|e| {
-                            failed.store(true, Ordering::Relaxed);
-                            anyhow!(
-                                "{}: entry '{}': cannot write it: {e:#}",
-                                archive.display(),
-                                job.shown
-                            )
-                        });
-                        (job.object, result)
-                    });
-                    let _ = done.send(written.collect());
-                }
-            });
+            scope.spawn(move || work(&queue, &done, &repo, loose, failed, archive));
         }
         drop((queue, done));
         let mut reader = Reader {
@@ -187,6 +173,31 @@ fn write_objects(
             None => Ok((tree, objects)),
         }
     })
+}
+
+/// A worker: write each batch's objects, send back their checksums (or errors).
+fn work(
+    queue: &crossbeam_channel::Receiver<Vec<Job>>,
+    done: &crossbeam_channel::Sender<Vec<(usize, Result<String>)>>,
+    repo: &ostree::Repo,
+    loose: Option<&LooseWriter>,
+    failed: &AtomicBool,
+    archive: &Path,
+) {
+    for batch in queue {
+        let written = batch.iter().map(|job| {
+            let result = job.write(repo, loose).map_err(|e| {
+                failed.store(true, Ordering::Relaxed);
+                anyhow!(
+                    "{}: entry '{}': cannot write it: {e:#}",
+                    archive.display(),
+                    job.shown
+                )
+            });
+            (job.object, result)
+        });
+        let _ = done.send(written.collect());
+    }
 }
 
 /// The reading side: places each entry in the tree and hands its object to a worker (or
