@@ -1,8 +1,8 @@
 //! The tar import writes `bare-user` content objects itself (repo::loose): every object must
 //! be the one libostree writes for the same archive, byte for byte and with the same
 //! metadata (mode, mtime, `user.ostreemeta`), and an import leaves nothing in `tmp/`, a
-//! refused one no object either. Needs the `ostree` CLI and `tar`; runs as root (setuid
-//! bits and owners in the archive).
+//! refused one no object either, and a second import of the same archive writes nothing.
+//! Needs the `ostree` CLI, `tar` and `attr` (`setfattr`, `getfattr`).
 
 use ostree_build_core::repo::{NewCommit, Repo, RepoKind};
 use std::collections::BTreeMap;
