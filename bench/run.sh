@@ -8,7 +8,8 @@
 # Environment: BENCH_DIR (scratch, default /tmp/ostree-build-bench), BENCH_SCALE (default 1),
 # BENCH_RUNS (default 3), BENCH_SEED (default 20240601), BENCH_CHANGED (component changed by
 # the rebuild scenario, default comp07), OSTREE_BUILD (binary; default: build
-# target/release/ostree-build with cargo).
+# target/release/ostree-build with cargo), BENCH_IMPORT (0: skip the one-tarball import
+# scenario, bench/import.sh), BENCH_IMPORT_SCALE (its corpus scale, default 0.5).
 set -euo pipefail
 export LC_ALL=C
 
@@ -305,6 +306,14 @@ done
 # Leave the corpus as generated (variant 0) for the next invocation.
 python3 "$HERE/gen.py" mutate --out "$CORPUS" --seed "$BENCH_SEED" --scale "$BENCH_SCALE" \
   --comp "$CHANGED" --variant 0 >/dev/null
+
+# ------------------------------------------------------------------ import
+# One large tarball against `ostree commit --tree=tar=` (bench/import.sh; its own scratch
+# directory and corpus). BENCH_IMPORT=0 skips it.
+if [ "${BENCH_IMPORT:-1}" != 0 ]; then
+  OSTREE_BUILD=$OSTREE_BUILD BENCH_RUNS=$BENCH_RUNS BENCH_SEED=$BENCH_SEED BENCH_SCALE=${BENCH_IMPORT_SCALE:-0.5} \
+    BENCH_DIR=$BENCH_DIR/import "$HERE/import.sh" | tee "$BENCH_DIR/import.txt"
+fi
 
 # ------------------------------------------------------------------ report
 LOAD_END=$(cut -d' ' -f1 /proc/loadavg)

@@ -1,10 +1,12 @@
 //! Reading tar archives ourselves, so that nothing a hostile archive holds reaches libostree
-//! unchecked: one streaming pass (plain, or gzip, bzip2, xz, zstd decompressed by the
-//! system's tool in a separate process) yields every entry checked on its own (`entry`) and
-//! against the entries before it (`tree`). The repository layer (`repo::archive`) writes the
-//! objects. The rules are in docs/ARCHITECTURE.md ("Tar imports").
+//! unchecked: one streaming pass (plain; gzip decompressed on a thread of its own; bzip2,
+//! xz, zstd by the system's tool in a separate process) yields every entry checked on its
+//! own (`entry`) and against the entries before it (`tree`). The repository layer
+//! (`repo::archive`) writes the objects. The rules are in docs/ARCHITECTURE.md ("Tar
+//! imports").
 
 pub mod entry;
+mod gunzip;
 pub mod stream;
 pub mod tree;
 
@@ -107,7 +109,10 @@ pub fn for_each_entry_progress(
         &mut stream.into_inner().take(TAIL_MAX + 1),
         &mut std::io::sink(),
     );
-    input.finish(tail.is_ok_and(|n| n <= TAIL_MAX), path)
+    match tail {
+        Ok(n) => input.finish(n <= TAIL_MAX, path),
+        Err(e) => Err(Refusal::stream(format!("truncated or corrupt: {e}")).into_error(path)),
+    }
 }
 
 /// An entry's content, telling `progress` how far the file is every [`REPORT_EVERY`] bytes
@@ -202,6 +207,9 @@ impl Input {
         let Some(tool) = self.tool else {
             return Ok(Box::new(std::io::BufReader::with_capacity(1 << 16, file)));
         };
+        if tool == "gzip" {
+            return Ok(Box::new(gunzip::Decoded::spawn(file)));
+        }
         let mut child = Command::new(tool)
             .arg("-dc")
             .stdin(file)
@@ -261,7 +269,7 @@ impl Drop for Input {
     }
 }
 
-fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match file.read(&mut buf[n..])? {

@@ -1,9 +1,11 @@
 //! Writing a tar archive into the repository as one commit. `crate::archive` reads and
 //! checks the entries on the calling thread; regular files and symlinks are hashed and
-//! written by a pool of workers (one per core) on the same transaction, so one large
-//! tarball uses every core; files over `INLINE_MAX` are streamed by the reading thread
+//! written, in batches, by a pool of workers (one per core) on the same transaction (into
+//! a `bare-user` repository by `repo::loose`, else by libostree), so one large tarball uses
+//! every core; files over `INLINE_MAX` are streamed by the reading thread
 //! instead of held in memory. The tree is built once every object is written.
 
+use super::loose::{LooseWriter, ObjectMeta};
 use super::tree::{write_dirmeta, DirMeta};
 use super::{gerr, write_commit_from_mtree, NewCommit, Repo, WriteStats, NO_CANCEL};
 use crate::archive::{self, Kind, Meta, Node, Refusal, Tree};
@@ -17,6 +19,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Files up to this size go to the workers in memory; larger ones are streamed.
 const INLINE_MAX: u64 = 8 << 20;
+
+/// A batch for a worker closes at this many objects or bytes (or one larger file).
+const BATCH_OBJECTS: usize = 32;
+const BATCH_BYTES: usize = 256 << 10;
 
 impl Repo {
     /// Import a tar archive (plain or gzip, bzip2, xz, zstd compressed) as a commit. Every
@@ -38,11 +44,20 @@ impl Repo {
         commit: &NewCommit,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<(String, WriteStats)> {
-        self.in_transaction(|repo| {
-            let (tree, objects) = write_objects(repo, archive, progress)?;
+        let mut own = WriteStats::default();
+        let (checksum, mut stats) = self.in_transaction(|repo| {
+            let loose = LooseWriter::for_repo(repo)?;
+            let (tree, objects) = write_objects(repo, loose.as_ref(), archive, progress)?;
+            if let Some(loose) = loose {
+                own = loose.publish()?;
+            }
             let mtree = build_tree(repo, &tree, &objects)?;
             write_commit_from_mtree(repo, &mtree, commit)
-        })
+        })?;
+        // Objects written by `LooseWriter` are not in libostree's transaction statistics.
+        stats.content_objects_written += own.content_objects_written;
+        stats.content_bytes_written += own.content_bytes_written;
+        Ok((checksum, stats))
     }
 }
 
@@ -60,9 +75,21 @@ enum Content {
 }
 
 impl Job {
-    fn write(&self, repo: &ostree::Repo) -> Result<String> {
+    fn write(&self, repo: &ostree::Repo, loose: Option<&LooseWriter>) -> Result<String> {
         let xattrs = xattrs_variant(&self.meta.xattrs, true);
         let Meta { uid, gid, mode, .. } = self.meta;
+        if let Some(loose) = loose {
+            let meta = ObjectMeta {
+                uid,
+                gid,
+                mode,
+                xattrs: &xattrs,
+            };
+            return match &self.content {
+                Content::File(data) => loose.write_file(&meta, data),
+                Content::Symlink(target) => loose.write_symlink(&meta, target),
+            };
+        }
         let checksum = match &self.content {
             Content::File(data) => repo
                 .write_regfile_inline(None, uid, gid, mode, Some(&xattrs), data, NO_CANCEL)
@@ -93,35 +120,27 @@ impl Job {
 /// Read the archive, writing its objects; the tree it describes and each object's checksum.
 fn write_objects(
     repo: &ostree::Repo,
+    loose: Option<&LooseWriter>,
     archive: &Path,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(Tree, Vec<String>)> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let (jobs, queue) = crossbeam_channel::bounded::<Job>(workers * 2);
-    let (done, results) = crossbeam_channel::unbounded::<(usize, Result<String>)>();
+    let (jobs, queue) = crossbeam_channel::bounded::<Vec<Job>>(workers * 2);
+    let (done, results) = crossbeam_channel::unbounded::<Vec<(usize, Result<String>)>>();
     let failed = AtomicBool::new(false);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let (queue, done, repo, failed) = (queue.clone(), done.clone(), repo.clone(), &failed);
-            scope.spawn(move || {
-                for job in queue {
-                    let result = job.write(&repo).map_err(|e| {
-                        failed.store(true, Ordering::Relaxed);
-                        anyhow!(
-                            "{}: entry '{}': cannot write it: {e:#}",
-                            archive.display(),
-                            job.shown
-                        )
-                    });
-                    let _ = done.send((job.object, result));
-                }
-            });
+            scope.spawn(move || work(&queue, &done, &repo, loose, failed, archive));
         }
         drop((queue, done));
         let mut reader = Reader {
             repo,
+            loose,
             archive,
             jobs,
+            batch: Vec::new(),
+            batch_bytes: 0,
             failed: &failed,
             tree: Tree::default(),
             objects: Vec::new(),
@@ -130,7 +149,8 @@ fn write_objects(
             archive,
             |entry, data, size| reader.take(entry, data, size),
             progress,
-        );
+        )
+        .and_then(|()| reader.flush());
         let Reader {
             tree,
             mut objects,
@@ -140,7 +160,7 @@ fn write_objects(
         // Closing the queue lets the workers finish what they hold and stop.
         drop(jobs);
         let mut first_error = None;
-        for (object, result) in results {
+        for (object, result) in results.into_iter().flatten() {
             match result {
                 Ok(checksum) => objects[object] = checksum,
                 Err(e) if first_error.is_none() => first_error = Some(e),
@@ -155,12 +175,42 @@ fn write_objects(
     })
 }
 
+/// A worker: write each batch's objects, send back their checksums (or errors).
+fn work(
+    queue: &crossbeam_channel::Receiver<Vec<Job>>,
+    done: &crossbeam_channel::Sender<Vec<(usize, Result<String>)>>,
+    repo: &ostree::Repo,
+    loose: Option<&LooseWriter>,
+    failed: &AtomicBool,
+    archive: &Path,
+) {
+    for batch in queue {
+        let written = batch.iter().map(|job| {
+            let result = job.write(repo, loose).map_err(|e| {
+                failed.store(true, Ordering::Relaxed);
+                anyhow!(
+                    "{}: entry '{}': cannot write it: {e:#}",
+                    archive.display(),
+                    job.shown
+                )
+            });
+            (job.object, result)
+        });
+        let _ = done.send(written.collect());
+    }
+}
+
 /// The reading side: places each entry in the tree and hands its object to a worker (or
 /// writes a large file itself).
 struct Reader<'a> {
     repo: &'a ostree::Repo,
+    loose: Option<&'a LooseWriter>,
     archive: &'a Path,
-    jobs: crossbeam_channel::Sender<Job>,
+    jobs: crossbeam_channel::Sender<Vec<Job>>,
+    /// Objects not sent yet: they go in batches, a wake-up of a worker per batch rather
+    /// than per object (most objects are small).
+    batch: Vec<Job>,
+    batch_bytes: usize,
     failed: &'a AtomicBool,
     tree: Tree,
     /// Checksums by object number; filled by the workers' results.
@@ -179,7 +229,7 @@ impl Reader<'_> {
             .map_err(|r| r.into_error(self.archive))?;
         let (meta, content) = match entry.kind {
             Kind::File(meta) if size > INLINE_MAX => {
-                let checksum = write_streamed(self.repo, &meta, data, size)
+                let checksum = write_streamed(self.repo, self.loose, &meta, data, size)
                     .map_err(|e| self.entry_error(&entry.shown, e))?;
                 self.objects.push(checksum);
                 return Ok(());
@@ -193,14 +243,30 @@ impl Reader<'_> {
             Kind::Dir(_) | Kind::Hardlink(_) => return Ok(()),
         };
         self.objects.push(String::new());
-        let job = Job {
+        self.batch_bytes += match &content {
+            Content::File(data) => data.len(),
+            Content::Symlink(target) => target.len(),
+        };
+        self.batch.push(Job {
             object,
             shown: entry.shown,
             meta,
             content,
-        };
+        });
+        if self.batch.len() >= BATCH_OBJECTS || self.batch_bytes >= BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Hand the objects gathered so far to a worker.
+    fn flush(&mut self) -> Result<()> {
+        self.batch_bytes = 0;
+        if self.batch.is_empty() {
+            return Ok(());
+        }
         self.jobs
-            .send(job)
+            .send(std::mem::take(&mut self.batch))
             .map_err(|_| anyhow!("the archive import's workers stopped"))
     }
 
@@ -227,11 +293,21 @@ fn read_all(data: &mut dyn Read, size: u64, shown: &str) -> Result<Vec<u8>, Refu
 /// Stream a large file into the repository (libostree's content writer hashes as it goes).
 fn write_streamed(
     repo: &ostree::Repo,
+    loose: Option<&LooseWriter>,
     meta: &Meta,
     data: &mut dyn Read,
     size: u64,
 ) -> Result<String> {
     let xattrs = xattrs_variant(&meta.xattrs, true);
+    if let Some(loose) = loose {
+        let meta = ObjectMeta {
+            uid: meta.uid,
+            gid: meta.gid,
+            mode: meta.mode,
+            xattrs: &xattrs,
+        };
+        return loose.write_stream(&meta, data, size);
+    }
     let writer = repo
         .write_regfile(None, meta.uid, meta.gid, meta.mode, size, Some(&xattrs))
         .map_err(gerr)?;

@@ -25,6 +25,7 @@ mod delta_xz;
 mod dirimport;
 mod history;
 mod layout;
+mod loose;
 mod progress;
 mod prune;
 mod recommit;
