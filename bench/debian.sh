@@ -50,6 +50,7 @@ if [ -z "${OSTREE_BUILD:-}" ]; then
   OSTREE_BUILD=$ROOT/target/release/ostree-build
 fi
 [ -x "$OSTREE_BUILD" ] || die "OSTREE_BUILD=$OSTREE_BUILD is not an executable"
+OSTREE_BUILD=$(realpath "$OSTREE_BUILD")   # the runs change directory
 
 unmount_below() {
   awk -v d="$1/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r |
