@@ -78,3 +78,17 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// `ostree pull REMOTE REF` into `client`, which must succeed (the error shows ostree's).
+pub fn pull(client: &std::path::Path, remote: &str, refspec: &str) {
+    let out = std::process::Command::new("ostree")
+        .arg(format!("--repo={}", client.display()))
+        .args(["pull", remote, refspec])
+        .output()
+        .expect("run ostree pull");
+    assert!(
+        out.status.success(),
+        "pull failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

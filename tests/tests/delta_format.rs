@@ -5,10 +5,9 @@
 //! server's commit: only the fallback travels as an object, `ostree fsck` is clean, and
 //! `ostree ls -R -X` of the commit (modes, owners, xattrs, checksums) is the server's.
 
-use ostree_build_tests::server::Server;
+use ostree_build_tests::server::{pull, Server};
 use ostree_build_tests::*;
 use std::path::Path;
-use std::process::Command;
 
 const REF: &str = "exampleos/x86_64/standard";
 
@@ -80,19 +79,6 @@ def noise(n):
 fn tar(p: &Project, parts: &[&str]) {
     let body = format!("{NOISE}{}", parts.concat());
     python_tar(&p.p("tree.tar"), &body);
-}
-
-fn pull(client: &Path) {
-    let out = Command::new("ostree")
-        .arg(format!("--repo={}", client.display()))
-        .args(["pull", "exampleos", REF])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pull failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// How many lines the server has logged once no more arrive for a while (it logs a
@@ -209,14 +195,14 @@ fn a_client_pulls_through_the_delta_and_the_fallback() {
         let s = Server::start(p);
         let remote = ["remote", "add", "--no-gpg-verify", "exampleos", &s.url];
         ostree(&client, &remote);
-        pull(&client);
+        pull(&client, "exampleos", REF);
         server = Some(s);
     });
     let server = server.unwrap();
     let show = published.show();
     assert!(show.contains("Number of fallback entries: 1"), "{show}");
     let before = settled_lines(&server);
-    pull(&client);
+    pull(&client, "exampleos", REF);
     let log = server.output_with(" /deltas/");
     let requests: Vec<&str> = log.lines().skip(before).collect();
     let fetched = |what: &str| requests.iter().any(|r| r.contains(what));

@@ -5,10 +5,9 @@
 //! are located errors. Checked with the `ostree` CLI.
 
 use ostree_build_tests::gpg::{good_signature, verifying_client, GpgKey};
-use ostree_build_tests::server::Server;
+use ostree_build_tests::server::{pull, Server};
 use ostree_build_tests::*;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const REF: &str = "exampleos/x86_64/standard";
 
@@ -81,30 +80,17 @@ fn client(dir: &Path, server: &Server) -> PathBuf {
     repo
 }
 
-fn pull(client: &Path) {
-    let out = Command::new("ostree")
-        .arg(format!("--repo={}", client.display()))
-        .args(["pull", "exampleos", REF])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pull failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A client holding the first commit upgrades through the delta to the second, and has
 /// every file of it.
 fn assert_client_upgrades_through_delta(p: &Project, change: impl Fn(&Project) -> Run) {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(p);
     let client = client(tmp.path(), &server);
-    pull(&client);
+    pull(&client, "exampleos", REF);
     change(p);
     let export = p.export_repo();
     let published = ostree(&export, &["rev-parse", REF]).trim().to_string();
-    pull(&client);
+    pull(&client, "exampleos", REF);
     let log = server.output_with(" /deltas/");
     assert!(log.contains(" /deltas/"), "no delta was used:\n{log}");
     let got = ostree(&client, &["rev-parse", &format!("exampleos:{REF}")]);
@@ -159,9 +145,9 @@ fn after_ref_a_signed_commit_reaches_a_verifying_client_through_the_delta() {
     ));
     let server = Server::start(&p);
     let client = verifying_client(keys.path(), &p.export_repo(), &server.url);
-    pull(&client);
+    pull(&client, "exampleos", REF);
     compressible_change(&p);
-    pull(&client);
+    pull(&client, "exampleos", REF);
     let log = server.output_with(" /deltas/");
     assert!(log.contains(" /deltas/"), "no delta was used:\n{log}");
     good_signature(&client, REF);
