@@ -9,7 +9,8 @@
 # BENCH_RUNS (default 3), BENCH_SEED (default 20240601), BENCH_CHANGED (component changed by
 # the rebuild scenario, default comp07), OSTREE_BUILD (binary; default: build
 # target/release/ostree-build with cargo), BENCH_IMPORT (0: skip the one-tarball import
-# scenario, bench/import.sh), BENCH_IMPORT_SCALE (its corpus scale, default 0.5).
+# scenario, bench/import.sh), BENCH_IMPORT_SCALE (its corpus scale, default 0.5),
+# BENCH_DEBIAN (1: also the Debian scenario, bench/debian.sh).
 set -euo pipefail
 export LC_ALL=C
 
@@ -313,6 +314,13 @@ python3 "$HERE/gen.py" mutate --out "$CORPUS" --seed "$BENCH_SEED" --scale "$BEN
 if [ "${BENCH_IMPORT:-1}" != 0 ]; then
   OSTREE_BUILD=$OSTREE_BUILD BENCH_RUNS=$BENCH_RUNS BENCH_SEED=$BENCH_SEED BENCH_SCALE=${BENCH_IMPORT_SCALE:-0.5} \
     BENCH_DIR=$BENCH_DIR/import "$HERE/import.sh" | tee "$BENCH_DIR/import.txt"
+fi
+
+# A real distribution: Debian minbase, cold and with a package added (bench/debian.sh;
+# minutes, needs the network). BENCH_DEBIAN=1 runs it.
+if [ "${BENCH_DEBIAN:-0}" = 1 ]; then
+  OSTREE_BUILD=$OSTREE_BUILD BENCH_RUNS=$BENCH_RUNS BENCH_DIR=$BENCH_DIR/debian \
+    "$HERE/debian.sh" | tee "$BENCH_DIR/debian.txt"
 fi
 
 # ------------------------------------------------------------------ report
