@@ -1,7 +1,7 @@
 //! Our static delta writer against libostree 2022.7's reader: a delta between two trees
 //! that differ in every way a file can (sizes around the fallback threshold, symlinks,
-//! setuid and 0600 modes, owners, xattrs, new and removed directories, a changed file,
-//! hardlinked duplicates) brings a `bare-user` client pulling over HTTP to exactly the
+//! setuid and 0600 modes, owners, xattrs, new and removed directories, a changed file, a
+//! binary with scattered changes sent as a bsdiff patch, hardlinked duplicates) brings a `bare-user` client pulling over HTTP to exactly the
 //! server's commit: only the fallback travels as an object, `ostree fsck` is clean, and
 //! `ostree ls -R -X` of the commit (modes, owners, xattrs, checksums) is the server's.
 
@@ -39,6 +39,7 @@ reg('opt/old/gone.txt', b'removed with its directory\n')
 
 const FIRST: &str = r#"
 reg('usr/lib/changed.conf', b'version = 1\n' * 50)
+reg('usr/lib/libbig.so', noise(200_000, 11), 0o755)
 "#;
 
 /// What the second tree adds: the changed file and a new directory of every kind of entry.
@@ -46,6 +47,7 @@ reg('usr/lib/changed.conf', b'version = 1\n' * 50)
 /// compress, so it goes into a part of its own, stored without compression.
 const SECOND: &str = r#"
 reg('usr/lib/changed.conf', b'version = 2\n' * 50)
+reg('usr/lib/libbig.so', flipped(noise(200_000, 11)), 0o755)
 dir('opt/new', 0o700); dir('opt/new/sub')
 reg('opt/new/empty', b'')
 reg('opt/new/secret', b'only root reads this\n', 0o600)
@@ -72,8 +74,13 @@ reg('opt/new/sub/big.bin', noise(1_500_000))
 /// Deterministic bytes no compressor shrinks, as a Python function.
 const NOISE: &str = r#"
 import random
-def noise(n):
-    return random.Random(7).randbytes(n)
+def noise(n, seed=7):
+    return random.Random(seed).randbytes(n)
+def flipped(data):
+    data = bytearray(data)
+    for i in range(0, len(data), 2048):
+        data[i] ^= 0x5a
+    return bytes(data)
 "#;
 
 fn tar(p: &Project, parts: &[&str]) {
@@ -143,6 +150,23 @@ impl Published {
     }
 }
 
+/// The bytes of every file under the repository's `deltas/`.
+fn delta_bytes(repo: &Path) -> u64 {
+    fn walk(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                match e.file_type().unwrap().is_dir() {
+                    true => walk(&e.path()),
+                    false => e.metadata().unwrap().len(),
+                }
+            })
+            .sum()
+    }
+    walk(&repo.join("deltas"))
+}
+
 fn bare_user_client(dir: &Path) -> std::path::PathBuf {
     let client = dir.join("client");
     ostree(&client, &["init", "--mode=bare-user"]);
@@ -157,6 +181,13 @@ fn every_new_object_comes_from_the_delta() {
     let show = published.show();
     assert!(show.contains("Number of fallback entries: 0"), "{show}");
     assert!(show.contains("Number of parts: 2"), "{show}");
+    // The 200 KB of random bytes of libbig.so, changed every 2 KiB, travel as a patch: the
+    // delta holds random.bin's 300 KB and not much more.
+    let size = delta_bytes(&published.p.export_repo());
+    assert!(
+        size < 360_000,
+        "delta of {size} bytes: libbig.so went in whole?\n{show}"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let client = bare_user_client(tmp.path());
     let export = published.p.export_repo();

@@ -9,7 +9,7 @@
 use super::tree::{commit_root, read_dirtree};
 use super::Repo;
 use anyhow::Result;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// New objects in the order a client should write them: metadata, then content.
 #[derive(Debug, Default)]
@@ -18,6 +18,9 @@ pub(super) struct NewObjects {
     pub dirmetas: Vec<String>,
     /// File objects, each once (hardlinked duplicates share a checksum).
     pub files: Vec<String>,
+    /// For a file that replaces another at the same path: the one it replaces, which the
+    /// client has (a bsdiff source).
+    pub replaced: HashMap<String, String>,
 }
 
 /// The walk's state: what `from` holds in the directories read, what `to` adds.
@@ -76,8 +79,14 @@ impl Repo {
         walk.old.extend(old.files.values().cloned());
         walk.old.extend(old.dirs.values().map(|(_, m)| m.clone()));
         let new = read_dirtree(&self.repo, b)?;
-        for checksum in new.files.values() {
+        for (name, checksum) in &new.files {
             walk.add(|n| &mut n.files, checksum);
+            if let Some(before) = old.files.get(name).filter(|c| *c != checksum) {
+                walk.new
+                    .replaced
+                    .entry(checksum.clone())
+                    .or_insert_with(|| before.clone());
+            }
         }
         for (name, (contents, meta)) in &new.dirs {
             walk.add(|n| &mut n.dirmetas, meta);

@@ -3,7 +3,9 @@
 //! the operations, serialized as `(a(uuu)aa(ayay)ayay)`, compressed, and preceded by the
 //! compression byte. Every object is one open-splice-and-close operation (`'S'`): for
 //! metadata `length, offset`; for content `mode index, xattr index, length, offset`, as
-//! LEB128 varints. The part's objects are listed in its header (type byte + binary
+//! LEB128 varints. A modified file may instead be a bsdiff patch against the file the client
+//! has at its path (`delta_bsdiff.rs`): set-read-source, open, bspatch, close,
+//! unset-read-source. The part's objects are listed in its header (type byte + binary
 //! checksum) in the order the operations write them. The mode and xattr tables hold each
 //! distinct value once per part. A part is LZMA-compressed, or, for data LZMA cannot
 //! shrink, stored in an xz stream of uncompressed chunks (`delta_xz.rs`): both `'x'`.
@@ -15,6 +17,13 @@ use std::io::Write;
 
 /// The operation that writes one whole object from the raw data.
 const OP_OPEN_SPLICE_AND_CLOSE: u8 = b'S';
+/// The operations that write a file object by patching one the client has:
+/// set-read-source, open, bspatch, close, unset-read-source.
+const OP_SET_READ_SOURCE: u8 = b'r';
+const OP_OPEN: u8 = b'o';
+const OP_BSPATCH: u8 = b'B';
+const OP_CLOSE: u8 = b'c';
+const OP_UNSET_READ_SOURCE: u8 = b'R';
 
 /// A part being filled, plain data only, so that it can be compressed on another thread.
 #[derive(Default)]
@@ -88,6 +97,49 @@ impl PartBuilder {
         content: &[u8],
     ) -> Result<()> {
         self.push_object(1, checksum)?;
+        let (mode, xattr) = self.header_indexes(meta);
+        let offset = self.payload.len() as u64;
+        self.payload.extend_from_slice(content);
+        self.ops.push(OP_OPEN_SPLICE_AND_CLOSE);
+        for n in [mode, xattr, content.len() as u64, offset] {
+            write_varint(&mut self.ops, n);
+        }
+        Ok(())
+    }
+
+    /// Add a file object of `size` bytes the client makes by applying the bsdiff `patch`
+    /// to file object `source`, which it has (libostree loads it from a bare repository).
+    pub(super) fn add_patched(
+        &mut self,
+        checksum: &str,
+        meta: ContentMeta,
+        size: u64,
+        source: &str,
+        patch: &[u8],
+    ) -> Result<()> {
+        self.push_object(1, checksum)?;
+        let (mode, xattr) = self.header_indexes(meta);
+        let source_at = self.payload.len() as u64;
+        self.payload.extend_from_slice(&checksum_bytes(source)?);
+        let patch_at = self.payload.len() as u64;
+        self.payload.extend_from_slice(patch);
+        self.ops.push(OP_SET_READ_SOURCE);
+        write_varint(&mut self.ops, source_at);
+        self.ops.push(OP_OPEN);
+        for n in [mode, xattr, size] {
+            write_varint(&mut self.ops, n);
+        }
+        self.ops.push(OP_BSPATCH);
+        write_varint(&mut self.ops, patch_at);
+        write_varint(&mut self.ops, patch.len() as u64);
+        self.ops.push(OP_CLOSE);
+        self.ops.push(OP_UNSET_READ_SOURCE);
+        Ok(())
+    }
+
+    /// The indexes of a file's header fields in the part's mode and xattr tables, adding
+    /// them when new.
+    fn header_indexes(&mut self, meta: ContentMeta) -> (u64, u64) {
         let key = (meta.uid.to_be(), meta.gid.to_be(), meta.mode.to_be());
         let mode = *self.mode_index.entry(key).or_insert_with(|| {
             self.modes.push(key);
@@ -102,22 +154,12 @@ impl PartBuilder {
                 self.xattrs.len() as u64 - 1
             }
         };
-        let offset = self.payload.len() as u64;
-        self.payload.extend_from_slice(content);
-        self.ops.push(OP_OPEN_SPLICE_AND_CLOSE);
-        for n in [mode, xattr, content.len() as u64, offset] {
-            write_varint(&mut self.ops, n);
-        }
-        Ok(())
+        (mode, xattr)
     }
 
     fn push_object(&mut self, objtype: u8, checksum: &str) -> Result<()> {
-        let bytes = hex::decode(checksum)
-            .ok()
-            .filter(|b| b.len() == 32)
-            .ok_or_else(|| anyhow!("bad object checksum {checksum}"))?;
         self.objects.push(objtype);
-        self.objects.extend_from_slice(&bytes);
+        self.objects.extend_from_slice(&checksum_bytes(checksum)?);
         Ok(())
     }
 
@@ -165,6 +207,14 @@ impl PartBuilder {
 
 /// libostree's varint (`_ostree_write_varuint64`), also xz's: 7 bits a byte, low first, high bit set
 /// on all bytes but the last.
+/// A checksum's 32 bytes.
+fn checksum_bytes(checksum: &str) -> Result<Vec<u8>> {
+    hex::decode(checksum)
+        .ok()
+        .filter(|b| b.len() == 32)
+        .ok_or_else(|| anyhow!("bad object checksum {checksum}"))
+}
+
 pub(super) fn write_varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push((n as u8 & 0x7f) | 0x80);

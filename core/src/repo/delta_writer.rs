@@ -132,6 +132,14 @@ impl Repo {
             }
         }
         for checksum in &objects.files {
+            if let Some(source) = objects.replaced.get(checksum) {
+                if let Some((meta, size, patch)) = self.patched(source, checksum)? {
+                    parts
+                        .room(false, patch.len())?
+                        .add_patched(checksum, meta, size, source, &patch)?;
+                    continue;
+                }
+            }
             match self.read_content(checksum)? {
                 Content::Fallback(entry) => fallbacks.push(entry),
                 Content::Inline {
@@ -175,17 +183,51 @@ impl Repo {
             }
             (false, None) => Vec::new(),
         };
-        let meta = ContentMeta {
-            uid: info.attribute_uint32("unix::uid"),
-            gid: info.attribute_uint32("unix::gid"),
-            mode: info.attribute_uint32("unix::mode"),
-            xattrs: xattrs.data().to_vec(),
-        };
+        let meta = content_meta(&info, &xattrs);
         Ok(Content::Inline {
             meta,
             content,
             stored,
         })
+    }
+
+    /// File object `to` as a bsdiff patch against `from`, which it replaces at its path,
+    /// when both are regular files of sizes worth diffing and the patch is worth it.
+    fn patched(&self, from: &str, to: &str) -> Result<Option<(ContentMeta, u64, Vec<u8>)>> {
+        let (Some((new, meta)), Some((old, _))) = (
+            self.regular_content(to, super::delta_bsdiff::MIN_FILE_BYTES)?,
+            self.regular_content(from, 0)?,
+        ) else {
+            return Ok(None);
+        };
+        if (old.len() + new.len()) as u64 > super::delta_bsdiff::MAX_PAIR_BYTES {
+            return Ok(None);
+        }
+        Ok(super::delta_bsdiff::patch(&old, &new).map(|p| (meta, new.len() as u64, p)))
+    }
+
+    /// A regular file object's content and header fields, if it is a regular file of at
+    /// least `min` bytes and at most [`super::delta_bsdiff::MAX_PAIR_BYTES`].
+    fn regular_content(&self, checksum: &str, min: u64) -> Result<Option<(Vec<u8>, ContentMeta)>> {
+        let (stream, info, xattrs) = self
+            .repo
+            .load_file(checksum, NO_CANCEL)
+            .map_err(gerr)
+            .with_context(|| format!("cannot read file object {checksum}"))?;
+        let size = u64::try_from(info.size()).unwrap_or(0);
+        let regular = info.file_type() == gio::FileType::Regular;
+        let Some(stream) = stream
+            .filter(|_| regular && size >= min && size <= super::delta_bsdiff::MAX_PAIR_BYTES)
+        else {
+            return Ok(None);
+        };
+        let mut content = Vec::with_capacity(size as usize);
+        stream
+            .into_read()
+            .read_to_end(&mut content)
+            .with_context(|| format!("cannot read file object {checksum}"))?;
+        let meta = content_meta(&info, &xattrs);
+        Ok(Some((content, meta)))
     }
 
     /// Whether zlib (the archive repository's object compression) saved less than a tenth
@@ -335,6 +377,16 @@ fn compress_part(part: PartBuilder, dir: &Path, i: usize, repo: &Path) -> Result
         usize,
         objects,
     })
+}
+
+/// A file object's header fields, as libostree's `load_file` gives them.
+fn content_meta(info: &gio::FileInfo, xattrs: &glib::Variant) -> ContentMeta {
+    ContentMeta {
+        uid: info.attribute_uint32("unix::uid"),
+        gid: info.attribute_uint32("unix::gid"),
+        mode: info.attribute_uint32("unix::mode"),
+        xattrs: xattrs.data().to_vec(),
+    }
 }
 
 fn checksum_bytes(checksum: &str) -> Result<glib::Variant> {

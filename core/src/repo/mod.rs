@@ -17,6 +17,7 @@ mod archive;
 mod changes;
 mod copy;
 mod delta;
+mod delta_bsdiff;
 mod delta_install;
 mod delta_objects;
 mod delta_part;
