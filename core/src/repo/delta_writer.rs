@@ -173,14 +173,7 @@ impl Repo {
                 .symlink_target()
                 .map(|t| t.as_os_str().as_encoded_bytes().to_vec())
                 .unwrap_or_default(),
-            (false, Some(stream)) => {
-                let mut content = Vec::with_capacity(size as usize);
-                stream
-                    .into_read()
-                    .read_to_end(&mut content)
-                    .with_context(|| format!("cannot read file object {checksum}"))?;
-                content
-            }
+            (false, Some(stream)) => read_all(stream, size, checksum)?,
             (false, None) => Vec::new(),
         };
         let meta = content_meta(&info, &xattrs);
@@ -221,13 +214,8 @@ impl Repo {
         else {
             return Ok(None);
         };
-        let mut content = Vec::with_capacity(size as usize);
-        stream
-            .into_read()
-            .read_to_end(&mut content)
-            .with_context(|| format!("cannot read file object {checksum}"))?;
-        let meta = content_meta(&info, &xattrs);
-        Ok(Some((content, meta)))
+        let content = read_all(stream, size, checksum)?;
+        Ok(Some((content, content_meta(&info, &xattrs))))
     }
 
     /// Whether zlib (the archive repository's object compression) saved less than a tenth
@@ -377,6 +365,16 @@ fn compress_part(part: PartBuilder, dir: &Path, i: usize, repo: &Path) -> Result
         usize,
         objects,
     })
+}
+
+/// A file object's content from the stream `load_file` gave.
+fn read_all(stream: gio::InputStream, size: u64, checksum: &str) -> Result<Vec<u8>> {
+    let mut content = Vec::with_capacity(size as usize);
+    stream
+        .into_read()
+        .read_to_end(&mut content)
+        .with_context(|| format!("cannot read file object {checksum}"))?;
+    Ok(content)
 }
 
 /// A file object's header fields, as libostree's `load_file` gives them.
