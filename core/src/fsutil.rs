@@ -18,6 +18,20 @@ pub fn remove_tree(dir: &Path) -> Result<()> {
     }
 }
 
+/// Remove every entry of `dir` whose name is not in `keep`; a missing `dir` is fine.
+pub fn remove_entries_but(dir: &Path, keep: impl IntoIterator<Item = String>) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let keep: std::collections::HashSet<String> = keep.into_iter().collect();
+    for entry in entries.flatten() {
+        if !keep.contains(entry.file_name().to_string_lossy().as_ref()) {
+            remove_entry(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 /// Remove a file, symlink or directory tree; absent is fine.
 pub fn remove_entry(path: &Path) -> Result<()> {
     match std::fs::symlink_metadata(path) {

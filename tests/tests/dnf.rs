@@ -609,4 +609,14 @@ fn packages_added_extend_the_previous_tree_as_a_clean_install_would() {
     );
     assert!(!ostree(&repo, &["ls", "-R", BASE_REF]).contains("exampleos-hello"));
     fsck(&repo);
+
+    // A component taken out of the manifest leaves no kept tree behind.
+    let trees = p.p("build/.ostree-build/trees");
+    assert!(trees.join("base").is_dir());
+    p.write_manifest(&manifest(
+        &component(r#""exampleos-lib""#).replace("component.base", "component.other"),
+    ));
+    p.run(&["build"]).ok();
+    assert!(!trees.join("base").exists());
+    assert!(trees.join("other").is_dir());
 }

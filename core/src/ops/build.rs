@@ -78,6 +78,7 @@ pub fn build(
         return Ok(BuildSummary::default());
     };
     compose::remove_stale_worktrees(manifest, &lock)?;
+    KeptTrees::new(&manifest.state_dir()).retain(manifest.components.keys())?;
     if manifest.images.values().any(|i| i.publish) {
         let export = Repo::open_or_create(&manifest.export_repo_path(), RepoKind::Export)?;
         export.ensure_zlib_level(manifest.publish.zlib_level.as_ref().map(|l| *l.get_ref()))?;

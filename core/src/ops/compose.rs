@@ -47,20 +47,13 @@ pub(super) fn image_input_hash(
 
 /// Remove the worktrees of images the manifest no longer has.
 pub(super) fn remove_stale_worktrees(manifest: &Manifest, lock: &ProjectLock) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(lock.state_dir.join("images")) else {
-        return Ok(());
-    };
-    let keep: std::collections::HashSet<String> = manifest
-        .images
-        .keys()
-        .map(|n| crate::manifest::escape_ref_part(n))
-        .collect();
-    for entry in entries.flatten() {
-        if !keep.contains(entry.file_name().to_string_lossy().as_ref()) {
-            crate::fsutil::remove_tree(&entry.path())?;
-        }
-    }
-    Ok(())
+    crate::fsutil::remove_entries_but(
+        &lock.state_dir.join("images"),
+        manifest
+            .images
+            .keys()
+            .map(|n| crate::manifest::escape_ref_part(n)),
+    )
 }
 
 /// `version`, then `version.1`, `version.2`, ... while the prefix stays the same.

@@ -30,6 +30,14 @@ impl KeptTrees {
         kept.is_dir() && std::fs::rename(&kept, dest).is_ok()
     }
 
+    /// Remove the trees kept for components not in `components` (gone from the manifest).
+    pub fn retain<'a>(&self, components: impl Iterator<Item = &'a String>) -> Result<()> {
+        crate::fsutil::remove_entries_but(
+            &self.dir,
+            components.map(|c| crate::manifest::escape_ref_part(c)),
+        )
+    }
+
     /// Keep `tree`, which equals `commit`, for the next build of `component`, in place of
     /// an older one.
     pub fn keep(&self, component: &str, commit: &str, tree: &Path) -> Result<()> {
