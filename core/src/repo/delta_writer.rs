@@ -156,11 +156,7 @@ impl Repo {
 
     /// A file object's header fields and content, or its fallback entry when it is large.
     fn read_content(&self, checksum: &str) -> Result<Content> {
-        let (stream, info, xattrs) = self
-            .repo
-            .load_file(checksum, NO_CANCEL)
-            .map_err(gerr)
-            .with_context(|| format!("cannot read file object {checksum}"))?;
+        let (stream, info, xattrs) = self.load_file_object(checksum)?;
         let size = u64::try_from(info.size()).unwrap_or(0);
         let symlink = info.file_type() == gio::FileType::SymbolicLink;
         if !symlink && size > FALLBACK_BYTES {
@@ -187,10 +183,12 @@ impl Repo {
     /// File object `to` as a bsdiff patch against `from`, which it replaces at its path,
     /// when both are regular files of sizes worth diffing and the patch is worth it.
     fn patched(&self, from: &str, to: &str) -> Result<Option<(ContentMeta, u64, Vec<u8>)>> {
-        let (Some((new, meta)), Some((old, _))) = (
-            self.regular_content(to, super::delta_bsdiff::MIN_FILE_BYTES)?,
-            self.regular_content(from, 0)?,
-        ) else {
+        // The new file first: when it is not worth diffing, the old one is not read.
+        let Some((new, meta)) = self.regular_content(to, super::delta_bsdiff::MIN_FILE_BYTES)?
+        else {
+            return Ok(None);
+        };
+        let Some((old, _)) = self.regular_content(from, 0)? else {
             return Ok(None);
         };
         if (old.len() + new.len()) as u64 > super::delta_bsdiff::MAX_PAIR_BYTES {
@@ -199,14 +197,21 @@ impl Repo {
         Ok(super::delta_bsdiff::patch(&old, &new).map(|p| (meta, new.len() as u64, p)))
     }
 
+    /// A file object: its content stream (none for a symlink), info and xattrs.
+    fn load_file_object(
+        &self,
+        checksum: &str,
+    ) -> Result<(Option<gio::InputStream>, gio::FileInfo, glib::Variant)> {
+        self.repo
+            .load_file(checksum, NO_CANCEL)
+            .map_err(gerr)
+            .with_context(|| format!("cannot read file object {checksum}"))
+    }
+
     /// A regular file object's content and header fields, if it is a regular file of at
     /// least `min` bytes and at most [`super::delta_bsdiff::MAX_PAIR_BYTES`].
     fn regular_content(&self, checksum: &str, min: u64) -> Result<Option<(Vec<u8>, ContentMeta)>> {
-        let (stream, info, xattrs) = self
-            .repo
-            .load_file(checksum, NO_CANCEL)
-            .map_err(gerr)
-            .with_context(|| format!("cannot read file object {checksum}"))?;
+        let (stream, info, xattrs) = self.load_file_object(checksum)?;
         let size = u64::try_from(info.size()).unwrap_or(0);
         let regular = info.file_type() == gio::FileType::Regular;
         let Some(stream) = stream
