@@ -10,8 +10,10 @@
 pub mod archive;
 pub mod backend_template;
 pub mod backends;
+pub mod cache_config;
 pub mod fsutil;
 pub mod initramfs;
+pub mod input_digest;
 pub mod inputs;
 pub mod links;
 pub mod lock;

@@ -6,6 +6,7 @@
 //! Trigger and layout settings deserialize into the types their modules own
 //! (`triggers::Trigger`, `repo::{LintLevel, VarFiles}`), so those modules never import this one.
 
+use crate::cache_config::CacheSection;
 use crate::repo::{LintLevel, VarFiles};
 use crate::retention::RetentionSection;
 use crate::triggers::Trigger;
@@ -30,6 +31,7 @@ pub struct Manifest {
     pub images: BTreeMap<String, ImageSection>,
     pub publish: PublishSection,
     pub retention: RetentionSection,
+    pub cache: CacheSection,
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +48,8 @@ struct RawManifest {
     publish: PublishSection,
     #[serde(default)]
     retention: RetentionSection,
+    #[serde(default)]
+    cache: CacheSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -309,6 +313,7 @@ impl Manifest {
             images: raw.image,
             publish: raw.publish,
             retention: raw.retention,
+            cache: raw.cache,
         };
         for (name, table) in raw.component {
             let section = m.component_section(&name, table)?;
@@ -367,6 +372,7 @@ impl Manifest {
         self.check_refs()?;
         self.check_publish()?;
         self.check_retention()?;
+        self.check_cache()?;
         for (image, section) in &self.images {
             self.check_image(image, section)?;
         }
@@ -534,6 +540,33 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+
+    fn check_cache(&self) -> Result<()> {
+        if let Some(url) = &self.cache.url {
+            if let Some(e) = crate::cache_config::check_url(url.get_ref()) {
+                return Err(self.error_at(
+                    url.span().start,
+                    &e,
+                    Some(crate::cache_config::URL_HINT),
+                ));
+            }
+        }
+        if let Some(dest) = &self.cache.push {
+            if let Err(e) = crate::cache_config::parse_dest(dest.get_ref(), &self.dir) {
+                return Err(self.error_at(
+                    dest.span().start,
+                    &format!("cache.push: {e}"),
+                    Some(crate::cache_config::DEST_HINT),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The shared component cache's address, if `[cache] url` is set.
+    pub fn cache_url(&self) -> Option<&str> {
+        self.cache.url.as_ref().map(|u| u.get_ref().as_str())
     }
 
     /// The checked `[retention]` policy (empty when the section is absent).

@@ -54,6 +54,13 @@ pub enum Event {
         seconds: f64,
         detail: String,
     },
+    /// A component taken from the shared cache instead of built.
+    Pulled {
+        name: String,
+        commit: String,
+        seconds: f64,
+        detail: String,
+    },
     /// How far one step of a unit is: `done` of `total` (when known) `unit`s (`bytes`,
     /// `files`, `objects`, a backend's own, or `seconds` for a step that has only its
     /// time to show), `elapsed` seconds into the step. At most a few a second per step;
@@ -92,6 +99,7 @@ pub enum Event {
     /// The end of a run.
     Summary {
         built: usize,
+        pulled: usize,
         composed: usize,
         published: usize,
         fresh: usize,

@@ -22,6 +22,12 @@ pub struct BuildArgs {
     /// Parallel component builds (default: number of CPUs)
     #[arg(long, short)]
     jobs: Option<usize>,
+    /// Build only this component (repeatable): a CI worker's job; no image is composed
+    #[arg(long, value_name = "NAME")]
+    component: Vec<String>,
+    /// Compose and publish only this image (repeatable), with the components it needs
+    #[arg(long, value_name = "NAME")]
+    image: Vec<String>,
 }
 
 pub fn exec(args: BuildArgs) -> Result<()> {
@@ -31,6 +37,8 @@ pub fn exec(args: BuildArgs) -> Result<()> {
         dry_run: args.dry_run,
         force: args.force,
         jobs: args.jobs,
+        components: args.component,
+        images: args.image,
     };
     let mut printer = Printer::new(args.project.json(), args.dry_run);
     build(&manifest, &super::registry(), &options, &mut printer)?;

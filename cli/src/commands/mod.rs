@@ -4,6 +4,7 @@
 pub mod backends;
 pub mod boot;
 pub mod build;
+pub mod cache;
 pub mod clean;
 pub mod completions;
 pub mod diff;
@@ -14,6 +15,7 @@ pub mod log;
 pub mod man;
 pub mod new;
 pub mod new_backend;
+pub mod plan;
 pub mod promote;
 pub mod prune;
 pub mod publish;
@@ -33,6 +35,10 @@ pub enum Command {
     Build(build::BuildArgs),
     /// Show every component and image: ref, commit, version, fresh or stale
     Status(status::StatusArgs),
+    /// The build as jobs for a CI engine: components and images, input hashes, dependencies, commands
+    Plan(plan::PlanArgs),
+    /// The shared component cache: `cache push` sends what was built here
+    Cache(cache::CacheArgs),
     /// History of an image (as published) or a component: versions, dates, sizes, signatures
     Log(log::LogArgs),
     /// Files and packages changed between two versions of an image, and the download size
@@ -74,6 +80,8 @@ impl Command {
         match self {
             Command::Build(a) => a.project.json(),
             Command::Status(a) => a.project.json(),
+            Command::Plan(_) => false,
+            Command::Cache(a) => a.json(),
             Command::Log(a) => a.project.json(),
             Command::Diff(a) => a.project.json(),
             Command::Publish(a) => a.project.json(),
@@ -93,6 +101,8 @@ impl Command {
         match self {
             Command::Build(args) => build::exec(args),
             Command::Status(args) => status::exec(args),
+            Command::Plan(args) => plan::exec(args),
+            Command::Cache(args) => cache::exec(args),
             Command::Log(args) => log::exec(args),
             Command::Diff(args) => diff::exec(args),
             Command::Publish(args) => publish::exec(args),

@@ -23,7 +23,8 @@ pub struct StatusArgs {
 
 pub fn exec(args: StatusArgs) -> Result<()> {
     let manifest = args.project.manifest()?;
-    let units = status(&manifest, &super::registry())?;
+    let mut printer = crate::output::events::Printer::new(false, false);
+    let units = status(&manifest, &super::registry(), &mut printer)?;
     crate::output::status::print(&units, args.project.json(), args.packages)?;
     if args.check && units.iter().any(|u| u.state != "fresh") {
         std::process::exit(EXIT_STALE);

@@ -87,6 +87,16 @@ impl Printer {
                 seconds,
                 detail,
             } => Some(self.finished(kind, &name, &commit, seconds, &detail)),
+            Event::Pulled {
+                name,
+                commit,
+                seconds,
+                detail,
+            } => Some(format!(
+                "{:>9} component {name} -> {} in {seconds:.2}s ({detail})",
+                "Pulled",
+                short(&commit)
+            )),
             Event::Log { name, message } => Some(format!("{:>9} {name}: {message}", "")),
             // Shown by `progress`, never as a line of its own here.
             Event::Progress { .. } => None,
@@ -96,12 +106,13 @@ impl Printer {
             Event::Waiting { message } => Some(format!("{:>9} {message}", "Blocking")),
             Event::Summary {
                 built,
+                pulled,
                 composed,
                 published,
                 fresh,
                 seconds,
                 phases,
-            } => Some(if built + composed + published == 0 {
+            } => Some(if built + pulled + composed + published == 0 {
                 format!(
                     "{:>9} nothing to do: everything is up to date ({seconds:.2}s)",
                     "Finished"
@@ -109,8 +120,12 @@ impl Printer {
             } else {
                 let phases: Vec<String> =
                     phases.iter().map(|(n, s)| format!("{n} {s:.2}s")).collect();
+                let pulled = match pulled {
+                    0 => String::new(),
+                    n => format!(", {n} pulled from the cache"),
+                };
                 format!(
-                    "{:>9} {built} component(s) built, {composed} image(s) composed, {published} published, {fresh} fresh in {seconds:.2}s ({})",
+                    "{:>9} {built} component(s) built{pulled}, {composed} image(s) composed, {published} published, {fresh} fresh in {seconds:.2}s ({})",
                     "Finished",
                     phases.join(", ")
                 )

@@ -2,11 +2,13 @@
 //! has gone away, errors on stderr, and the renderings of each command's results.
 
 pub mod backends;
+pub mod cache;
 pub mod diff;
 pub mod events;
 pub mod log;
 pub mod new;
 pub mod new_backend;
+pub mod plan;
 pub mod progress;
 pub mod prune;
 pub mod status;

@@ -31,12 +31,18 @@ pub struct BuildOptions {
     pub force: bool,
     /// Parallel component builds; default: available cores.
     pub jobs: Option<usize>,
+    /// Only these components (a worker's job): no image is composed or published.
+    pub components: Vec<String>,
+    /// Only these images, and the components they are made of.
+    pub images: Vec<String>,
 }
 
 /// What a build did.
 #[derive(Debug, Clone, Default)]
 pub struct BuildSummary {
     pub built: Vec<String>,
+    /// Components taken from the shared cache instead of built.
+    pub pulled: Vec<String>,
     pub composed: Vec<String>,
     pub published: Vec<String>,
     pub fresh: usize,
@@ -63,13 +69,19 @@ pub fn build(
         false => Some(Repo::open_or_create(&build_path, RepoKind::Build)?),
     };
     let scratch_root = manifest.state_dir().join("work").join("components");
-    let plan = plan(
+    let plan_options = PlanOptions {
+        force: options.force,
+        cache_keys: false,
+    };
+    let mut plan = plan(
         manifest,
         registry,
         repo.as_ref(),
-        options.force,
+        plan_options,
         &scratch_root,
     )?;
+    plan.select(manifest, &options.components, &options.images)?;
+    super::cache::lookup(manifest, &mut plan, options.force, rep);
     report_plan(&plan, rep);
     if options.dry_run {
         report_unpublished(manifest, &plan, rep)?;
@@ -79,7 +91,7 @@ pub fn build(
     };
     compose::remove_stale_worktrees(manifest, &lock)?;
     KeptTrees::new(&manifest.state_dir()).retain(manifest.components.keys())?;
-    if manifest.images.values().any(|i| i.publish) {
+    if plan.images.iter().any(|i| manifest.images[&i.name].publish) {
         let export = Repo::open_or_create(&manifest.export_repo_path(), RepoKind::Export)?;
         export.ensure_zlib_level(manifest.publish.zlib_level.as_ref().map(|l| *l.get_ref()))?;
         // A key that cannot sign fails the build now, not after building everything.
@@ -112,6 +124,7 @@ pub fn build(
     timer.lap("publish");
     rep.event(Event::Summary {
         built: summary.built.len(),
+        pulled: summary.pulled.len(),
         composed: summary.composed.len(),
         published: summary.published.len(),
         fresh: summary.fresh,
@@ -158,6 +171,10 @@ impl Builder<'_> {
         if todo.is_empty() {
             return Ok(commits);
         }
+        let todo = self.pull_cached(todo, &mut commits, rep)?;
+        if todo.is_empty() {
+            return Ok(commits);
+        }
         self.lock.scratch("components")?;
         let (manifest, prefetch) = (self.manifest, &mut self.prefetch);
         let previous: BTreeMap<&str, &str> = todo
@@ -185,6 +202,53 @@ impl Builder<'_> {
             self.summary.built.push(p.name.clone());
         }
         Ok(commits)
+    }
+
+    /// Take the components the shared cache holds from it; returns those left to build
+    /// (with the ones whose pull failed, after a warning).
+    fn pull_cached<'p>(
+        &mut self,
+        todo: Vec<&'p ComponentPlan>,
+        commits: &mut BTreeMap<String, String>,
+        rep: &mut dyn Reporter,
+    ) -> Result<Vec<&'p ComponentPlan>> {
+        let mut left = Vec::new();
+        for p in todo {
+            if p.cached.is_none() {
+                left.push(p);
+                continue;
+            }
+            let start = Instant::now();
+            let metadata = component_metadata(p, &[]);
+            let key = p.cache_key.as_deref().unwrap_or_default();
+            match super::cache::fetch(self.manifest, self.repo, p, &metadata) {
+                Ok(commit) => {
+                    rep.event(Event::Pulled {
+                        name: p.name.clone(),
+                        commit: commit.clone(),
+                        seconds: start.elapsed().as_secs_f64(),
+                        detail: format!(
+                            "{}; input hash {} from the cache",
+                            p.reason.as_deref().unwrap_or(""),
+                            key.get(..12).unwrap_or(key)
+                        ),
+                    });
+                    commits.insert(p.name.clone(), commit.clone());
+                    self.new_refs.push((p.ref_name.clone(), commit));
+                    self.summary.pulled.push(p.name.clone());
+                }
+                Err(e) => {
+                    rep.event(Event::Warning {
+                        message: format!(
+                            "component '{}' could not be taken from the cache ({e:#}); building it here",
+                            p.name
+                        ),
+                    });
+                    left.push(p);
+                }
+            }
+        }
+        Ok(left)
     }
 
     /// Compose every image whose input hash changed: a union in memory; with triggers, a
@@ -300,11 +364,17 @@ fn report_plan(plan: &BuildPlan, rep: &mut dyn Reporter) {
         rep.event(Event::Plan {
             kind: Kind::Component,
             name: p.name.clone(),
-            action: if p.reason.is_some() { "build" } else { "fresh" }.into(),
-            reason: p
-                .reason
-                .clone()
-                .unwrap_or_else(|| "input hash unchanged".into()),
+            action: match (&p.reason, &p.cached) {
+                (None, _) => "fresh",
+                (Some(_), Some(_)) => "pull",
+                (Some(_), None) => "build",
+            }
+            .into(),
+            reason: match (&p.reason, &p.cached) {
+                (Some(r), Some(_)) => format!("{r}; the cache has it"),
+                (Some(r), None) => r.clone(),
+                (None, _) => "input hash unchanged".into(),
+            },
         });
     }
     for p in &plan.images {
@@ -504,7 +574,7 @@ fn build_component(
     }
     let output = output.with_context(|| format!("backend '{}' failed", p.backend.info.name))?;
     p.backend.check_output(&p.request, &output)?;
-    let metadata = component_metadata(p, &output);
+    let metadata = component_metadata(p, output.packages());
     let subject = format!(
         "component {} ({} {})",
         p.name, p.backend.info.name, p.backend.info.version
@@ -635,7 +705,7 @@ pub(super) fn import(
 
 /// The commit metadata of a built component: what built it and the hashes that decide
 /// when it is fresh, its backend's fingerprint and its package list.
-fn component_metadata(p: &ComponentPlan, output: &Output) -> Vec<(String, MetaValue)> {
+fn component_metadata(p: &ComponentPlan, packages: &[String]) -> Vec<(String, MetaValue)> {
     let info = &p.backend.info;
     let mut metadata: Vec<(String, MetaValue)> = [
         (META_COMPONENT, &p.name),
@@ -658,10 +728,10 @@ fn component_metadata(p: &ComponentPlan, output: &Output) -> Vec<(String, MetaVa
             MetaValue::Str(p.fingerprint.clone()),
         ));
     }
-    if !output.packages().is_empty() {
+    if !packages.is_empty() {
         metadata.push((
             META_PACKAGES.to_string(),
-            MetaValue::StrList(output.packages().to_vec()),
+            MetaValue::StrList(packages.to_vec()),
         ));
     }
     metadata

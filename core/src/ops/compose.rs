@@ -23,6 +23,35 @@ pub(super) fn image_input_hash(
     inputs: &[(String, String)],
 ) -> Result<String> {
     let mut h = crate::inputs::Hasher::new("image v1");
+    hash_image_definition(&mut h, name, section)?;
+    for (component, commit) in inputs {
+        // The component's tree, not its commit: a rebuild with identical output changes nothing.
+        h.str(component).str(&repo.commit_info(commit)?.tree);
+    }
+    Ok(h.finish())
+}
+
+/// An image's input hash before its components are built, the same on every machine:
+/// its definition and its components' cache keys (`plan --format json`).
+pub(super) fn image_cache_key(
+    name: &str,
+    section: &ImageSection,
+    component_keys: &[(String, String)],
+) -> Result<String> {
+    let mut h = crate::inputs::Hasher::new("image cache key v1");
+    hash_image_definition(&mut h, name, section)?;
+    for (component, key) in component_keys {
+        h.str(component).str(key);
+    }
+    Ok(h.finish())
+}
+
+/// Everything of an image's section that changes what is composed, and this tool's version.
+fn hash_image_definition(
+    h: &mut crate::inputs::Hasher,
+    name: &str,
+    section: &ImageSection,
+) -> Result<()> {
     h.str(env!("CARGO_PKG_VERSION")).str(name);
     h.str(&serde_json::to_string(&section.conflicts)?)
         .str(&serde_json::to_string(&section.triggers)?)
@@ -38,11 +67,7 @@ pub(super) fn image_input_hash(
     for (k, v) in &section.metadata {
         h.str(k).str(&v.get_ref().to_string());
     }
-    for (component, commit) in inputs {
-        // The component's tree, not its commit: a rebuild with identical output changes nothing.
-        h.str(component).str(&repo.commit_info(commit)?.tree);
-    }
-    Ok(h.finish())
+    Ok(())
 }
 
 /// Remove the worktrees of images the manifest no longer has.

@@ -39,6 +39,13 @@ pub struct ComponentPlan {
     pub options_hash: String,
     /// The backend's fingerprint from its plan.
     pub fingerprint: String,
+    /// The key of this input in a shared cache: `input_hash` with the inputs hashed by
+    /// content and relative path, so it is the same on every machine. Computed only when a
+    /// cache is configured or the plan is asked for keys.
+    pub cache_key: Option<String>,
+    /// The commit the shared cache holds for `cache_key`, when the component is stale here
+    /// and the cache was asked (`ops::cache::lookup`).
+    pub cached: Option<String>,
     /// The commit the ref points at now, if any.
     pub current: Option<CommitInfo>,
     /// Why it must be built; `None` when it is fresh.
@@ -69,14 +76,25 @@ pub struct BuildPlan {
     pub images: Vec<ImagePlan>,
 }
 
+/// What a plan is asked for besides freshness.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions {
+    /// Treat every component and image as stale (`build --force`).
+    pub force: bool,
+    /// Compute the cache key of every component even without `[cache] url`.
+    pub cache_keys: bool,
+}
+
 /// Work out what a build would do. `repo` is the build repository if it exists.
 pub fn plan(
     manifest: &Manifest,
     registry: &Registry,
     repo: Option<&Repo>,
-    force: bool,
+    options: PlanOptions,
     scratch_root: &Path,
 ) -> Result<BuildPlan> {
+    let force = options.force;
+    let keys = options.cache_keys || manifest.cache_url().is_some();
     // Backends plan one by one; their inputs are then stamped together on all cores.
     let mut prepared = Vec::new();
     for (name, section) in &manifest.components {
@@ -91,8 +109,11 @@ pub fn plan(
         let backend_plan = backend_plan(manifest, section, &backend, &request)?;
         prepared.push((name, backend, request, backend_plan));
     }
-    let inputs: Vec<&[PathBuf]> = prepared.iter().map(|p| &p.3.inputs[..]).collect();
-    let mut stamps = stamp_all(&inputs).into_iter();
+    let inputs: Vec<(&str, &[PathBuf])> = prepared
+        .iter()
+        .map(|p| (p.0.as_str(), &p.3.inputs[..]))
+        .collect();
+    let mut stamps = stamp_all(manifest, &inputs, keys).into_iter();
     let mut components = Vec::new();
     for (name, backend, request, backend_plan) in prepared {
         let stamp = stamps
@@ -171,20 +192,30 @@ fn current_commit(repo: Option<&Repo>, ref_name: &str) -> Result<Option<CommitIn
     }
 }
 
-/// The input stamps of every component, each on one of up to `available_parallelism`
-/// threads: stamping stats every input file, which at 60,000 files is most of a one-file
-/// build's planning (bench/scale.sh).
-fn stamp_all(inputs: &[&[PathBuf]]) -> Vec<Result<String>> {
+/// The input stamp of every component and, with `keys`, its portable digest
+/// (`input_digest`), each component on one of up to `available_parallelism` threads:
+/// stamping stats every input file, which at 60,000 files is most of a one-file build's
+/// planning (bench/scale.sh).
+fn stamp_all(manifest: &Manifest, inputs: &[(&str, &[PathBuf])], keys: bool) -> Vec<Result<Stamp>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<String>>>> =
+    let results: Vec<std::sync::Mutex<Option<Result<Stamp>>>> =
         inputs.iter().map(|_| Default::default()).collect();
+    let digests = manifest.state_dir().join("digests");
     std::thread::scope(|s| {
         for _ in 0..threads.min(inputs.len()) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some(paths) = inputs.get(i) else { break };
-                let stamp = stamp_inputs(paths);
+                let Some((name, paths)) = inputs.get(i) else {
+                    break;
+                };
+                let stamp = stamp_inputs(paths).and_then(|stamp| {
+                    let store = digests.join(crate::manifest::escape_ref_part(name));
+                    let digest = keys
+                        .then(|| digest_with_cache(paths, &manifest.dir, &store))
+                        .transpose()?;
+                    Ok(Stamp { stamp, digest })
+                });
                 if let Ok(mut slot) = results[i].lock() {
                     *slot = Some(stamp);
                 }
@@ -202,15 +233,33 @@ fn stamp_all(inputs: &[&[PathBuf]]) -> Vec<Result<String>> {
         .collect()
 }
 
+/// A component's inputs: their local stamp and, when asked, their portable digest.
+struct Stamp {
+    stamp: String,
+    digest: Option<String>,
+}
+
+fn digest_with_cache(paths: &[PathBuf], project_dir: &Path, store: &Path) -> Result<String> {
+    let mut cache = crate::input_digest::DigestCache::load(store);
+    let digest = crate::input_digest::digest_inputs(paths, project_dir, &mut cache)?;
+    // Only a cache: a state directory that cannot be written costs a re-read next time.
+    let _ = cache.save(store);
+    Ok(digest)
+}
+
 fn plan_component(
     manifest: &Manifest,
     name: &str,
-    (backend, mut request, backend_plan, stamp): (Found, Request, Plan, String),
+    (backend, mut request, backend_plan, stamp): (Found, Request, Plan, Stamp),
     repo: Option<&Repo>,
     force: bool,
 ) -> Result<ComponentPlan> {
-    let sources_hash = sources_hash(&stamp, &backend_plan);
     let options_hash = options_hash(&request)?;
+    let cache_key = stamp.digest.map(|digest| {
+        let portable = sources_hash(&digest, &backend_plan);
+        component_key("component cache key v1", &backend, &options_hash, &portable)
+    });
+    let sources_hash = sources_hash(&stamp.stamp, &backend_plan);
     let input_hash = input_hash(&backend, &options_hash, &sources_hash);
     let ref_name = manifest.component_ref(name);
     let current = current_commit(repo, &ref_name)?;
@@ -235,6 +284,8 @@ fn plan_component(
         sources_hash,
         options_hash,
         fingerprint: backend_plan.fingerprint.clone(),
+        cache_key,
+        cached: None,
         current,
         reason,
     })
@@ -326,9 +377,10 @@ fn backend_plan(
     })
 }
 
-fn sources_hash(stamp: &str, backend_plan: &Plan) -> String {
+/// What the backend builds from: its inputs (stamped or digested) and its fingerprint.
+fn sources_hash(inputs: &str, backend_plan: &Plan) -> String {
     let mut h = Hasher::new("inputs");
-    h.str(stamp).str(&backend_plan.fingerprint);
+    h.str(inputs).str(&backend_plan.fingerprint);
     h.finish()
 }
 
@@ -340,7 +392,12 @@ fn options_hash(request: &Request) -> Result<String> {
 }
 
 fn input_hash(backend: &Found, options_hash: &str, sources_hash: &str) -> String {
-    let mut h = Hasher::new("component v1");
+    component_key("component v1", backend, options_hash, sources_hash)
+}
+
+/// A component's key in `domain`: its backend and version, options and sources.
+fn component_key(domain: &str, backend: &Found, options_hash: &str, sources_hash: &str) -> String {
+    let mut h = Hasher::new(domain);
     h.str(&backend.info.name)
         .str(&backend.info.version)
         .str(options_hash)
@@ -568,4 +625,53 @@ fn check_required_options(
         }
     }
     Ok(())
+}
+
+impl BuildPlan {
+    /// Keep only what a worker's `build --component` / `build --image` asks for: the named
+    /// components (and no image), or the named images and the components they are made of.
+    /// Nothing named: everything stays.
+    pub fn select(
+        &mut self,
+        manifest: &Manifest,
+        components: &[String],
+        images: &[String],
+    ) -> Result<()> {
+        let known = |name: &str, kind: &str, names: Vec<&String>| -> Result<()> {
+            if names.iter().any(|n| *n == name) {
+                return Ok(());
+            }
+            let list: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+            let hint = match ostree_build_sdk::suggest::did_you_mean(name, list.iter().copied()) {
+                Some(s) => format!("did you mean '{s}'?"),
+                None => format!("the manifest's {kind}s: {}", list.join(", ")),
+            };
+            anyhow::bail!(
+                "no {kind} '{name}' in {}\n  help: {hint}",
+                manifest.path.display()
+            )
+        };
+        for c in components {
+            known(c, "component", manifest.components.keys().collect())?;
+        }
+        for i in images {
+            known(i, "image", manifest.images.keys().collect())?;
+        }
+        if components.is_empty() && images.is_empty() {
+            return Ok(());
+        }
+        let mut wanted: Vec<&str> = components.iter().map(String::as_str).collect();
+        for i in images {
+            wanted.extend(
+                manifest.images[i]
+                    .components
+                    .iter()
+                    .map(|c| c.get_ref().as_str()),
+            );
+        }
+        self.components
+            .retain(|p| wanted.contains(&p.name.as_str()));
+        self.images.retain(|p| images.contains(&p.name));
+        Ok(())
+    }
 }

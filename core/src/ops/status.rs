@@ -1,10 +1,11 @@
 //! `ostree-build status`: every component and image with its ref, commit, version and
 //! whether it is up to date, read-only.
 
-use super::plan::{plan, META_BACKEND, META_PACKAGES, META_VERSION};
+use super::plan::{plan, PlanOptions, META_BACKEND, META_PACKAGES, META_VERSION};
 use crate::backends::Registry;
 use crate::manifest::Manifest;
 use crate::repo::Repo;
+use crate::report::Reporter;
 use anyhow::Result;
 use serde::Serialize;
 
@@ -17,7 +18,8 @@ pub struct UnitStatus {
     pub commit: Option<String>,
     pub backend: Option<String>,
     pub version: Option<String>,
-    /// "fresh", "stale" or "missing".
+    /// "fresh", "stale", "missing", or "cached" (stale or missing here, and the shared
+    /// cache has it: a build pulls it).
     pub state: String,
     pub reason: Option<String>,
     /// For images: the commit the export repository serves.
@@ -27,11 +29,23 @@ pub struct UnitStatus {
     pub packages: Vec<String>,
 }
 
-pub fn status(manifest: &Manifest, registry: &Registry) -> Result<Vec<UnitStatus>> {
+/// Every unit's status; warnings (a cache that cannot be read) go to `rep`.
+pub fn status(
+    manifest: &Manifest,
+    registry: &Registry,
+    rep: &mut dyn Reporter,
+) -> Result<Vec<UnitStatus>> {
     let repo = Repo::open_existing(&manifest.build_repo_path())?;
     let export = Repo::open_existing(&manifest.export_repo_path())?;
     let scratch = manifest.state_dir().join("work").join("components");
-    let plan = plan(manifest, registry, repo.as_ref(), false, &scratch)?;
+    let mut plan = plan(
+        manifest,
+        registry,
+        repo.as_ref(),
+        PlanOptions::default(),
+        &scratch,
+    )?;
+    super::cache::lookup(manifest, &mut plan, false, rep);
     let mut out = Vec::new();
     for c in plan.components {
         out.push(UnitStatus {
@@ -44,8 +58,14 @@ pub fn status(manifest: &Manifest, registry: &Registry) -> Result<Vec<UnitStatus
                 .as_ref()
                 .and_then(|i| i.metadata.get(META_BACKEND).cloned()),
             version: None,
-            state: state(c.current.is_some(), c.reason.is_some()),
-            reason: c.reason,
+            state: match c.cached {
+                Some(_) => "cached".into(),
+                None => state(c.current.is_some(), c.reason.is_some()),
+            },
+            reason: match (c.reason, &c.cached) {
+                (Some(r), Some(_)) => Some(format!("{r}; the cache has it")),
+                (r, _) => r,
+            },
             published: None,
             packages: packages(c.current.as_ref()),
         });

@@ -10,7 +10,7 @@ use std::path::Path;
 
 /// The objects one commit reaches (itself, its dirtrees, dirmetas and files; not its
 /// parents).
-pub struct Objects(HashSet<ObjectName>);
+pub struct Objects(pub(super) HashSet<ObjectName>);
 
 /// One GPG signature found on a commit.
 #[derive(Debug, Clone, serde::Serialize)]

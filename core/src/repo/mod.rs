@@ -7,7 +7,7 @@
 //! (`union`), worktrees for triggers (`worktree`), read access to committed trees (`tree`),
 //! tree diffs for trigger reuse (`changes`) and for `diff` (`treediff`), sizes and
 //! signatures of published commits (`history`), new commits over existing trees
-//! (`recommit`), the bootable layout and its lint (`layout`), GPG signing (`sign`), the
+//! (`recommit`), remotes read over HTTP (`remote`), the bootable layout and its lint (`layout`), GPG signing (`sign`), the
 //! summary with its signature replaced together (`summary`), incremental directory imports
 //! with their stat cache (`dirimport`, `statcache`) and copies pruned against an earlier
 //! commit (`copy`). It takes plain types: nothing here knows
@@ -30,6 +30,7 @@ mod loose;
 mod progress;
 mod prune;
 mod recommit;
+mod remote;
 pub mod sign;
 mod statcache;
 mod summary;
@@ -45,6 +46,7 @@ pub use history::{Objects, Signature};
 pub use layout::{LayoutOptions, LayoutReport, LintErrors, LintLevel, VarFiles, LINT_RULES};
 pub use prune::{Delta, PruneCount, Reachable};
 pub use recommit::Recommit;
+pub use remote::RemoteSpec;
 pub use sign::GpgKeys;
 pub use statcache::StatCache;
 pub use treediff::{Modified, TreeDiff};

@@ -1,0 +1,178 @@
+//! A remote repository read over HTTP(S) or file: the shared component cache. The remote
+//! is configured in the repository (libostree pulls only from named remotes), its summary
+//! is fetched and read for refs, and commits are pulled by checksum, verified by libostree
+//! (every object's checksum; with a keyring, each commit's GPG signature).
+
+use super::{gerr, Repo, NO_CANCEL};
+use anyhow::{bail, Context, Result};
+use glib::prelude::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// How to reach a remote.
+pub struct RemoteSpec<'a> {
+    pub url: &'a str,
+    /// Public keys every commit must be signed by one of; `None`: no signature check.
+    pub keyring: Option<&'a Path>,
+}
+
+impl Repo {
+    /// Configure remote `name` as `spec` says, rewriting the configuration only when it
+    /// differs (so concurrent readers of an unchanged setup never write).
+    pub fn configure_remote(&self, name: &str, spec: &RemoteSpec) -> Result<()> {
+        let wanted = remote_options(spec);
+        if self.remote_matches(name, spec) {
+            return Ok(());
+        }
+        let _ = self.repo.remote_delete(name, NO_CANCEL);
+        self.repo
+            .remote_add(name, Some(spec.url), Some(&wanted), NO_CANCEL)
+            .map_err(gerr)
+            .with_context(|| format!("cannot configure the remote {name} ({})", spec.url))
+    }
+
+    fn remote_matches(&self, name: &str, spec: &RemoteSpec) -> bool {
+        let url = self.repo.remote_get_url(name).ok();
+        let option = |key: &str| {
+            self.repo
+                .copy_config()
+                .string(&format!("remote \"{name}\""), key)
+                .ok()
+                .map(|s| s.to_string())
+        };
+        url.as_deref() == Some(spec.url)
+            && option("gpg-verify").as_deref() == Some(bool_text(spec.keyring.is_some()))
+            && option("gpgkeypath") == spec.keyring.map(|k| k.display().to_string())
+    }
+
+    /// The refs remote `name`'s summary lists, with their commits. Fails when the summary
+    /// cannot be fetched or is not a summary.
+    pub fn remote_refs(&self, name: &str) -> Result<BTreeMap<String, String>> {
+        let options = glib::VariantDict::new(None);
+        options.insert_value("n-network-retries", &1u32.to_variant());
+        let summary = self
+            .fetch_summary(name, &options.end())
+            .map_err(gerr)
+            .context("cannot fetch its summary")?
+            .ok_or_else(|| anyhow::anyhow!("it has no summary file"))?;
+        parse_summary_refs(&summary)
+    }
+
+    /// `ostree_repo_remote_fetch_summary_with_options` without the signature: the
+    /// binding's wrapper assumes both outputs are set and aborts when the remote has no
+    /// `summary.sig`, which is the normal case for an unsigned cache.
+    fn fetch_summary(
+        &self,
+        name: &str,
+        options: &glib::Variant,
+    ) -> Result<Option<glib::Bytes>, glib::Error> {
+        use glib::translate::{from_glib_full, ToGlibPtr};
+        let mut summary: *mut glib::ffi::GBytes = std::ptr::null_mut();
+        let mut error: *mut glib::ffi::GError = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call; out_signatures is optional
+        // (nullable) in libostree, and the returned summary (full transfer) and error are
+        // owned by the wrappers made from them.
+        unsafe {
+            let ok = ostree::ffi::ostree_repo_remote_fetch_summary_with_options(
+                self.repo.to_glib_none().0,
+                name.to_glib_none().0,
+                options.to_glib_none().0,
+                &mut summary,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                &mut error,
+            );
+            if ok == glib::ffi::GFALSE {
+                return Err(from_glib_full(error));
+            }
+            Ok((!summary.is_null()).then(|| from_glib_full(summary)))
+        }
+    }
+
+    /// Fetch `commit` and every object it needs from remote `name`, no ref moved. libostree
+    /// checks each object's checksum and, when the remote has a keyring, the commit's
+    /// signature; a commit that fails either is not kept.
+    pub fn pull_remote_commit(&self, name: &str, commit: &str) -> Result<()> {
+        let options = glib::VariantDict::new(None);
+        options.insert_value("refs", &vec![commit.to_string()].to_variant());
+        options.insert_value("depth", &0i32.to_variant());
+        options.insert_value("n-network-retries", &1u32.to_variant());
+        self.repo
+            .pull_with_options(name, &options.end(), None, NO_CANCEL)
+            .map_err(gerr)
+            .with_context(|| format!("cannot pull commit {commit}"))?;
+        if !self.has_complete_commit(commit) {
+            bail!("commit {commit} is incomplete after the pull");
+        }
+        Ok(())
+    }
+}
+
+fn bool_text(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+fn remote_options(spec: &RemoteSpec) -> glib::Variant {
+    let options = glib::VariantDict::new(None);
+    options.insert_value("gpg-verify", &spec.keyring.is_some().to_variant());
+    options.insert_value("gpg-verify-summary", &false.to_variant());
+    if let Some(keyring) = spec.keyring {
+        options.insert_value("gpgkeypath", &keyring.display().to_string().to_variant());
+    }
+    options.end()
+}
+
+/// The refs of a summary file (`(a(s(taya{sv}))a{sv})`) and their commits.
+fn parse_summary_refs(bytes: &glib::Bytes) -> Result<BTreeMap<String, String>> {
+    let ty = glib::VariantTy::new("(a(s(taya{sv}))a{sv})").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let summary = glib::Variant::from_bytes_with_type(bytes, ty);
+    if !summary.is_normal_form() {
+        bail!(
+            "its summary is not an OSTree summary ({} bytes)",
+            bytes.len()
+        );
+    }
+    let mut refs = BTreeMap::new();
+    for entry in summary.child_value(0).iter() {
+        let name = entry.child_value(0).str().unwrap_or_default().to_string();
+        let checksum = entry.child_value(1).child_value(1);
+        if checksum.n_children() != 32 {
+            bail!("its summary lists ref {name} with a malformed checksum");
+        }
+        refs.insert(name, ostree::checksum_from_bytes_v(&checksum).to_string());
+    }
+    Ok(refs)
+}
+
+impl Repo {
+    /// The files, relative to the repository, that hold `commit` and everything it reaches
+    /// in this `archive` repository, its detached metadata (signatures) included: what a
+    /// file copy (rsync) must send for another archive repository to have the commit.
+    pub fn commit_files(&self, commit: &str) -> Result<Vec<String>> {
+        let mut files = Vec::new();
+        for object in &self.objects(commit)?.0 {
+            let ext = match object.object_type() {
+                ostree::ObjectType::File => "filez",
+                ostree::ObjectType::DirTree => "dirtree",
+                ostree::ObjectType::DirMeta => "dirmeta",
+                ostree::ObjectType::Commit => "commit",
+                other => bail!("commit {commit} reaches an object of unexpected type {other:?}"),
+            };
+            files.push(loose_file(object.checksum(), ext));
+        }
+        let meta = loose_file(commit, "commitmeta");
+        if self.path.join(&meta).exists() {
+            files.push(meta);
+        }
+        files.sort();
+        Ok(files)
+    }
+}
+
+fn loose_file(checksum: &str, ext: &str) -> String {
+    format!("objects/{}/{}.{ext}", &checksum[..2], &checksum[2..])
+}
