@@ -10,7 +10,7 @@ set -euo pipefail
 # gnupg: signed publishing (`[publish] gpg-sign`) and the throwaway keys of its tests and of log's.
 packages=(libostree-dev ostree fuse3 bubblewrap pkg-config python3 time attr gzip bzip2 xz-utils zstd
   debootstrap mmdebstrap uidmap dnf rpm createrepo-c kmod systemd curl qemu-system-x86 e2fsprogs
-  busybox-static gnupg)
+  busybox-static gnupg rsync)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -2,7 +2,7 @@
 //! one line per job for a person.
 
 use super::ProjectArgs;
-use crate::output::events::Printer;
+use crate::output::events::WarningsOnly;
 use anyhow::Result;
 use ostree_build_core::ops::jobs::job_graph;
 
@@ -24,8 +24,7 @@ pub struct PlanArgs {
 pub fn exec(args: PlanArgs) -> Result<()> {
     let manifest = args.project.manifest()?;
     // Warnings (a cache that cannot be read) go to stderr: stdout stays the graph.
-    let mut printer = Printer::new(false, false);
-    let graph = job_graph(&manifest, &super::registry(), &mut printer)?;
+    let graph = job_graph(&manifest, &super::registry(), &mut WarningsOnly)?;
     match args.format {
         PlanFormat::Json => crate::output::plan::print_json(&graph),
         PlanFormat::Text => crate::output::plan::print_text(&graph),

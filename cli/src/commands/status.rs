@@ -23,8 +23,8 @@ pub struct StatusArgs {
 
 pub fn exec(args: StatusArgs) -> Result<()> {
     let manifest = args.project.manifest()?;
-    let mut printer = crate::output::events::Printer::new(false, false);
-    let units = status(&manifest, &super::registry(), &mut printer)?;
+    let mut warnings = crate::output::events::WarningsOnly;
+    let units = status(&manifest, &super::registry(), &mut warnings)?;
     crate::output::status::print(&units, args.project.json(), args.packages)?;
     if args.check && units.iter().any(|u| u.state != "fresh") {
         std::process::exit(EXIT_STALE);

@@ -37,9 +37,9 @@ pub fn print_push(summary: &PushSummary, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// A cargo-style status line on stderr (hidden by `-q`, like every status line).
+/// A cargo-style status line (hidden by `-q`, like every status line).
 fn status_line(verb: &str, text: &str) {
     if !super::quiet() {
-        eprintln!("{verb:>9} {text}");
+        super::line(&format!("{verb:>9} {text}"));
     }
 }

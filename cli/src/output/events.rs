@@ -143,6 +143,8 @@ impl Printer {
     ) -> String {
         let progress = if kind == Kind::Component {
             self.built += 1;
+            // A component the cache was to provide and could not is built after all.
+            self.to_build = self.to_build.max(self.built);
             format!(" [{}/{}]", self.built, self.to_build)
         } else {
             String::new()
@@ -193,6 +195,18 @@ impl Reporter for Printer {
             if let Some((kind, name)) = started {
                 self.progress.unit_started(kind, &name, &line);
             }
+        }
+    }
+}
+
+/// For commands whose stdout is their answer (`plan --format json`, `status`): warnings
+/// go to stderr as `warning:` lines, other events are not shown.
+pub struct WarningsOnly;
+
+impl Reporter for WarningsOnly {
+    fn event(&mut self, event: Event) {
+        if let Event::Warning { message } = event {
+            eprintln!("warning: {message}");
         }
     }
 }

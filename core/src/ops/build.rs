@@ -181,11 +181,17 @@ impl Builder<'_> {
             .iter()
             .filter_map(|p| Some((p.name.as_str(), p.current.as_ref()?.checksum.as_str())))
             .collect();
+        // Only the images this run composes are published (`build --component` none).
+        let published: Vec<&crate::manifest::ImageSection> = plan
+            .images
+            .iter()
+            .map(|i| &manifest.images[&i.name])
+            .filter(|i| i.publish)
+            .collect();
         let mut on_built = |name: &str, commit: &str| {
-            let published = manifest
-                .images
-                .values()
-                .any(|i| i.publish && i.components.iter().any(|c| c.get_ref() == name));
+            let published = published
+                .iter()
+                .any(|i| i.components.iter().any(|c| c.get_ref() == name));
             if published {
                 prefetch.start(
                     &manifest.build_repo_path(),

@@ -97,14 +97,38 @@ impl Repo {
         options.insert_value("refs", &vec![commit.to_string()].to_variant());
         options.insert_value("depth", &0i32.to_variant());
         options.insert_value("n-network-retries", &1u32.to_variant());
-        self.repo
+        let pulled = self
+            .repo
             .pull_with_options(name, &options.end(), None, NO_CANCEL)
             .map_err(gerr)
-            .with_context(|| format!("cannot pull commit {commit}"))?;
-        if !self.has_complete_commit(commit) {
-            bail!("commit {commit} is incomplete after the pull");
+            .with_context(|| format!("cannot pull commit {commit}"));
+        let complete = pulled.and_then(|_| match self.has_complete_commit(commit) {
+            true => Ok(()),
+            false => Err(anyhow::anyhow!(
+                "commit {commit} is incomplete after the pull"
+            )),
+        });
+        if complete.is_err() {
+            self.forget_partial(commit);
         }
-        Ok(())
+        complete
+    }
+
+    /// Drop what a failed pull left of `commit`: the commit object and libostree's
+    /// `commitpartial` mark (the objects it did fetch are whole and verified; they stay
+    /// until a prune), so `fsck` finds no partial commit and nothing refers to it.
+    fn forget_partial(&self, commit: &str) {
+        if self.has_complete_commit(commit) {
+            return;
+        }
+        let _ = self
+            .repo
+            .delete_object(ostree::ObjectType::Commit, commit, NO_CANCEL);
+        let _ = std::fs::remove_file(
+            self.path
+                .join("state")
+                .join(format!("{commit}.commitpartial")),
+        );
     }
 }
 

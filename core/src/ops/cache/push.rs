@@ -33,6 +33,9 @@ pub struct PushSummary {
     pub skipped: Vec<(String, String)>,
 }
 
+/// Components not sent, each with why.
+type NotSent = Vec<(String, String)>;
+
 /// One component to send: its name, cache key and commit in the build repository.
 pub(super) struct Item {
     pub name: String,
@@ -59,6 +62,13 @@ pub fn push(
         )
     })?;
     let (items, skipped) = pushable(manifest, registry, &repo)?;
+    if items.is_empty() {
+        let why: Vec<String> = skipped.iter().map(|(n, w)| format!("{n}: {w}")).collect();
+        return Err(anyhow!(
+            "nothing to push to {dest}: no component is built and fresh here ({}); nothing was pushed\n  help: build one first (`ostree-build build --component NAME`)",
+            why.join("; ")
+        ));
+    }
     let keys = signing_keys(manifest);
     if !keys.is_empty() {
         // A key that cannot sign fails before anything is sent.
@@ -106,7 +116,7 @@ fn pushable(
     manifest: &Manifest,
     registry: &Registry,
     repo: &Repo,
-) -> Result<(Vec<Item>, Vec<(String, String)>)> {
+) -> Result<(Vec<Item>, NotSent)> {
     let scratch = manifest.state_dir().join("work").join("components");
     let options = PlanOptions {
         force: false,

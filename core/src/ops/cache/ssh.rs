@@ -81,7 +81,7 @@ impl Far {
             host: dest.host.clone(),
             path: dest.path.clone(),
             quoted,
-            display: format!("ssh://{}{}", dest.host, dest.path),
+            display: crate::cache_config::PushDest::Ssh(dest.clone()).to_string(),
         })
     }
 
@@ -142,11 +142,14 @@ impl Far {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| self.spawn_error(&self.ssh[0], e))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(script.as_bytes())?;
-        }
+        // A far side that fails at once (unreachable host) stops reading: its exit status
+        // and message say why, not the broken pipe.
+        let wrote = match child.stdin.take() {
+            Some(mut stdin) => stdin.write_all(script.as_bytes()),
+            None => Ok(()),
+        };
         let out = child.wait_with_output()?;
-        if !out.status.success() {
+        if !out.status.success() || wrote.is_err() {
             bail!(
                 "cannot {what} at {} ({}): {}\n  help: the far side needs sh, flock and ostree, and write access to {}",
                 self.display,
