@@ -14,6 +14,20 @@ pub struct CacheSection {
     /// Where `cache push` sends components when no destination is given.
     #[serde(default)]
     pub push: Option<Spanned<String>>,
+    /// Seconds the cache may send nothing before a reader gives up on it and builds.
+    #[serde(default)]
+    pub timeout: Option<Spanned<u64>>,
+}
+
+/// `[cache] timeout` when unset.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+
+impl CacheSection {
+    /// How long a reader waits for a silent cache.
+    pub fn stall_limit(&self) -> std::time::Duration {
+        let secs = self.timeout.as_ref().map(|t| *t.get_ref());
+        std::time::Duration::from_secs(secs.unwrap_or(DEFAULT_TIMEOUT_SECS).max(1))
+    }
 }
 
 pub const URL_HINT: &str =

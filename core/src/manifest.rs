@@ -552,6 +552,13 @@ impl Manifest {
                 ));
             }
         }
+        if let Some(t) = self.cache.timeout.as_ref().filter(|t| *t.get_ref() == 0) {
+            return Err(self.error_at(
+                t.span().start,
+                "cache.timeout must be at least 1 (seconds without data before the cache is given up on)",
+                Some("leave it out for the default, 30"),
+            ));
+        }
         if let Some(dest) = &self.cache.push {
             if let Err(e) = crate::cache_config::parse_dest(dest.get_ref(), &self.dir) {
                 return Err(self.error_at(

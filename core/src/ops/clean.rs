@@ -1,6 +1,6 @@
 //! `ostree-build clean`, like `cargo clean`: removes what ostree-build keeps only to go
 //! faster (scratch space, trigger worktrees, package caches, kept component trees, ad hoc
-//! roots). The build
+//! roots, input digests, the ssh push outbox). The build
 //! repository stays: its heads are the parents and version numbers of the next images
 //! (`prune` shrinks it); the export repository always stays: clients pull from it.
 
@@ -58,6 +58,11 @@ fn targets(state: &std::path::Path) -> Vec<Removed> {
         (
             state.join("stat-cache"),
             "stat caches of directory components",
+        ),
+        (state.join("digests"), "input digests for cache keys"),
+        (
+            state.join("cache-outbox"),
+            "components staged for ssh cache pushes",
         ),
     ];
     if let Ok(entries) = std::fs::read_dir(state) {

@@ -46,7 +46,7 @@ pub use history::{Objects, Signature};
 pub use layout::{LayoutOptions, LayoutReport, LintErrors, LintLevel, VarFiles, LINT_RULES};
 pub use prune::{Delta, PruneCount, Reachable};
 pub use recommit::Recommit;
-pub use remote::RemoteSpec;
+pub use remote::{RemoteRead, RemoteSpec};
 pub use sign::GpgKeys;
 pub use statcache::StatCache;
 pub use treediff::{Modified, TreeDiff};

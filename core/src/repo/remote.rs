@@ -5,15 +5,25 @@
 
 use super::{gerr, Repo, NO_CANCEL};
 use anyhow::{bail, Context, Result};
-use glib::prelude::*;
+use gio::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// How to reach a remote.
 pub struct RemoteSpec<'a> {
     pub url: &'a str,
     /// Public keys every commit must be signed by one of; `None`: no signature check.
     pub keyring: Option<&'a Path>,
+}
+
+/// Reading a remote: its name and how long it may send nothing before it is given up on
+/// (libostree's fetcher itself waits for a silent server as long as TCP does).
+pub struct RemoteRead<'a> {
+    pub name: &'a str,
+    pub stall: Duration,
 }
 
 impl Repo {
@@ -45,16 +55,18 @@ impl Repo {
             && option("gpgkeypath") == spec.keyring.map(|k| k.display().to_string())
     }
 
-    /// The refs remote `name`'s summary lists, with their commits. Fails when the summary
-    /// cannot be fetched or is not a summary.
-    pub fn remote_refs(&self, name: &str) -> Result<BTreeMap<String, String>> {
+    /// The refs the remote's summary lists, with their commits. Fails when the summary
+    /// cannot be fetched (within `stall`) or is not a summary.
+    pub fn remote_refs(&self, remote: &RemoteRead) -> Result<BTreeMap<String, String>> {
         let options = glib::VariantDict::new(None);
         options.insert_value("n-network-retries", &1u32.to_variant());
-        let summary = self
-            .fetch_summary(name, &options.end())
-            .map_err(gerr)
-            .context("cannot fetch its summary")?
-            .ok_or_else(|| anyhow::anyhow!("it has no summary file"))?;
+        let options = options.end();
+        let (repo, name) = (self.handle(), remote.name.to_string());
+        let summary = with_stall_limit(remote.stall, move |cancel, _| {
+            repo.fetch_summary(&name, &options, cancel).map_err(gerr)
+        })
+        .context("cannot fetch its summary")?
+        .ok_or_else(|| anyhow::anyhow!("it has no summary file"))?;
         parse_summary_refs(&summary)
     }
 
@@ -65,6 +77,7 @@ impl Repo {
         &self,
         name: &str,
         options: &glib::Variant,
+        cancel: &gio::Cancellable,
     ) -> Result<Option<glib::Bytes>, glib::Error> {
         use glib::translate::{from_glib_full, ToGlibPtr};
         let mut summary: *mut glib::ffi::GBytes = std::ptr::null_mut();
@@ -79,7 +92,7 @@ impl Repo {
                 options.to_glib_none().0,
                 &mut summary,
                 std::ptr::null_mut(),
-                std::ptr::null_mut(),
+                cancel.to_glib_none().0,
                 &mut error,
             );
             if ok == glib::ffi::GFALSE {
@@ -92,16 +105,18 @@ impl Repo {
     /// Fetch `commit` and every object it needs from remote `name`, no ref moved. libostree
     /// checks each object's checksum and, when the remote has a keyring, the commit's
     /// signature; a commit that fails either is not kept.
-    pub fn pull_remote_commit(&self, name: &str, commit: &str) -> Result<()> {
+    pub fn pull_remote_commit(&self, remote: &RemoteRead, commit: &str) -> Result<()> {
         let options = glib::VariantDict::new(None);
         options.insert_value("refs", &vec![commit.to_string()].to_variant());
         options.insert_value("depth", &0i32.to_variant());
         options.insert_value("n-network-retries", &1u32.to_variant());
-        let pulled = self
-            .repo
-            .pull_with_options(name, &options.end(), None, NO_CANCEL)
-            .map_err(gerr)
-            .with_context(|| format!("cannot pull commit {commit}"));
+        let options = options.end();
+        let (repo, name) = (self.repo.clone(), remote.name.to_string());
+        let pulled = with_stall_limit(remote.stall, move |cancel, progress| {
+            repo.pull_with_options(&name, &options, Some(progress), Some(cancel))
+                .map_err(gerr)
+        })
+        .with_context(|| format!("cannot pull commit {commit}"));
         let complete = pulled.and_then(|_| match self.has_complete_commit(commit) {
             true => Ok(()),
             false => Err(anyhow::anyhow!(
@@ -129,6 +144,52 @@ impl Repo {
                 .join("state")
                 .join(format!("{commit}.commitpartial")),
         );
+    }
+}
+
+/// Run `work` (a fetch from a remote) on a thread with a main context of its own, and give
+/// up on it once no byte has arrived for `stall`. libostree's curl fetcher does not stop
+/// a request when its cancellable fires, so the thread is then left behind (cancelled,
+/// for whatever part of libostree checks): it ends when the server or TCP gives up, or
+/// with the process. What it may still write are whole, checked objects.
+fn with_stall_limit<T: Send + 'static>(
+    stall: Duration,
+    work: impl FnOnce(&gio::Cancellable, &ostree::AsyncProgress) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let cancel = gio::Cancellable::new();
+    let bytes = Arc::new(AtomicU64::new(0));
+    let (work_cancel, counter) = (cancel.clone(), bytes.clone());
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let context = glib::MainContext::new();
+        let outcome = context
+            .with_thread_default(|| {
+                let progress = ostree::AsyncProgress::new();
+                progress.connect_changed(move |p| {
+                    counter.store(p.uint64("bytes-transferred"), Ordering::Relaxed)
+                });
+                work(&work_cancel, &progress)
+            })
+            .map_err(|e| anyhow::anyhow!("cannot use a main context: {e}"))
+            .and_then(|r| r);
+        let _ = done.send(outcome);
+    });
+    let (mut seen, mut since) = (0, Instant::now());
+    loop {
+        match result.recv_timeout(crate::ticker::INTERVAL) {
+            Ok(outcome) => return outcome,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                bail!("the fetch ended without a result")
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        let now = bytes.load(Ordering::Relaxed);
+        if now != seen {
+            (seen, since) = (now, Instant::now());
+        } else if since.elapsed() > stall {
+            cancel.cancel();
+            bail!("nothing arrived for {}s; gave up", stall.as_secs());
+        }
     }
 }
 

@@ -12,7 +12,7 @@ pub use push::{push, PushOptions, PushSummary};
 use super::plan::{BuildPlan, ComponentPlan};
 use super::publish::signing_keys;
 use crate::manifest::Manifest;
-use crate::repo::{MetaValue, Recommit, RemoteSpec, Repo};
+use crate::repo::{MetaValue, Recommit, RemoteRead, RemoteSpec, Repo};
 use crate::report::{Event, Reporter};
 use anyhow::Result;
 use std::path::PathBuf;
@@ -40,7 +40,9 @@ pub fn lookup(manifest: &Manifest, plan: &mut BuildPlan, force: bool, rep: &mut 
         return;
     }
     let refs = Repo::open_or_create(&manifest.build_repo_path(), crate::repo::RepoKind::Build)
-        .and_then(|repo| configure(manifest, &repo).and_then(|_| repo.remote_refs(REMOTE)));
+        .and_then(|repo| {
+            configure(manifest, &repo).and_then(|_| repo.remote_refs(&read(manifest)))
+        });
     let refs = match refs {
         Ok(refs) => refs,
         Err(e) => {
@@ -55,6 +57,13 @@ pub fn lookup(manifest: &Manifest, plan: &mut BuildPlan, force: bool, rep: &mut 
     for p in plan.components.iter_mut().filter(|p| wanted(p)) {
         let key = p.cache_key.as_deref().unwrap_or_default();
         p.cached = refs.get(&cache_ref(key)).cloned();
+    }
+}
+
+fn read(manifest: &Manifest) -> RemoteRead<'static> {
+    RemoteRead {
+        name: REMOTE,
+        stall: manifest.cache.stall_limit(),
     }
 }
 
@@ -92,7 +101,7 @@ pub fn fetch(
 ) -> Result<String> {
     let cached = p.cached.as_deref().unwrap_or_default();
     configure(manifest, repo)?;
-    repo.pull_remote_commit(REMOTE, cached)?;
+    repo.pull_remote_commit(&read(manifest), cached)?;
     let mut extra = metadata.to_vec();
     extra.push((
         META_FROM_CACHE.to_string(),

@@ -112,11 +112,7 @@ fn destination(manifest: &Manifest, options: &PushOptions) -> Result<PushDest> {
 
 /// The components built here and fresh (their commit is what their inputs give now), and
 /// the others with why they are not sent.
-fn pushable(
-    manifest: &Manifest,
-    registry: &Registry,
-    repo: &Repo,
-) -> Result<(Vec<Item>, NotSent)> {
+fn pushable(manifest: &Manifest, registry: &Registry, repo: &Repo) -> Result<(Vec<Item>, NotSent)> {
     let scratch = manifest.state_dir().join("work").join("components");
     let options = PlanOptions {
         force: false,
