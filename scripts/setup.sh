@@ -8,9 +8,11 @@ set -euo pipefail
 # qemu-system-x86 and e2fsprogs: `ostree-build boot` (a disk from mkfs.ext4 -d, booted in QEMU);
 # busybox-static: the shell and tools of the image the `sandbox = "image"` trigger tests build;
 # gnupg: signed publishing (`[publish] gpg-sign`) and the throwaway keys of its tests and of log's.
+# jq: the CI examples in templates/ci/ and the test that runs their filters (ci_templates.rs);
+# rsync: `cache push ssh://...` (and its test).
 packages=(libostree-dev ostree fuse3 bubblewrap pkg-config python3 time attr gzip bzip2 xz-utils zstd
   debootstrap mmdebstrap uidmap dnf rpm createrepo-c kmod systemd curl qemu-system-x86 e2fsprogs
-  busybox-static gnupg rsync)
+  busybox-static gnupg jq rsync)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
