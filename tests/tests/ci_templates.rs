@@ -7,8 +7,6 @@
 //! stale, one fresh), and after another build (everything fresh: no worker at all). A
 //! stand-in `ostree-build` on PATH prints the plan and records every other call, so the
 //! test sees which builds and pushes each worker would run.
-//!
-//! The plans come from [`plans`]: see [`REAL_PLAN`].
 
 use ostree_build_tests::*;
 use serde::Deserialize;
@@ -20,11 +18,6 @@ use std::sync::OnceLock;
 
 // ---------------------------------------------------------------------------------------
 // The plans.
-
-/// Whether the plans come from running `ostree-build plan --format json` on a project
-/// ([`plans_of_a_project`]) or from the hand-written `tests/fixtures/plan/{new,changed,
-/// fresh}.json`, which follow the command's schema and stand in for it until it exists.
-const REAL_PLAN: bool = false;
 
 /// `plan --format json` of the test project in its three states.
 struct Plans {
@@ -49,23 +42,7 @@ impl Plans {
 /// The plans, made once per test binary.
 fn plans() -> &'static Plans {
     static PLANS: OnceLock<Plans> = OnceLock::new();
-    PLANS.get_or_init(|| {
-        if REAL_PLAN {
-            plans_of_a_project()
-        } else {
-            let fixture = |name: &str| {
-                let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("fixtures/plan")
-                    .join(format!("{name}.json"));
-                std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-            };
-            Plans {
-                new: fixture("new"),
-                changed: fixture("changed"),
-                fresh: fixture("fresh"),
-            }
-        }
-    })
+    PLANS.get_or_init(plans_of_a_project)
 }
 
 /// The plans of a real project: two `dir` components and an image, planned, built, changed,
