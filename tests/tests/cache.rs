@@ -567,3 +567,98 @@ fn which(tool: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success())
 }
+
+/// A server on 127.0.0.1 that answers like a static file server from `dir`, except that
+/// it never answers requests whose path contains `hang_on` ("" hangs every request).
+struct SilentServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl SilentServer {
+    fn start(dir: &Path, hang_on: &str) -> SilentServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let code = format!(
+            "import http.server, functools, time\n\
+             class H(http.server.SimpleHTTPRequestHandler):\n\
+             \x20   def do_GET(self):\n\
+             \x20       if {hang_on:?} in self.path:\n\
+             \x20           time.sleep(3600)\n\
+             \x20       return super().do_GET()\n\
+             \x20   def log_message(self, *a):\n\
+             \x20       pass\n\
+             h = functools.partial(H, directory={dir:?})\n\
+             http.server.ThreadingHTTPServer(('127.0.0.1', {port}), h).serve_forever()\n",
+            dir = dir.display().to_string(),
+        );
+        let child = Command::new("python3").args(["-c", &code]).spawn().unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        SilentServer {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for SilentServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_silent_cache_is_given_up_on_after_its_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let worker = Machine::new(tmp.path(), "worker", "");
+    worker.run(&["build", "--component", "a"]).ok();
+    worker.run(&["cache", "push", cache.to_str().unwrap()]).ok();
+
+    // The summary never comes.
+    let silent = SilentServer::start(&cache, "");
+    let section = format!("{}timeout = 2\n", cache_section(&silent.url));
+    let reader = Machine::new(tmp.path(), "reader", &section);
+    let start = std::time::Instant::now();
+    let run = reader.run(&["build"]).ok();
+    assert!(
+        out(&run).contains("nothing arrived for 2s"),
+        "{}",
+        out(&run)
+    );
+    assert!(
+        start.elapsed().as_secs() < 30,
+        "waited {:?}",
+        start.elapsed()
+    );
+    assert_eq!(reader.runs().len(), 4);
+
+    // The summary comes, the objects never do: component a is built after the timeout.
+    let stalls = SilentServer::start(&cache, "/objects/");
+    let section = format!("{}timeout = 2\n", cache_section(&stalls.url));
+    let reader = Machine::new(tmp.path(), "reader2", &section);
+    let run = reader.run(&["build"]).ok();
+    assert!(
+        out(&run).contains("component 'a' could not be taken from the cache")
+            && out(&run).contains("nothing arrived for 2s"),
+        "{}",
+        out(&run)
+    );
+    assert_eq!(reader.runs().len(), 4);
+    assert_eq!(reader.image_tree(), worker_tree_after_build(&worker));
+}
+
+/// The image `worker` composes from its own components (built where missing).
+fn worker_tree_after_build(worker: &Machine) -> String {
+    worker.run(&["build"]).ok();
+    worker.image_tree()
+}

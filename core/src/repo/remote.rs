@@ -111,7 +111,7 @@ impl Repo {
         options.insert_value("depth", &0i32.to_variant());
         options.insert_value("n-network-retries", &1u32.to_variant());
         let options = options.end();
-        let (repo, name) = (self.repo.clone(), remote.name.to_string());
+        let (repo, name) = (self.own_handle()?, remote.name.to_string());
         let pulled = with_stall_limit(remote.stall, move |cancel, progress| {
             repo.pull_with_options(&name, &options, Some(progress), Some(cancel))
                 .map_err(gerr)
@@ -127,6 +127,17 @@ impl Repo {
             self.forget_partial(commit);
         }
         complete
+    }
+
+    /// A handle of its own on this repository (reading the configuration on disk, remotes
+    /// included): a pull that is given up on and left running (`with_stall_limit`) keeps
+    /// its transaction there, not on the handle the build goes on with.
+    fn own_handle(&self) -> Result<ostree::Repo> {
+        let repo = ostree::Repo::new_for_path(&self.path);
+        repo.open(NO_CANCEL)
+            .map_err(gerr)
+            .with_context(|| format!("cannot open OSTree repository {}", self.path.display()))?;
+        Ok(repo)
     }
 
     /// Drop what a failed pull left of `commit`: the commit object and libostree's

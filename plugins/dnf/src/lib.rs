@@ -517,7 +517,10 @@ impl Backend for DnfBackend {
         field(&mut h, "dnf-backend v2", b"");
         field(&mut h, "arch", arch.as_bytes());
         for (path, text) in &cfg.repo_files {
-            field(&mut h, "repo-file", path.to_string_lossy().as_bytes());
+            // Named relative to the project: the same on every clone, so a shared cache's
+            // key does not depend on where the project sits.
+            let shown = path.strip_prefix(&request.project_dir).unwrap_or(path);
+            field(&mut h, "repo-file", shown.to_string_lossy().as_bytes());
             field(&mut h, "text", text.as_bytes());
         }
         for r in &cfg.repos {
