@@ -9,10 +9,10 @@ set -euo pipefail
 # busybox-static: the shell and tools of the image the `sandbox = "image"` trigger tests build;
 # gnupg: signed publishing (`[publish] gpg-sign`) and the throwaway keys of its tests and of log's.
 # jq: the CI examples in templates/ci/ and the test that runs their filters (ci_templates.rs);
-# rsync: `cache push ssh://...` (and its test).
+# rsync, openssh-client: `cache push ssh://...`; openssh-server: its test's throwaway sshd.
 packages=(libostree-dev ostree fuse3 bubblewrap pkg-config python3 time attr gzip bzip2 xz-utils zstd
   debootstrap mmdebstrap uidmap dnf rpm createrepo-c kmod systemd curl qemu-system-x86 e2fsprogs
-  busybox-static gnupg jq rsync)
+  busybox-static gnupg jq rsync openssh-client openssh-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

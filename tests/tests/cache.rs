@@ -662,3 +662,122 @@ fn worker_tree_after_build(worker: &Machine) -> String {
     worker.run(&["build"]).ok();
     worker.image_tree()
 }
+
+/// An OpenSSH server on 127.0.0.1 for root, with a throwaway host key and client key, in
+/// the foreground so that it stops when dropped.
+struct Sshd {
+    child: std::process::Child,
+    port: u16,
+    /// `OSTREE_BUILD_SSH` for reaching it.
+    ssh_command: String,
+}
+
+impl Sshd {
+    fn start(dir: &Path) -> Sshd {
+        let keygen = |name: &str| {
+            let status = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(dir.join(name))
+                .status()
+                .expect("ssh-keygen");
+            assert!(status.success());
+        };
+        keygen("hostkey");
+        keygen("userkey");
+        std::fs::copy(dir.join("userkey.pub"), dir.join("authorized_keys")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/hostkey\nAuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nStrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\n",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-f"])
+            .arg(&config)
+            .arg("-E")
+            .arg(dir.join("sshd.log"))
+            .spawn()
+            .expect("sshd");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let ssh_command = format!(
+            "ssh -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR",
+            dir.join("userkey").display()
+        );
+        Sshd {
+            child,
+            port,
+            ssh_command,
+        }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn pushes_through_a_real_ssh_server() {
+    if !ostree_build_tests::require_root()
+        || !ostree_build_tests::require(
+            "sshd",
+            Path::new("/usr/sbin/sshd").exists() && which("rsync"),
+            "apt-get install openssh-server rsync",
+        )
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let sshd_dir = tmp.path().join("sshd");
+    std::fs::create_dir_all(&sshd_dir).unwrap();
+    let sshd = Sshd::start(&sshd_dir);
+    let remote = tmp.path().join("served/cache");
+    let dest = format!("ssh://root@127.0.0.1:{}{}", sshd.port, remote.display());
+    let env = [("OSTREE_BUILD_SSH", sshd.ssh_command.as_str())];
+    let w1 = Machine::new(tmp.path(), "w1", "");
+    let w2 = Machine::new(tmp.path(), "w2", "");
+    w1.run(&["build", "--component", "a", "--component", "b"])
+        .ok();
+    w2.run(&["build", "--component", "c", "--component", "d"])
+        .ok();
+    // Both at once, through the real server.
+    let runs: Vec<Run> = std::thread::scope(|s| {
+        let h1 = s.spawn(|| w1.run_env(&["cache", "push", &dest], &env));
+        let h2 = s.spawn(|| w2.run_env(&["cache", "push", &dest], &env));
+        vec![h1.join().unwrap(), h2.join().unwrap()]
+    });
+    for run in runs {
+        let run = run.ok();
+        assert!(out(&run).contains("2 pushed"), "{}", out(&run));
+    }
+    ostree(&remote, &["fsck"]);
+    assert_eq!(
+        ostree(&remote, &["summary", "--view"])
+            .matches("ostree-build/cache/")
+            .count(),
+        4
+    );
+    let composer = Machine::new(
+        tmp.path(),
+        "composer",
+        &cache_section(&format!("file://{}", remote.display())),
+    );
+    composer.run(&["build"]).ok();
+    assert_eq!(composer.runs(), Vec::<String>::new());
+}
