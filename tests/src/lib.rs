@@ -335,6 +335,24 @@ pub fn python_tar(dest: &Path, script_body: &str) {
     assert!(status.success(), "python tar script failed");
 }
 
+/// A TCP port on 127.0.0.1 that nothing listens on (as of now).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Wait (up to 5 s) until something accepts connections on 127.0.0.1:`port`.
+pub fn wait_for_port(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// A static HTTP server on 127.0.0.1 (Python's http.server) that logs requests.
 pub struct HttpServer {
     child: std::process::Child,
@@ -344,11 +362,7 @@ pub struct HttpServer {
 
 impl HttpServer {
     pub fn start(dir: &std::path::Path) -> HttpServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let log = dir.parent().unwrap().join(format!("http-{port}.log"));
         let child = std::process::Command::new("python3")
             .args([
@@ -364,12 +378,7 @@ impl HttpServer {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("python3 http.server");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        wait_for_port(port);
         HttpServer {
             child,
             url: format!("http://127.0.0.1:{port}"),

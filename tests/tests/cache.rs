@@ -6,7 +6,7 @@
 //! ssh), a cache that is down, a garbage summary, a corrupted object and signed commits.
 
 use ostree_build_tests::gpg::GpgKey;
-use ostree_build_tests::{ostree, script, HttpServer, Run};
+use ostree_build_tests::{free_port, ostree, script, wait_for_port, HttpServer, Run};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -300,11 +300,7 @@ fn a_cache_that_is_down_garbled_or_corrupt_means_building_with_a_warning() {
     let expected = single_machine_tree(tmp.path());
 
     // Down: nothing listens on the port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let down = Machine::new(
         tmp.path(),
         "down",
@@ -577,11 +573,7 @@ struct SilentServer {
 
 impl SilentServer {
     fn start(dir: &Path, hang_on: &str) -> SilentServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let code = format!(
             "import http.server, functools, time\n\
              class H(http.server.SimpleHTTPRequestHandler):\n\
@@ -596,12 +588,7 @@ impl SilentServer {
             dir = dir.display().to_string(),
         );
         let child = Command::new("python3").args(["-c", &code]).spawn().unwrap();
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        wait_for_port(port);
         SilentServer {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -685,11 +672,7 @@ impl Sshd {
         keygen("hostkey");
         keygen("userkey");
         std::fs::copy(dir.join("userkey.pub"), dir.join("authorized_keys")).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let config = dir.join("sshd_config");
         std::fs::write(
             &config,
@@ -707,12 +690,7 @@ impl Sshd {
             .arg(dir.join("sshd.log"))
             .spawn()
             .expect("sshd");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        wait_for_port(port);
         let ssh_command = format!(
             "ssh -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR",
             dir.join("userkey").display()
