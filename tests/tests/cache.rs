@@ -484,6 +484,27 @@ fn pushes_over_ssh_send_objects_then_refs_then_the_summary() {
     composer.run(&["build"]).ok();
     assert_eq!(composer.runs(), Vec::<String>::new());
 
+    // A far-side directory that holds something else is refused before anything is sent.
+    let busy = tmp.path().join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    std::fs::write(busy.join("notes.txt"), "mine\n").unwrap();
+    let run = w1
+        .run_env(
+            &[
+                "cache",
+                "push",
+                &format!("ssh://cachehost{}", busy.display()),
+            ],
+            &ssh_env,
+        )
+        .fails();
+    assert!(
+        out(&run).contains("is a directory with other files"),
+        "{}",
+        out(&run)
+    );
+    assert_eq!(std::fs::read_dir(&busy).unwrap().count(), 1);
+
     // A far side that cannot be reached: one error line, nothing written.
     let unreachable = tmp.path().join("no-ssh");
     script(
@@ -539,17 +560,56 @@ fn wrong_cache_input_gets_one_clear_error() {
         "{}",
         out(&run)
     );
-    // A stale component is not pushed: the cache would get a commit its key does not give.
-    m.run(&["build", "--component", "a"]).ok();
-    std::fs::write(m.dir.join("src/a/data"), "changed\n").unwrap();
-    let cache = tmp.path().join("cache");
-    let run = m.run(&["cache", "push", cache.to_str().unwrap()]).fails();
+    // Only an archive repository, or a missing or empty directory, takes a push.
+    m.run(&["build", "--component", "b"]).ok();
+    let run = m.run(&["cache", "push", "build/cache-repo"]).fails();
     assert!(
-        out(&run).contains("a: stale here (input changed"),
+        out(&run).contains("is an OSTree repository, but not an archive one"),
         "{}",
         out(&run)
     );
-    assert!(!cache.exists());
+    let busy = tmp.path().join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    std::fs::write(busy.join("notes.txt"), "mine\n").unwrap();
+    let run = m.run(&["cache", "push", busy.to_str().unwrap()]).fails();
+    assert!(
+        out(&run).contains("is a directory with other files"),
+        "{}",
+        out(&run)
+    );
+    assert_eq!(
+        std::fs::read_dir(&busy).unwrap().count(),
+        1,
+        "files were added"
+    );
+    ostree(&m.build_repo(), &["fsck"]);
+    // A stale component is not pushed: the cache would get a commit its key does not give.
+    // With nothing else to send, that is an error; beside a fresh one, a line says so.
+    m.run(&["build", "--component", "a"]).ok();
+    std::fs::write(m.dir.join("src/a/data"), "changed\n").unwrap();
+    let cache = tmp.path().join("cache");
+    let run = m.run(&["cache", "push", cache.to_str().unwrap()]).ok();
+    assert!(
+        out(&run).contains("Skipped component a: stale here (input changed"),
+        "{}",
+        out(&run)
+    );
+    assert!(out(&run).contains("Pushed component b"), "{}", out(&run));
+    assert_eq!(ostree(&cache, &["refs"]).lines().count(), 1);
+    let lone = Machine::new(tmp.path(), "lone", "");
+    lone.run(&["build", "--component", "c"]).ok();
+    std::fs::write(lone.dir.join("src/c/data"), "changed\n").unwrap();
+    let elsewhere = tmp.path().join("elsewhere");
+    let run = lone
+        .run(&["cache", "push", elsewhere.to_str().unwrap()])
+        .fails();
+    assert!(out(&run).contains("nothing to push"), "{}", out(&run));
+    assert!(
+        out(&run).contains("c: stale here (input changed"),
+        "{}",
+        out(&run)
+    );
+    assert!(!elsewhere.exists());
 }
 
 /// Everything a run printed: status lines and warnings (stdout), errors (stderr).

@@ -243,6 +243,11 @@ impl Repo {
         }))
     }
 
+    /// Whether this is an `archive` repository (the kind served over HTTP).
+    pub fn is_archive(&self) -> bool {
+        self.repo.mode() == RepoMode::Archive
+    }
+
     /// Stop syncing this handle's transactions to disk. For work whose durability a later
     /// synced transaction on the same filesystem provides (libostree's `syncfs` flushes all
     /// of it before that transaction writes its refs).

@@ -145,7 +145,7 @@ fn push_local<'a>(
     items: &'a [Item],
     rep: &mut dyn Reporter,
 ) -> Result<(Vec<&'a Item>, Vec<String>)> {
-    let cache = Repo::open_or_create(dest, RepoKind::Export)?;
+    let cache = open_cache(dest)?;
     let (mut new, mut present) = (Vec::new(), Vec::new());
     for item in items {
         if cache.resolve(&cache_ref(&item.key))?.is_some() {
@@ -181,6 +181,29 @@ fn push_local<'a>(
     cache.set_refs(&refs)?;
     cache.regenerate_summary()?;
     Ok((won, present))
+}
+
+/// The cache repository at `dest`: an existing `archive` repository, or a new one in a
+/// missing or empty directory. Anything else is refused before anything is written.
+fn open_cache(dest: &std::path::Path) -> Result<Repo> {
+    let refuse = |why: &str| {
+        anyhow!(
+            "cache {}: {why}; nothing was pushed\n  help: push to an archive repository (served over HTTP), or to a missing or empty directory",
+            dest.display()
+        )
+    };
+    match Repo::open_existing(dest)? {
+        Some(repo) if repo.is_archive() => return Ok(repo),
+        Some(_) => return Err(refuse("is an OSTree repository, but not an archive one")),
+        None => {}
+    }
+    let empty = std::fs::read_dir(dest).map_or(true, |mut d| d.next().is_none());
+    if !empty {
+        return Err(refuse(
+            "is a directory with other files, not an OSTree repository",
+        ));
+    }
+    Repo::open_or_create(dest, RepoKind::Export)
 }
 
 /// Copy one component's commit and objects into the `archive` repository `cache` (each

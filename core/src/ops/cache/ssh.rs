@@ -91,7 +91,10 @@ impl Far {
         check_hex(&keys)?;
         let script = format!(
             "set -e\nrepo={repo}\n\
-             if [ ! -d \"$repo/objects\" ]; then mkdir -p \"$repo\"; ostree init --repo=\"$repo\" --mode=archive; fi\n\
+             if [ ! -d \"$repo/objects\" ]; then\n\
+             if [ -d \"$repo\" ] && [ -n \"$(ls -A \"$repo\")\" ]; then echo \"$repo is a directory with other files, not an OSTree repository\" >&2; exit 3; fi\n\
+             mkdir -p \"$repo\"; ostree init --repo=\"$repo\" --mode=archive; fi\n\
+             grep -Eq '^mode=archive' \"$repo/config\" || {{ echo \"$repo is an OSTree repository, but not an archive one\" >&2; exit 3; }}\n\
              for k in {keys}; do if [ -e \"$repo/refs/heads/{prefix}$k\" ]; then echo \"$k\"; fi; done\n",
             repo = self.quoted,
             keys = keys.join(" "),
@@ -151,7 +154,7 @@ impl Far {
         let out = child.wait_with_output()?;
         if !out.status.success() || wrote.is_err() {
             bail!(
-                "cannot {what} at {} ({}): {}\n  help: the far side needs sh, flock and ostree, and write access to {}",
+                "cannot {what} at {} ({}): {}\n  help: the far side needs sh, flock and ostree, and write access to {}, an archive repository or a missing or empty directory",
                 self.display,
                 out.status,
                 String::from_utf8_lossy(&out.stderr).trim(),
