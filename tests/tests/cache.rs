@@ -292,6 +292,20 @@ fn workers_push_to_one_cache_and_a_third_copy_composes_without_building() {
     );
     assert_eq!(from.trim().trim_matches('\''), pushed.trim());
     assert!(server.log().contains("GET /summary"), "{}", server.log());
+    // New times on unchanged sources (a fresh checkout): the cache key says nothing changed.
+    let data = composer.dir.join("src/a/data");
+    std::fs::File::options()
+        .write(true)
+        .open(&data)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+    let run = composer.run(&["build"]).ok();
+    assert!(out(&run).contains("nothing to do"), "{}", out(&run));
+    std::fs::write(&data, "component a, changed\n").unwrap();
+    let run = composer.run(&["build"]).ok();
+    assert!(out(&run).contains("Built component a"), "{}", out(&run));
+    assert_eq!(composer.runs(), ["a"]);
 }
 
 #[test]

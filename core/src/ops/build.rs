@@ -728,6 +728,9 @@ fn component_metadata(p: &ComponentPlan, packages: &[String]) -> Vec<(String, Me
     .into_iter()
     .map(|(k, v)| (k.to_string(), MetaValue::Str(v.clone())))
     .collect();
+    if let Some(key) = &p.cache_key {
+        metadata.push((META_CACHE_KEY.to_string(), MetaValue::Str(key.clone())));
+    }
     if !p.fingerprint.is_empty() {
         metadata.push((
             META_FINGERPRINT.to_string(),

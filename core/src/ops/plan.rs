@@ -16,6 +16,8 @@ pub const META_BACKEND_VERSION: &str = "ostree-build.backend-version";
 pub const META_INPUT_HASH: &str = "ostree-build.input-hash";
 pub const META_SOURCES_HASH: &str = "ostree-build.sources-hash";
 pub const META_OPTIONS_HASH: &str = "ostree-build.options-hash";
+/// The component's portable input hash (`ComponentPlan::cache_key`), when it was computed.
+pub const META_CACHE_KEY: &str = "ostree-build.cache-key";
 /// The component's options as JSON, for the backend to compare with (`Request::previous`).
 pub const META_OPTIONS: &str = "ostree-build.options";
 /// The backend's own fingerprint (a mirror's Release file, repositories' metadata).
@@ -272,6 +274,15 @@ fn plan_component(
         &options_hash,
         &manifest.dir,
     );
+    // Inputs whose stamps changed but not their contents (a checkout, `touch`): the cache
+    // key, when computed, says the commit is still what they give.
+    let same_contents = !force
+        && cache_key.is_some()
+        && current
+            .as_ref()
+            .and_then(|c| c.metadata.get(META_CACHE_KEY))
+            == cache_key.as_ref();
+    let reason = reason.filter(|_| !same_contents);
     if reason.is_some() && !force {
         request.previous = offer_previous(&backend, current.as_ref(), &sources_hash);
     }
