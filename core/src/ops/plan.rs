@@ -41,6 +41,8 @@ pub struct ComponentPlan {
     pub options_hash: String,
     /// The backend's fingerprint from its plan.
     pub fingerprint: String,
+    /// What the backend reads (from its plan).
+    pub inputs: Vec<PathBuf>,
     /// The key of this input in a shared cache: `input_hash` with the inputs hashed by
     /// content and relative path, so it is the same on every machine. Computed only when a
     /// cache is configured or the plan is asked for keys.
@@ -111,11 +113,8 @@ pub fn plan(
         let backend_plan = backend_plan(manifest, section, &backend, &request)?;
         prepared.push((name, backend, request, backend_plan));
     }
-    let inputs: Vec<(&str, &[PathBuf])> = prepared
-        .iter()
-        .map(|p| (p.0.as_str(), &p.3.inputs[..]))
-        .collect();
-    let mut stamps = stamp_all(manifest, &inputs, keys).into_iter();
+    let inputs: Vec<&[PathBuf]> = prepared.iter().map(|p| &p.3.inputs[..]).collect();
+    let mut stamps = on_all_cores(&inputs, |paths| stamp_inputs(paths)).into_iter();
     let mut components = Vec::new();
     for (name, backend, request, backend_plan) in prepared {
         let stamp = stamps
@@ -123,6 +122,12 @@ pub fn plan(
             .unwrap_or_else(|| Err(anyhow::anyhow!("no stamp")))?;
         let parts = (backend, request, backend_plan, stamp);
         components.push(plan_component(manifest, name, parts, repo, force)?);
+    }
+    if keys {
+        // A build needs the keys of stale components only (to look them up); `plan` and
+        // `cache push` need every key.
+        let all = options.cache_keys;
+        fill_cache_keys(manifest, &mut components, force, all)?;
     }
     let mut images = Vec::new();
     for (name, section) in &manifest.images {
@@ -194,32 +199,25 @@ fn current_commit(repo: Option<&Repo>, ref_name: &str) -> Result<Option<CommitIn
     }
 }
 
-/// The input stamp of every component and, with `keys`, its portable digest
-/// (`input_digest`), each component on one of up to `available_parallelism` threads:
-/// stamping stats every input file, which at 60,000 files is most of a one-file build's
-/// planning (bench/scale.sh).
-fn stamp_all(manifest: &Manifest, inputs: &[(&str, &[PathBuf])], keys: bool) -> Vec<Result<Stamp>> {
+/// `work` on every item, each on one of up to `available_parallelism` threads: stamping
+/// stats every input file, which at 60,000 files is most of a one-file build's planning
+/// (bench/scale.sh), and a first digest reads every one.
+fn on_all_cores<T: Sync, R: Send>(
+    items: &[T],
+    work: impl Fn(&T) -> Result<R> + Sync,
+) -> Vec<Result<R>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<Stamp>>>> =
-        inputs.iter().map(|_| Default::default()).collect();
-    let digests = manifest.state_dir().join("digests");
+    let results: Vec<std::sync::Mutex<Option<Result<R>>>> =
+        items.iter().map(|_| Default::default()).collect();
     std::thread::scope(|s| {
-        for _ in 0..threads.min(inputs.len()) {
+        for _ in 0..threads.min(items.len()) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some((name, paths)) = inputs.get(i) else {
-                    break;
-                };
-                let stamp = stamp_inputs(paths).and_then(|stamp| {
-                    let store = digests.join(crate::manifest::escape_ref_part(name));
-                    let digest = keys
-                        .then(|| digest_with_cache(paths, &manifest.dir, &store))
-                        .transpose()?;
-                    Ok(Stamp { stamp, digest })
-                });
+                let Some(item) = items.get(i) else { break };
+                let result = work(item);
                 if let Ok(mut slot) = results[i].lock() {
-                    *slot = Some(stamp);
+                    *slot = Some(result);
                 }
             });
         }
@@ -230,15 +228,53 @@ fn stamp_all(manifest: &Manifest, inputs: &[(&str, &[PathBuf])], keys: bool) -> 
             r.into_inner()
                 .ok()
                 .flatten()
-                .unwrap_or_else(|| Err(anyhow::anyhow!("an input stamp was not computed")))
+                .unwrap_or_else(|| Err(anyhow::anyhow!("a planning step was not computed")))
         })
         .collect()
 }
 
-/// A component's inputs: their local stamp and, when asked, their portable digest.
-struct Stamp {
-    stamp: String,
-    digest: Option<String>,
+/// The cache key of every stale component (of every one, with `all`) that has none yet:
+/// those fresh by their stamps took the key their commit records; the others digest their
+/// inputs by content. A stale one
+/// whose key is the one its commit records only got new times (a checkout, `touch`): it
+/// is fresh after all.
+fn fill_cache_keys(
+    manifest: &Manifest,
+    components: &mut [ComponentPlan],
+    force: bool,
+    all: bool,
+) -> Result<()> {
+    let digests = manifest.state_dir().join("digests");
+    let todo: Vec<(usize, &[PathBuf], String)> = components
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.cache_key.is_none() && (all || p.reason.is_some()))
+        .map(|(i, p)| (i, &p.inputs[..], crate::manifest::escape_ref_part(&p.name)))
+        .collect();
+    let results = on_all_cores(&todo, |(_, paths, store)| {
+        digest_with_cache(paths, &manifest.dir, &digests.join(store))
+    });
+    let indices: Vec<usize> = todo.iter().map(|t| t.0).collect();
+    for (i, digest) in indices.into_iter().zip(results) {
+        let p = &mut components[i];
+        let portable = sources_hash(&digest?, &p.fingerprint);
+        let key = component_key(
+            "component cache key v1",
+            &p.backend,
+            &p.options_hash,
+            &portable,
+        );
+        let recorded = p
+            .current
+            .as_ref()
+            .and_then(|c| c.metadata.get(META_CACHE_KEY));
+        if !force && recorded == Some(&key) {
+            p.reason = None;
+            p.request.previous = None;
+        }
+        p.cache_key = Some(key);
+    }
+    Ok(())
 }
 
 fn digest_with_cache(paths: &[PathBuf], project_dir: &Path, store: &Path) -> Result<String> {
@@ -252,16 +288,12 @@ fn digest_with_cache(paths: &[PathBuf], project_dir: &Path, store: &Path) -> Res
 fn plan_component(
     manifest: &Manifest,
     name: &str,
-    (backend, mut request, backend_plan, stamp): (Found, Request, Plan, Stamp),
+    (backend, mut request, backend_plan, stamp): (Found, Request, Plan, String),
     repo: Option<&Repo>,
     force: bool,
 ) -> Result<ComponentPlan> {
     let options_hash = options_hash(&request)?;
-    let cache_key = stamp.digest.map(|digest| {
-        let portable = sources_hash(&digest, &backend_plan);
-        component_key("component cache key v1", &backend, &options_hash, &portable)
-    });
-    let sources_hash = sources_hash(&stamp.stamp, &backend_plan);
+    let sources_hash = sources_hash(&stamp, &backend_plan.fingerprint);
     let input_hash = input_hash(&backend, &options_hash, &sources_hash);
     let ref_name = manifest.component_ref(name);
     let current = current_commit(repo, &ref_name)?;
@@ -274,15 +306,13 @@ fn plan_component(
         &options_hash,
         &manifest.dir,
     );
-    // Inputs whose stamps changed but not their contents (a checkout, `touch`): the cache
-    // key, when computed, says the commit is still what they give.
-    let same_contents = !force
-        && cache_key.is_some()
-        && current
+    // Fresh by its stamps: its inputs are as when the recorded key was computed.
+    let cache_key = match &reason {
+        None => current
             .as_ref()
-            .and_then(|c| c.metadata.get(META_CACHE_KEY))
-            == cache_key.as_ref();
-    let reason = reason.filter(|_| !same_contents);
+            .and_then(|c| c.metadata.get(META_CACHE_KEY).cloned()),
+        Some(_) => None,
+    };
     if reason.is_some() && !force {
         request.previous = offer_previous(&backend, current.as_ref(), &sources_hash);
     }
@@ -295,6 +325,7 @@ fn plan_component(
         sources_hash,
         options_hash,
         fingerprint: backend_plan.fingerprint.clone(),
+        inputs: backend_plan.inputs,
         cache_key,
         cached: None,
         current,
@@ -389,9 +420,9 @@ fn backend_plan(
 }
 
 /// What the backend builds from: its inputs (stamped or digested) and its fingerprint.
-fn sources_hash(inputs: &str, backend_plan: &Plan) -> String {
+fn sources_hash(inputs: &str, fingerprint: &str) -> String {
     let mut h = Hasher::new("inputs");
-    h.str(inputs).str(&backend_plan.fingerprint);
+    h.str(inputs).str(fingerprint);
     h.finish()
 }
 
