@@ -171,35 +171,14 @@ impl Builder<'_> {
         if todo.is_empty() {
             return Ok(commits);
         }
-        let todo = self.pull_cached(todo, &mut commits, rep)?;
+        let todo = self.pull_cached(plan, todo, &mut commits, rep)?;
         if todo.is_empty() {
             return Ok(commits);
         }
         self.lock.scratch("components")?;
         let (manifest, prefetch) = (self.manifest, &mut self.prefetch);
-        let previous: BTreeMap<&str, &str> = todo
-            .iter()
-            .filter_map(|p| Some((p.name.as_str(), p.current.as_ref()?.checksum.as_str())))
-            .collect();
-        // Only the images this run composes are published (`build --component` none).
-        let published: Vec<&crate::manifest::ImageSection> = plan
-            .images
-            .iter()
-            .map(|i| &manifest.images[&i.name])
-            .filter(|i| i.publish)
-            .collect();
         let mut on_built = |name: &str, commit: &str| {
-            let published = published
-                .iter()
-                .any(|i| i.components.iter().any(|c| c.get_ref() == name));
-            if published {
-                prefetch.start(
-                    &manifest.build_repo_path(),
-                    &manifest.export_repo_path(),
-                    commit,
-                    previous.get(name).map(|c| c.to_string()),
-                );
-            }
+            prefetch_if_published(manifest, plan, prefetch, name, commit);
         };
         let built = build_components(manifest, &todo, self.options, rep, &mut on_built)?;
         for (p, commit) in built {
@@ -214,6 +193,7 @@ impl Builder<'_> {
     /// (with the ones whose pull failed, after a warning).
     fn pull_cached<'p>(
         &mut self,
+        plan: &BuildPlan,
         todo: Vec<&'p ComponentPlan>,
         commits: &mut BTreeMap<String, String>,
         rep: &mut dyn Reporter,
@@ -239,6 +219,8 @@ impl Builder<'_> {
                             key.get(..12).unwrap_or(key)
                         ),
                     });
+                    let prefetch = &mut self.prefetch;
+                    prefetch_if_published(self.manifest, plan, prefetch, &p.name, &commit);
                     commits.insert(p.name.clone(), commit.clone());
                     self.new_refs.push((p.ref_name.clone(), commit));
                     self.summary.pulled.push(p.name.clone());
@@ -363,6 +345,37 @@ impl Builder<'_> {
         self.summary.composed.push(name.clone());
         Ok(commit)
     }
+}
+
+/// Start copying a new component commit into the export repository while the build goes
+/// on, when an image this run composes publishes it (`build --component` composes none).
+/// Its previous commit is what the export repository most likely shares with it.
+fn prefetch_if_published(
+    manifest: &Manifest,
+    plan: &BuildPlan,
+    prefetch: &mut publish::Prefetch,
+    name: &str,
+    commit: &str,
+) {
+    let published = plan.images.iter().any(|i| {
+        let image = &manifest.images[&i.name];
+        image.publish && image.components.iter().any(|c| c.get_ref() == name)
+    });
+    if !published {
+        return;
+    }
+    let previous = plan
+        .components
+        .iter()
+        .find(|p| p.name == name)
+        .and_then(|p| p.current.as_ref())
+        .map(|c| c.checksum.clone());
+    prefetch.start(
+        &manifest.build_repo_path(),
+        &manifest.export_repo_path(),
+        commit,
+        previous,
+    );
 }
 
 fn report_plan(plan: &BuildPlan, rep: &mut dyn Reporter) {
