@@ -344,28 +344,7 @@ fn a_cache_that_is_down_garbled_or_corrupt_means_building_with_a_warning() {
     worker.run(&["cache", "push", cache.to_str().unwrap()]).ok();
     let key_a = worker.plan()["fresh"].clone();
     assert_eq!(key_a, serde_json::json!(["component/a", "component/b"]));
-    let a_ref = ostree(&cache, &["refs"])
-        .lines()
-        .find(|r| {
-            ostree(
-                &cache,
-                &["show", "--print-metadata-key=ostree-build.component", r],
-            )
-            .trim()
-                == "'a'"
-        })
-        .expect("component a in the cache")
-        .to_string();
-    let listing = ostree(&cache, &["ls", "-C", &a_ref, "/usr/share/a/data"]);
-    let checksum = listing
-        .split_whitespace()
-        .nth(4)
-        .expect("checksum")
-        .to_string();
-    let object = cache
-        .join("objects")
-        .join(&checksum[..2])
-        .join(format!("{}.filez", &checksum[2..]));
+    let object = data_object(&cache, "a");
     let mut bytes = std::fs::read(&object).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
@@ -392,6 +371,25 @@ fn a_cache_that_is_down_garbled_or_corrupt_means_building_with_a_warning() {
     let fsck = ostree(&reader.build_repo(), &["fsck"]);
     assert!(!fsck.contains("partial"), "{fsck}");
     assert!(refs_before.is_empty());
+
+    // The same cache read as a folder (file://), whose object of a's file now holds b's
+    // (a well-formed object under the wrong name): libostree trusts a local remote's
+    // objects unless told not to; it is caught all the same.
+    std::fs::copy(data_object(&cache, "b"), &object).unwrap();
+    let local = Machine::new(
+        tmp.path(),
+        "local",
+        &cache_section(&format!("file://{}", cache.display())),
+    );
+    let run = local.run(&["build"]).ok();
+    assert!(
+        out(&run).contains("component 'a' could not be taken from the cache")
+            && out(&run).contains("Corrupted file object"),
+        "{}",
+        out(&run)
+    );
+    assert_eq!(local.image_tree(), expected);
+    ostree(&local.build_repo(), &["fsck"]);
 
     // Garbage where the summary should be.
     std::fs::write(cache.join("summary"), b"this is not a summary at all").unwrap();
@@ -624,6 +622,30 @@ fn wrong_cache_input_gets_one_clear_error() {
         out(&run)
     );
     assert!(!elsewhere.exists());
+}
+
+/// The object file in `cache` of component `name`'s `/usr/share/<name>/data`.
+fn data_object(cache: &Path, name: &str) -> PathBuf {
+    let meta = |r: &str| {
+        ostree(
+            cache,
+            &["show", "--print-metadata-key=ostree-build.component", r],
+        )
+        .trim()
+        .to_string()
+    };
+    let refs = ostree(cache, &["refs"]);
+    let cache_ref = refs
+        .lines()
+        .find(|r| meta(r) == format!("'{name}'"))
+        .expect("the component in the cache");
+    let path = format!("/usr/share/{name}/data");
+    let listing = ostree(cache, &["ls", "-C", cache_ref, &path]);
+    let checksum = listing.split_whitespace().nth(4).expect("checksum");
+    cache
+        .join("objects")
+        .join(&checksum[..2])
+        .join(format!("{}.filez", &checksum[2..]))
 }
 
 /// Everything a run printed: status lines and warnings (stdout), errors (stderr).

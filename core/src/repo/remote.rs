@@ -110,6 +110,12 @@ impl Repo {
         options.insert_value("refs", &vec![commit.to_string()].to_variant());
         options.insert_value("depth", &0i32.to_variant());
         options.insert_value("n-network-retries", &1u32.to_variant());
+        // libostree trusts a file:// remote and would copy its objects unchecked: a cache on
+        // a shared disk is as untrusted as one over HTTP.
+        options.insert_value(
+            "flags",
+            &(ostree::RepoPullFlags::UNTRUSTED.bits() as i32).to_variant(),
+        );
         let options = options.end();
         let (repo, name) = (self.own_handle()?, remote.name.to_string());
         let pulled = with_stall_limit(remote.stall, move |cancel, progress| {
