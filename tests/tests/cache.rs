@@ -426,18 +426,45 @@ fn signed_cache_commits_are_verified_and_unsigned_ones_refused() {
     let sigs = ostree(&cache, &["show", cache_ref.trim()]);
     assert!(sigs.contains("Found 1 signature"), "{sigs}");
 
-    // A project without keys pushes component b unsigned into the same cache.
+    // A project without keys pushes components b and c unsigned into the same cache.
     let unsigned = Machine::new(tmp.path(), "unsigned", &cache_section(&url));
-    unsigned.run(&["build", "--component", "b"]).ok();
+    unsigned
+        .run(&["build", "--component", "b", "--component", "c"])
+        .ok();
     unsigned
         .run(&["cache", "push", cache.to_str().unwrap()])
         .ok();
+    // Someone with write access points b's ref at a's signed commit (a replay).
+    let ref_of = |name: &str| {
+        let refs = ostree(&cache, &["refs"]);
+        refs.lines()
+            .find(|r| {
+                ostree(
+                    &cache,
+                    &["show", "--print-metadata-key=ostree-build.component", r],
+                )
+                .trim()
+                    == format!("'{name}'")
+            })
+            .expect("ref")
+            .to_string()
+    };
+    let (a_ref, b_ref) = (ref_of("a"), ref_of("b"));
+    let a_commit = ostree(&cache, &["rev-parse", &a_ref]);
+    std::fs::write(cache.join("refs/heads").join(&b_ref), a_commit).unwrap();
+    ostree(&cache, &["summary", "-u"]);
 
     let reader = Machine::new(tmp.path(), "reader", &signed);
     let run = reader.run(&["build"]).ok();
     assert!(out(&run).contains("Pulled component a"), "{}", out(&run));
     assert!(
         out(&run).contains("component 'b' could not be taken from the cache")
+            && out(&run).contains("records input hash"),
+        "{}",
+        out(&run)
+    );
+    assert!(
+        out(&run).contains("component 'c' could not be taken from the cache")
             && out(&run).contains("no signatures found"),
         "{}",
         out(&run)

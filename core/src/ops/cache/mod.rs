@@ -9,7 +9,7 @@ mod ssh;
 
 pub use push::{push, PushOptions, PushSummary};
 
-use super::plan::{BuildPlan, ComponentPlan};
+use super::plan::{BuildPlan, ComponentPlan, META_CACHE_KEY};
 use super::publish::signing_keys;
 use crate::manifest::Manifest;
 use crate::repo::{MetaValue, Recommit, RemoteRead, RemoteSpec, Repo};
@@ -102,6 +102,19 @@ pub fn fetch(
     let cached = p.cached.as_deref().unwrap_or_default();
     configure(manifest, repo)?;
     repo.pull_remote_commit(&read(manifest), cached)?;
+    // A commit (signed or not) recorded for another input hash is not this component.
+    let key = p.cache_key.as_deref().unwrap_or_default();
+    let recorded = repo
+        .commit_info(cached)?
+        .metadata
+        .get(META_CACHE_KEY)
+        .cloned();
+    if recorded.as_deref() != Some(key) {
+        anyhow::bail!(
+            "the cache's commit {cached} records input hash {}, not {key}",
+            recorded.as_deref().unwrap_or("none")
+        );
+    }
     let mut extra = metadata.to_vec();
     extra.push((
         META_FROM_CACHE.to_string(),

@@ -9,9 +9,10 @@ use crate::backends::Registry;
 use crate::cache_config::{parse_dest, PushDest};
 use crate::lock::{ExportLock, ProjectLock};
 use crate::manifest::Manifest;
+use crate::ops::plan::META_CACHE_KEY;
 use crate::ops::plan::{plan, PlanOptions};
 use crate::ops::publish::signing_keys;
-use crate::repo::{Repo, RepoKind};
+use crate::repo::{MetaValue, Recommit, Repo, RepoKind};
 use crate::report::{Event, Reporter};
 use anyhow::{anyhow, Result};
 
@@ -123,9 +124,9 @@ fn pushable(manifest: &Manifest, registry: &Registry, repo: &Repo) -> Result<(Ve
     for p in plan.components {
         match (&p.current, &p.reason, p.cache_key) {
             (Some(current), None, Some(key)) => items.push(Item {
+                commit: bound_to_key(repo, current, &key)?,
                 name: p.name,
                 key,
-                commit: current.checksum.clone(),
             }),
             (None, _, _) => skipped.push((p.name, "not built here".to_string())),
             (_, reason, _) => skipped.push((
@@ -135,6 +136,26 @@ fn pushable(manifest: &Manifest, registry: &Registry, repo: &Repo) -> Result<(Ve
         }
     }
     Ok((items, skipped))
+}
+
+/// The commit to send for `current` under `key`: itself when it records the key (every
+/// component built or pulled with a cache configured does), else the same tree committed
+/// again with the key added, the rest kept (same parent, subject and time, so the same
+/// commit at every push). Readers refuse a cache commit that does not record the key they
+/// asked for, so a signed commit cannot be replayed under another input hash.
+fn bound_to_key(repo: &Repo, current: &crate::repo::CommitInfo, key: &str) -> Result<String> {
+    if current.metadata.get(META_CACHE_KEY).map(String::as_str) == Some(key) {
+        return Ok(current.checksum.clone());
+    }
+    repo.recommit(
+        &current.checksum,
+        &Recommit {
+            parent: current.parent.as_deref(),
+            subject: &current.subject,
+            extra: &[(META_CACHE_KEY.to_string(), MetaValue::Str(key.to_string()))],
+            timestamp: current.timestamp,
+        },
+    )
 }
 
 /// Push into a repository on this machine (created as `archive` when missing).
