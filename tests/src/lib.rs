@@ -335,6 +335,16 @@ pub fn python_tar(dest: &Path, script_body: &str) {
     assert!(status.success(), "python tar script failed");
 }
 
+/// A child process (a test server) killed and reaped when dropped.
+pub struct Background(pub std::process::Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A TCP port on 127.0.0.1 that nothing listens on (as of now).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -6,7 +6,7 @@
 //! ssh), a cache that is down, a garbage summary, a corrupted object and signed commits.
 
 use ostree_build_tests::gpg::GpgKey;
-use ostree_build_tests::{free_port, ostree, script, wait_for_port, HttpServer, Run};
+use ostree_build_tests::{free_port, ostree, script, wait_for_port, Background, HttpServer, Run};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -690,7 +690,7 @@ fn which(tool: &str) -> bool {
 /// A server on 127.0.0.1 that answers like a static file server from `dir`, except that
 /// it never answers requests whose path contains `hang_on` ("" hangs every request).
 struct SilentServer {
-    child: std::process::Child,
+    _child: Background,
     url: String,
 }
 
@@ -713,16 +713,9 @@ impl SilentServer {
         let child = Command::new("python3").args(["-c", &code]).spawn().unwrap();
         wait_for_port(port);
         SilentServer {
-            child,
+            _child: Background(child),
             url: format!("http://127.0.0.1:{port}"),
         }
-    }
-}
-
-impl Drop for SilentServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -776,7 +769,7 @@ fn worker_tree_after_build(worker: &Machine) -> String {
 /// An OpenSSH server on 127.0.0.1 for root, with a throwaway host key and client key, in
 /// the foreground so that it stops when dropped.
 struct Sshd {
-    child: std::process::Child,
+    _child: Background,
     port: u16,
     /// `OSTREE_BUILD_SSH` for reaching it.
     ssh_command: String,
@@ -819,17 +812,10 @@ impl Sshd {
             dir.join("userkey").display()
         );
         Sshd {
-            child,
+            _child: Background(child),
             port,
             ssh_command,
         }
-    }
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
