@@ -197,17 +197,6 @@ impl Repo {
         Ok(super::delta_bsdiff::patch(&old, &new).map(|p| (meta, new.len() as u64, p)))
     }
 
-    /// A file object: its content stream (none for a symlink), info and xattrs.
-    fn load_file_object(
-        &self,
-        checksum: &str,
-    ) -> Result<(Option<gio::InputStream>, gio::FileInfo, glib::Variant)> {
-        self.repo
-            .load_file(checksum, NO_CANCEL)
-            .map_err(gerr)
-            .with_context(|| format!("cannot read file object {checksum}"))
-    }
-
     /// A regular file object's content and header fields, if it is a regular file of at
     /// least `min` bytes and at most [`super::delta_bsdiff::MAX_PAIR_BYTES`].
     fn regular_content(&self, checksum: &str, min: u64) -> Result<Option<(Vec<u8>, ContentMeta)>> {

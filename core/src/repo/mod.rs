@@ -400,6 +400,17 @@ impl Repo {
         }
     }
 
+    /// A file object: its content stream (none for a symlink), info and xattrs.
+    pub(super) fn load_file_object(
+        &self,
+        checksum: &str,
+    ) -> Result<(Option<gio::InputStream>, gio::FileInfo, glib::Variant)> {
+        self.repo
+            .load_file(checksum, NO_CANCEL)
+            .map_err(gerr)
+            .with_context(|| format!("cannot read file object {checksum}"))
+    }
+
     /// Path of a content object in a bare repository.
     pub fn object_path(&self, checksum: &str) -> PathBuf {
         self.path

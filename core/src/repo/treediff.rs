@@ -7,8 +7,8 @@
 //! only for modified entries, so its cost follows the size of the change.
 
 use super::tree::{commit_root, read_dirmeta, read_dirtree};
-use super::{gerr, Repo, NO_CANCEL};
-use anyhow::{Context, Result};
+use super::Repo;
+use anyhow::Result;
 use gio::prelude::*;
 use serde::Serialize;
 use std::io::Read;
@@ -119,8 +119,8 @@ impl Repo {
 
     /// What differs between two file objects with different checksums.
     fn file_changes(&self, a: &str, b: &str) -> Result<Vec<&'static str>> {
-        let (a_in, a_info, a_x) = self.load(a)?;
-        let (b_in, b_info, b_x) = self.load(b)?;
+        let (a_in, a_info, a_x) = self.load_file_object(a)?;
+        let (b_in, b_info, b_x) = self.load_file_object(b)?;
         let mode = |i: &gio::FileInfo| i.attribute_uint32("unix::mode");
         let owner = |i: &gio::FileInfo| {
             (
@@ -154,16 +154,6 @@ impl Repo {
             changed.push("content");
         }
         Ok(changed)
-    }
-
-    fn load(
-        &self,
-        checksum: &str,
-    ) -> Result<(Option<gio::InputStream>, gio::FileInfo, glib::Variant)> {
-        self.repo
-            .load_file(checksum, NO_CANCEL)
-            .map_err(gerr)
-            .with_context(|| format!("cannot read file object {checksum}"))
     }
 }
 
