@@ -92,7 +92,8 @@ pub(super) fn cache_keyring(manifest: &Manifest, repo: &Repo) -> Result<Option<P
 
 /// Take component `p` from the cache into `repo`: pull the cache's commit (checked), then
 /// commit its tree again as this project's commit of the component, with this machine's
-/// freshness metadata, so the next plan finds it fresh. Returns the new commit.
+/// freshness metadata, so the next plan finds it fresh. Returns the new commit. The remote
+/// is the one `lookup` configured (on disk: the pull reads it on a handle of its own).
 pub fn fetch(
     manifest: &Manifest,
     repo: &Repo,
@@ -100,7 +101,6 @@ pub fn fetch(
     metadata: &[(String, MetaValue)],
 ) -> Result<String> {
     let cached = p.cached.as_deref().unwrap_or_default();
-    configure(manifest, repo)?;
     repo.pull_remote_commit(&read(manifest), cached)?;
     // A commit (signed or not) recorded for another input hash is not this component.
     let key = p.cache_key.as_deref().unwrap_or_default();
