@@ -173,12 +173,12 @@ fn push_local<'a>(
             present.push(item.name.clone());
             continue;
         }
-        send_objects(manifest, repo, &cache, item)?;
         new.push(item);
     }
     if new.is_empty() {
         return Ok((new, present));
     }
+    send_objects(manifest, repo, &cache, &new)?;
     let _lock = ExportLock::acquire(
         dest,
         Some(&mut |holder: &str| {
@@ -227,24 +227,27 @@ fn open_cache(dest: &std::path::Path) -> Result<Repo> {
     Repo::open_or_create(dest, RepoKind::Export)
 }
 
-/// Copy one component's commit and objects into the `archive` repository `cache` (each
-/// object checksummed on the way), and sign it there when keys are configured.
+/// Copy components' commits and objects into the `archive` repository `cache` (each
+/// object checksummed on the way), and sign them there when keys are configured.
 pub(super) fn send_objects(
     manifest: &Manifest,
     repo: &Repo,
     cache: &Repo,
-    item: &Item,
+    items: &[&Item],
 ) -> Result<()> {
-    cache
-        .pull_commit_from(repo.path(), &item.commit)
-        .map_err(|e| {
-            anyhow!(
-                "component '{}': {e:#}; nothing of it was made visible in the cache",
-                item.name
-            )
-        })?;
-    if let Some(keyring) = super::cache_keyring(manifest, cache)? {
-        cache.sign_commit(&item.commit, &signing_keys(manifest), &keyring)?;
+    let keyring = super::cache_keyring(manifest, cache)?;
+    for item in items {
+        cache
+            .pull_commit_from(repo.path(), &item.commit)
+            .map_err(|e| {
+                anyhow!(
+                    "component '{}': {e:#}; nothing of it was made visible in the cache",
+                    item.name
+                )
+            })?;
+        if let Some(keyring) = &keyring {
+            cache.sign_commit(&item.commit, &signing_keys(manifest), keyring)?;
+        }
     }
     Ok(())
 }

@@ -37,9 +37,9 @@ pub(super) fn push<'a>(
     }
     let outbox =
         Repo::open_or_create(&manifest.state_dir().join("cache-outbox"), RepoKind::Export)?;
+    send_objects(manifest, repo, &outbox, &todo)?;
     let mut files = BTreeSet::new();
     for item in &todo {
-        send_objects(manifest, repo, &outbox, item)?;
         files.extend(outbox.commit_files(&item.commit)?);
     }
     rep.event(Event::Log {
