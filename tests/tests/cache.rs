@@ -342,8 +342,8 @@ fn a_cache_that_is_down_garbled_or_corrupt_means_building_with_a_warning() {
         .run(&["build", "--component", "a", "--component", "b"])
         .ok();
     worker.run(&["cache", "push", cache.to_str().unwrap()]).ok();
-    let key_a = worker.plan()["fresh"].clone();
-    assert_eq!(key_a, serde_json::json!(["component/a", "component/b"]));
+    let fresh = worker.plan()["fresh"].clone();
+    assert_eq!(fresh, serde_json::json!(["component/a", "component/b"]));
     let object = data_object(&cache, "a");
     let mut bytes = std::fs::read(&object).unwrap();
     let last = bytes.len() - 1;
@@ -351,7 +351,6 @@ fn a_cache_that_is_down_garbled_or_corrupt_means_building_with_a_warning() {
     std::fs::write(&object, bytes).unwrap();
 
     let reader = Machine::new(tmp.path(), "reader", &cache_section(&server.url));
-    let refs_before = ostree_build_tests::refs(&reader.dir.join("build/repo"));
     let run = reader.run(&["build"]).ok();
     assert!(
         out(&run).contains("warning: component 'a' could not be taken from the cache"),
@@ -370,7 +369,6 @@ fn a_cache_that_is_down_garbled_or_corrupt_means_building_with_a_warning() {
     // No partial commit is left behind by the failed pull.
     let fsck = ostree(&reader.build_repo(), &["fsck"]);
     assert!(!fsck.contains("partial"), "{fsck}");
-    assert!(refs_before.is_empty());
 
     // The same cache read as a folder (file://), whose object of a's file now holds b's
     // (a well-formed object under the wrong name): libostree trusts a local remote's

@@ -235,9 +235,9 @@ fn on_all_cores<T: Sync, R: Send>(
 
 /// The cache key of every stale component (of every one, with `all`) that has none yet:
 /// those fresh by their stamps took the key their commit records; the others digest their
-/// inputs by content. A stale one
-/// whose key is the one its commit records only got new times (a checkout, `touch`): it
-/// is fresh after all.
+/// inputs by content. A stale one whose key is the one its commit records only got new
+/// times (a checkout, `touch`): it is fresh after all. Its stamps stay changed, so each
+/// plan digests it again (a stat per file with the digest cache warm) until it is rebuilt.
 fn fill_cache_keys(
     manifest: &Manifest,
     components: &mut [ComponentPlan],
